@@ -1,0 +1,93 @@
+#include "harness/params.h"
+
+#include <stdexcept>
+
+namespace fb {
+
+const char* param_type_name(ParamType t) {
+  switch (t) {
+    case ParamType::Int: return "integer";
+    case ParamType::Float: return "number";
+    case ParamType::Bool: return "boolean";
+    case ParamType::String: return "string";
+    case ParamType::IntList: return "list of integers";
+    case ParamType::FloatList: return "list of numbers";
+    case ParamType::StringList: return "list of strings";
+    case ParamType::ShapeList: return "list of [M, N, K] shapes";
+  }
+  return "?";
+}
+
+namespace {
+bool all_of(const json& v, bool (json::*pred)() const noexcept) {
+  if (!v.is_array()) return false;
+  for (const auto& e : v)
+    if (!(e.*pred)()) return false;
+  return true;
+}
+}  // namespace
+
+bool value_fits(const ParamSpec& spec, const json& v) {
+  switch (spec.type) {
+    case ParamType::Int: return v.is_number_integer();
+    case ParamType::Float: return v.is_number();
+    case ParamType::Bool: return v.is_boolean();
+    case ParamType::String:
+      if (!v.is_string()) return false;
+      if (spec.choices.empty()) return true;
+      for (const auto& c : spec.choices)
+        if (c == v.get<std::string>()) return true;
+      return false;
+    case ParamType::IntList: return all_of(v, &json::is_number_integer);
+    case ParamType::FloatList: return all_of(v, &json::is_number);
+    case ParamType::StringList: return all_of(v, &json::is_string);
+    case ParamType::ShapeList:
+      if (!v.is_array() || v.empty()) return false;
+      for (const auto& s : v)
+        if (!all_of(s, &json::is_number_integer) || s.size() != 3) return false;
+      return true;
+  }
+  return false;
+}
+
+json normalise_value(const ParamSpec& spec, const json& v) {
+  if (spec.type == ParamType::Float) return v.get<double>();
+  if (spec.type == ParamType::FloatList) {
+    json out = json::array();
+    for (const auto& e : v) out.push_back(e.get<double>());
+    return out;
+  }
+  return v;
+}
+
+json fill_defaults(const ParamSchema& schema, const json& given) {
+  json out = json::object();
+  for (const auto& spec : schema) {
+    if (given.contains(spec.name))
+      out[spec.name] = normalise_value(spec, given.at(spec.name));
+    else if (!spec.default_value.is_null())
+      out[spec.name] = normalise_value(spec, spec.default_value);
+  }
+  return out;
+}
+
+const ParamSpec* find_param(const ParamSchema& schema, const std::string& name) {
+  for (const auto& s : schema)
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+namespace {
+const json& at(const json& p, const char* name) {
+  auto it = p.find(name);
+  if (it == p.end()) throw std::runtime_error(std::string("missing parameter '") + name + "'");
+  return *it;
+}
+}  // namespace
+
+int param_int(const json& p, const char* name) { return at(p, name).get<int>(); }
+double param_float(const json& p, const char* name) { return at(p, name).get<double>(); }
+bool param_bool(const json& p, const char* name) { return at(p, name).get<bool>(); }
+std::string param_string(const json& p, const char* name) { return at(p, name).get<std::string>(); }
+
+}  // namespace fb

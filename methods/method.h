@@ -1,0 +1,35 @@
+// A quantization method: turns a full-precision model into the model it evaluates,
+// by folding scales into norms/weights and installing operators on linear sites.
+// Its per-site decisions go into JobResult::sites (they are results too).
+#pragma once
+
+#include "harness/params.h"
+#include "harness/progress.h"
+#include "harness/registry.h"
+#include "harness/results.h"
+#include "models/model.h"
+#include "models/tokenizer.h"
+
+#include <filesystem>
+#include <functional>
+
+namespace fb {
+
+struct MethodContext {
+  const json& params;                    // filled with the schema's defaults
+  const std::filesystem::path& data_dir;
+  const Tokenizer* tokenizer;            // null for synthetic models without one
+  uint64_t seed;
+  Progress& progress;
+};
+
+struct MethodInfo {
+  std::string name;
+  std::string help;
+  ParamSchema params;
+  std::function<void(Model&, MethodContext&, JobResult&)> apply;
+};
+
+#define FB_REGISTER_METHOD(...) FB_REGISTER_IN(::fb::MethodInfo, __VA_ARGS__)
+
+}  // namespace fb
