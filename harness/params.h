@@ -24,6 +24,7 @@ struct ParamSpec {
   json default_value;  // null = required
   std::string help;
   std::vector<std::string> choices = {};  // for String: the allowed values (empty = any)
+  bool is_path = false;  // a file under the data directory: checked to exist when the config loads
 };
 
 using ParamSchema = std::vector<ParamSpec>;

@@ -1,0 +1,484 @@
+// SQLite store. Depends only on sqlite3 and nlohmann-json so the GPU tool can build it
+// on a machine without the rest of the harness's libraries.
+#include "harness/store.h"
+
+#include <sqlite3.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <random>
+#include <stdexcept>
+
+namespace fb {
+
+namespace {
+
+// Each entry migrates schema version i → i+1. Never edit a shipped entry: append a new one.
+const char* const kMigrations[] = {
+    // 0 → 1
+    R"SQL(
+CREATE TABLE runs (
+  uuid TEXT PRIMARY KEY,
+  started_at TEXT NOT NULL,
+  ended_at TEXT,
+  provenance TEXT NOT NULL,          -- JSON: git, build, host, cpu, gpu, blas, data file hashes
+  config_path TEXT, config_hash TEXT, config_text TEXT,
+  shard TEXT
+);
+CREATE TABLE jobs (
+  id INTEGER PRIMARY KEY,
+  run_uuid TEXT NOT NULL REFERENCES runs(uuid),
+  key TEXT NOT NULL,                 -- hash of the job's canonical JSON
+  model TEXT, method TEXT, evaluation TEXT,
+  spec TEXT NOT NULL,                -- the canonical JSON itself
+  status TEXT NOT NULL CHECK (status IN ('running','done','failed')),
+  error TEXT,
+  info TEXT,
+  synthetic INTEGER NOT NULL DEFAULT 0,
+  started_at TEXT NOT NULL, ended_at TEXT, duration_s REAL,
+  UNIQUE (run_uuid, key)
+);
+CREATE INDEX jobs_key ON jobs(key, id);
+CREATE TABLE metrics (
+  job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+  name TEXT NOT NULL, value REAL, unit TEXT, n INTEGER, stddev REAL,
+  samples TEXT,                      -- JSON array of the raw repetitions
+  PRIMARY KEY (job_id, name)
+);
+CREATE TABLE sites (
+  job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+  layer INTEGER, role TEXT, w_bits INTEGER, a_bits INTEGER,
+  k_in INTEGER, k_flat INTEGER, k_pad INTEGER,
+  w_scale REAL, a_scale REAL, kl REAL, clip REAL, mse REAL, flops REAL,
+  extra TEXT
+);
+CREATE INDEX sites_job ON sites(job_id);
+CREATE TABLE gemm (
+  job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+  device TEXT, backend TEXT, dtype TEXT, m INTEGER, n INTEGER, k INTEGER,
+  reps INTEGER, min_ms REAL, median_ms REAL, max_ms REAL, gops REAL, ratio_to_fp32 REAL,
+  samples TEXT, extra TEXT
+);
+CREATE INDEX gemm_job ON gemm(job_id);
+)SQL",
+};
+constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
+static_assert(kMigrationCount == kSchemaVersion, "one migration per schema version");
+
+// RAII prepared statement with positional binding helpers.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const std::string& sql) : db_(db) {
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s_, nullptr) != SQLITE_OK)
+      throw std::runtime_error(std::string("SQL prepare failed: ") + sqlite3_errmsg(db) + " in: " + sql);
+  }
+  ~Stmt() { sqlite3_finalize(s_); }
+  Stmt& bind(int i, const std::string& v) {
+    sqlite3_bind_text(s_, i, v.c_str(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& bind(int i, const char* v) { return bind(i, std::string(v)); }
+  Stmt& bind(int i, double v) {
+    sqlite3_bind_double(s_, i, v);
+    return *this;
+  }
+  Stmt& bind(int i, long v) {
+    sqlite3_bind_int64(s_, i, v);
+    return *this;
+  }
+  Stmt& bind(int i, int v) { return bind(i, static_cast<long>(v)); }
+  Stmt& bind_null(int i) {
+    sqlite3_bind_null(s_, i);
+    return *this;
+  }
+  bool step() {
+    int rc = sqlite3_step(s_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    throw std::runtime_error(std::string("SQL step failed: ") + sqlite3_errmsg(db_));
+  }
+  std::string text(int c) const {
+    auto p = sqlite3_column_text(s_, c);
+    return p ? reinterpret_cast<const char*>(p) : "";
+  }
+  double real(int c) const { return sqlite3_column_double(s_, c); }
+  long integer(int c) const { return sqlite3_column_int64(s_, c); }
+  json js(int c) const {
+    std::string t = text(c);
+    return t.empty() ? json() : json::parse(t);
+  }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* s_ = nullptr;
+};
+
+// BEGIN IMMEDIATE … COMMIT, rolled back if the scope is left by an exception.
+class Transaction {
+ public:
+  explicit Transaction(sqlite3* db) : db_(db) { run("BEGIN IMMEDIATE"); }
+  ~Transaction() {
+    if (!done_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+  void commit() {
+    run("COMMIT");
+    done_ = true;
+  }
+
+ private:
+  void run(const char* sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string msg = err ? err : "?";
+      sqlite3_free(err);
+      throw std::runtime_error(std::string(sql) + " failed: " + msg);
+    }
+  }
+  sqlite3* db_;
+  bool done_ = false;
+};
+
+JobRow read_job(const Stmt& s) {
+  JobRow j;
+  j.id = s.integer(0);
+  j.key = s.text(1);
+  j.run_uuid = s.text(2);
+  j.model = s.text(3);
+  j.method = s.text(4);
+  j.evaluation = s.text(5);
+  j.spec = s.js(6);
+  j.status = s.text(7);
+  j.error = s.text(8);
+  j.started_at = s.text(9);
+  j.ended_at = s.text(10);
+  j.duration_s = s.real(11);
+  j.synthetic = s.integer(12) != 0;
+  return j;
+}
+constexpr const char* kJobColumns =
+    "id, key, run_uuid, model, method, evaluation, spec, status, error, started_at, ended_at, duration_s, synthetic";
+
+}  // namespace
+
+std::string now_iso8601() {
+  using namespace std::chrono;
+  auto now = system_clock::now();
+  std::time_t t = system_clock::to_time_t(now);
+  int ms = static_cast<int>(duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+  return buf;
+}
+
+std::string new_uuid() {
+  std::random_device rd;
+  char buf[33];
+  for (int i = 0; i < 4; ++i) std::snprintf(buf + 8 * i, 9, "%08x", static_cast<unsigned>(rd()));
+  return buf;
+}
+
+Store::Store(const std::filesystem::path& path, bool read_only) : path_(path) {
+  if (!read_only && path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
+  int flags = read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  if (sqlite3_open_v2(path.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
+    std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw std::runtime_error("cannot open results database " + path.string() + ": " + msg);
+  }
+  sqlite3_busy_timeout(db_, 30000);
+  exec("PRAGMA foreign_keys = ON");
+  if (!read_only) {
+    exec("PRAGMA journal_mode = WAL");
+    exec("PRAGMA synchronous = NORMAL");
+    migrate();
+  } else if (schema_version() > kSchemaVersion) {
+    throw std::runtime_error(path.string() + " was written by a newer flatbench (schema " +
+                             std::to_string(schema_version()) + ")");
+  }
+}
+
+Store::~Store() { sqlite3_close(db_); }
+
+void Store::exec(const std::string& sql) const {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "?";
+    sqlite3_free(err);
+    throw std::runtime_error(path_.string() + ": " + msg);
+  }
+}
+
+int Store::schema_version() const {
+  Stmt s(db_, "PRAGMA user_version");
+  s.step();
+  return static_cast<int>(s.integer(0));
+}
+
+void Store::migrate() {
+  Transaction tx(db_);
+  int v = schema_version();
+  if (v > kSchemaVersion)
+    throw std::runtime_error(path_.string() + " has schema " + std::to_string(v) + ", newer than this flatbench (" +
+                             std::to_string(kSchemaVersion) + ")");
+  for (; v < kSchemaVersion; ++v) {
+    exec(kMigrations[v]);
+    exec("PRAGMA user_version = " + std::to_string(v + 1));
+  }
+  tx.commit();
+}
+
+void Store::begin_run(const RunInfo& run) {
+  Stmt s(db_,
+         "INSERT INTO runs(uuid, started_at, provenance, config_path, config_hash, config_text, shard) "
+         "VALUES (?,?,?,?,?,?,?)");
+  s.bind(1, run.uuid).bind(2, run.started_at.empty() ? now_iso8601() : run.started_at).bind(3, run.provenance.dump());
+  s.bind(4, run.config_path).bind(5, run.config_hash).bind(6, run.config_text).bind(7, run.shard);
+  s.step();
+}
+
+void Store::end_run(const std::string& run_uuid) {
+  Stmt s(db_, "UPDATE runs SET ended_at = ? WHERE uuid = ?");
+  s.bind(1, now_iso8601()).bind(2, run_uuid);
+  s.step();
+}
+
+std::string Store::job_status(const std::string& key) const {
+  Stmt s(db_, "SELECT status FROM jobs WHERE key = ? ORDER BY (status = 'done') DESC, id DESC LIMIT 1");
+  s.bind(1, key);
+  return s.step() ? s.text(0) : "";
+}
+
+std::map<std::string, std::string> Store::job_statuses() const {
+  // A key counts as done if any row for it is done; otherwise its newest status.
+  std::map<std::string, std::string> out;
+  Stmt s(db_, "SELECT key, status FROM jobs ORDER BY id");
+  while (s.step()) {
+    auto& st = out[s.text(0)];
+    if (st != "done") st = s.text(1);
+  }
+  return out;
+}
+
+long Store::start_job(const std::string& run_uuid, const std::string& key, const json& spec) {
+  auto name_of = [&](const char* part) -> std::string {
+    if (!spec.contains(part) || spec[part].is_null()) return "";
+    return spec[part].value("name", "");
+  };
+  Transaction tx(db_);
+  // A job left 'running' by a killed process is forgotten; its redo replaces it.
+  Stmt del(db_, "DELETE FROM jobs WHERE key = ? AND status = 'running'");
+  del.bind(1, key);
+  del.step();
+  Stmt s(db_,
+         "INSERT INTO jobs(run_uuid, key, model, method, evaluation, spec, status, started_at) "
+         "VALUES (?,?,?,?,?,?,'running',?)");
+  s.bind(1, run_uuid).bind(2, key).bind(3, name_of("model")).bind(4, name_of("method")).bind(5, name_of("eval"));
+  s.bind(6, spec.dump()).bind(7, now_iso8601());
+  s.step();
+  long id = sqlite3_last_insert_rowid(db_);
+  tx.commit();
+  return id;
+}
+
+void Store::finish_job(long job_id, const JobResult& r, double duration_s) {
+  Transaction tx(db_);
+  for (const auto& m : r.metrics) {
+    Stmt s(db_, "INSERT INTO metrics(job_id, name, value, unit, n, stddev, samples) VALUES (?,?,?,?,?,?,?)");
+    s.bind(1, job_id).bind(2, m.name).bind(3, m.value).bind(4, m.unit).bind(5, m.n).bind(6, m.stddev);
+    if (m.samples.empty()) s.bind_null(7); else s.bind(7, json(m.samples).dump());
+    s.step();
+  }
+  for (const auto& x : r.sites) {
+    Stmt s(db_,
+           "INSERT INTO sites(job_id, layer, role, w_bits, a_bits, k_in, k_flat, k_pad, w_scale, a_scale, kl, clip, "
+           "mse, flops, extra) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    s.bind(1, job_id).bind(2, x.layer).bind(3, x.role).bind(4, x.w_bits).bind(5, x.a_bits).bind(6, x.k_in);
+    s.bind(7, x.k_flat).bind(8, x.k_pad).bind(9, x.w_scale).bind(10, x.a_scale).bind(11, x.kl).bind(12, x.clip);
+    s.bind(13, x.mse).bind(14, x.flops).bind(15, x.extra.dump());
+    s.step();
+  }
+  for (const auto& g : r.gemms) {
+    Stmt s(db_,
+           "INSERT INTO gemm(job_id, device, backend, dtype, m, n, k, reps, min_ms, median_ms, max_ms, gops, "
+           "ratio_to_fp32, samples, extra) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    s.bind(1, job_id).bind(2, g.device).bind(3, g.backend).bind(4, g.dtype).bind(5, g.m).bind(6, g.n).bind(7, g.k);
+    s.bind(8, g.reps).bind(9, g.min_ms).bind(10, g.median_ms).bind(11, g.max_ms).bind(12, g.gops);
+    s.bind(13, g.ratio_to_fp32).bind(14, json(g.samples_ms).dump()).bind(15, g.extra.dump());
+    s.step();
+  }
+  Stmt s(db_, "UPDATE jobs SET status='done', error=NULL, info=?, synthetic=?, ended_at=?, duration_s=? WHERE id=?");
+  s.bind(1, r.info.dump()).bind(2, r.synthetic ? 1 : 0).bind(3, now_iso8601()).bind(4, duration_s).bind(5, job_id);
+  s.step();
+  tx.commit();
+}
+
+void Store::fail_job(long job_id, const std::string& error, double duration_s) {
+  Stmt s(db_, "UPDATE jobs SET status='failed', error=?, ended_at=?, duration_s=? WHERE id=?");
+  s.bind(1, error).bind(2, now_iso8601()).bind(3, duration_s).bind(4, job_id);
+  s.step();
+}
+
+std::vector<JobRow> Store::jobs(const std::string& where_sql, const std::vector<std::string>& args) const {
+  Stmt s(db_, std::string("SELECT ") + kJobColumns + " FROM jobs " + where_sql);
+  for (size_t i = 0; i < args.size(); ++i) s.bind(static_cast<int>(i + 1), args[i]);
+  std::vector<JobRow> out;
+  while (s.step()) out.push_back(read_job(s));
+  return out;
+}
+
+std::optional<JobRow> Store::newest_job(const std::string& key_prefix) const {
+  auto rows = jobs("WHERE key LIKE ? || '%' OR CAST(id AS TEXT) = ? ORDER BY (status='done') DESC, id DESC LIMIT 1",
+                   {key_prefix, key_prefix});
+  if (rows.empty()) return std::nullopt;
+  return rows.front();
+}
+
+std::vector<Metric> Store::metrics(long job_id) const {
+  Stmt s(db_, "SELECT name, value, unit, n, stddev, samples FROM metrics WHERE job_id = ? ORDER BY rowid");
+  s.bind(1, job_id);
+  std::vector<Metric> out;
+  while (s.step()) {
+    Metric m{s.text(0), s.real(1), s.text(2), static_cast<int>(s.integer(3)), s.real(4)};
+    json smp = s.js(5);
+    if (smp.is_array()) m.samples = smp.get<std::vector<double>>();
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+std::vector<SiteRecord> Store::sites(long job_id) const {
+  Stmt s(db_,
+         "SELECT layer, role, w_bits, a_bits, k_in, k_flat, k_pad, w_scale, a_scale, kl, clip, mse, flops, extra "
+         "FROM sites WHERE job_id = ? ORDER BY rowid");
+  s.bind(1, job_id);
+  std::vector<SiteRecord> out;
+  while (s.step()) {
+    SiteRecord r;
+    r.layer = static_cast<int>(s.integer(0));
+    r.role = s.text(1);
+    r.w_bits = static_cast<int>(s.integer(2));
+    r.a_bits = static_cast<int>(s.integer(3));
+    r.k_in = static_cast<int>(s.integer(4));
+    r.k_flat = static_cast<int>(s.integer(5));
+    r.k_pad = static_cast<int>(s.integer(6));
+    r.w_scale = s.real(7);
+    r.a_scale = s.real(8);
+    r.kl = s.real(9);
+    r.clip = s.real(10);
+    r.mse = s.real(11);
+    r.flops = s.real(12);
+    r.extra = s.js(13);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+std::vector<GemmRecord> Store::gemms(long job_id) const {
+  Stmt s(db_,
+         "SELECT device, backend, dtype, m, n, k, reps, min_ms, median_ms, max_ms, gops, ratio_to_fp32, samples, extra "
+         "FROM gemm WHERE job_id = ? ORDER BY rowid");
+  s.bind(1, job_id);
+  std::vector<GemmRecord> out;
+  while (s.step()) {
+    GemmRecord g;
+    g.device = s.text(0);
+    g.backend = s.text(1);
+    g.dtype = s.text(2);
+    g.m = s.integer(3);
+    g.n = s.integer(4);
+    g.k = s.integer(5);
+    g.reps = static_cast<int>(s.integer(6));
+    g.min_ms = s.real(7);
+    g.median_ms = s.real(8);
+    g.max_ms = s.real(9);
+    g.gops = s.real(10);
+    g.ratio_to_fp32 = s.real(11);
+    json smp = s.js(12);
+    if (smp.is_array()) g.samples_ms = smp.get<std::vector<double>>();
+    g.extra = s.js(13);
+    out.push_back(std::move(g));
+  }
+  return out;
+}
+
+std::optional<RunInfo> Store::run(const std::string& uuid) const {
+  Stmt s(db_,
+         "SELECT uuid, started_at, ended_at, provenance, config_path, config_hash, config_text, shard FROM runs "
+         "WHERE uuid = ?");
+  s.bind(1, uuid);
+  if (!s.step()) return std::nullopt;
+  RunInfo r;
+  r.uuid = s.text(0);
+  r.started_at = s.text(1);
+  r.ended_at = s.text(2);
+  r.provenance = s.js(3);
+  r.config_path = s.text(4);
+  r.config_hash = s.text(5);
+  r.config_text = s.text(6);
+  r.shard = s.text(7);
+  return r;
+}
+
+long Store::merge_from(const std::filesystem::path& other) {
+  if (!std::filesystem::exists(other)) throw std::runtime_error("merge: no such database: " + other.string());
+  { Store check(other, true); }  // validates the schema version of the source
+  Stmt attach(db_, "ATTACH DATABASE ? AS src");
+  attach.bind(1, other.string());
+  attach.step();
+  long added = 0;
+  try {
+    Transaction tx(db_);
+    exec("INSERT OR IGNORE INTO runs SELECT * FROM src.runs");
+    exec(
+        "CREATE TEMP TABLE merge_map AS SELECT s.id AS src_id, s.run_uuid, s.key FROM src.jobs s "
+        "WHERE s.status = 'done' AND NOT EXISTS (SELECT 1 FROM main.jobs j WHERE j.run_uuid = s.run_uuid AND "
+        "j.key = s.key AND j.status = 'done')");
+    exec(
+        "DELETE FROM main.jobs WHERE status != 'done' AND EXISTS (SELECT 1 FROM merge_map m WHERE "
+        "m.run_uuid = main.jobs.run_uuid AND m.key = main.jobs.key)");
+    exec(
+        "INSERT INTO main.jobs(run_uuid, key, model, method, evaluation, spec, status, error, info, synthetic, "
+        "started_at, ended_at, duration_s) SELECT s.run_uuid, s.key, s.model, s.method, s.evaluation, s.spec, "
+        "s.status, s.error, s.info, s.synthetic, s.started_at, s.ended_at, s.duration_s FROM src.jobs s "
+        "JOIN merge_map m ON m.src_id = s.id");
+    const char* remap =
+        " FROM %s x JOIN merge_map m ON m.src_id = x.job_id JOIN main.jobs j ON j.run_uuid = m.run_uuid AND "
+        "j.key = m.key";
+    auto copy = [&](const std::string& table, const std::string& cols) {
+      char buf[512];
+      std::snprintf(buf, sizeof buf, remap, ("src." + table).c_str());
+      std::string xcols;
+      size_t start = 0;
+      while (start < cols.size()) {
+        size_t comma = cols.find(',', start);
+        if (comma == std::string::npos) comma = cols.size();
+        std::string c = cols.substr(start, comma - start);
+        while (!c.empty() && c.front() == ' ') c.erase(0, 1);
+        xcols += ", x." + c;
+        start = comma + 1;
+      }
+      exec("INSERT INTO main." + table + "(job_id, " + cols + ") SELECT j.id" + xcols + buf);
+    };
+    copy("metrics", "name, value, unit, n, stddev, samples");
+    copy("sites", "layer, role, w_bits, a_bits, k_in, k_flat, k_pad, w_scale, a_scale, kl, clip, mse, flops, extra");
+    copy("gemm", "device, backend, dtype, m, n, k, reps, min_ms, median_ms, max_ms, gops, ratio_to_fp32, samples, extra");
+    Stmt count(db_, "SELECT COUNT(*) FROM merge_map");
+    count.step();
+    added = count.integer(0);
+    exec("DROP TABLE merge_map");
+    tx.commit();
+  } catch (...) {
+    sqlite3_exec(db_, "DROP TABLE IF EXISTS temp.merge_map", nullptr, nullptr, nullptr);
+    sqlite3_exec(db_, "DETACH DATABASE src", nullptr, nullptr, nullptr);
+    throw;
+  }
+  exec("DETACH DATABASE src");
+  return added;
+}
+
+}  // namespace fb
