@@ -1,5 +1,7 @@
 #include "kernels/quant.h"
 
+#include "kernels/gemm_ref.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -199,7 +201,7 @@ std::vector<float> search_clip_mse(const QMat& W, const QuantSpec& spec, int gri
 }
 
 std::vector<uint8_t> pack_int4(const int8_t* codes, int rows, int cols) {
-  const int rb = int4_row_bytes(cols);
+  const long rb = int4_row_bytes(cols);
   std::vector<uint8_t> out(size_t(rows) * rb, 0);
   for (int r = 0; r < rows; ++r)
     for (int c = 0; c < cols; ++c) {
@@ -212,7 +214,7 @@ std::vector<uint8_t> pack_int4(const int8_t* codes, int rows, int cols) {
 }
 
 void unpack_int4(const uint8_t* packed, int rows, int cols, int8_t* codes) {
-  const int rb = int4_row_bytes(cols);
+  const long rb = int4_row_bytes(cols);
   for (int r = 0; r < rows; ++r)
     for (int c = 0; c < cols; ++c) {
       uint8_t byte = packed[size_t(r) * rb + c / 2];

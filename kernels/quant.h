@@ -96,7 +96,7 @@ std::vector<float> search_clip_mse(const QMat& W, const QuantSpec& spec, int gri
 // INT4 packing: rows × cols codes in [−8, 7] → rows × ceil(cols/2) bytes; in each byte the low
 // nibble holds the even column, the high nibble the odd column, two's complement.
 std::vector<uint8_t> pack_int4(const int8_t* codes, int rows, int cols);
+// (Row stride int4_row_bytes(cols), declared in kernels/gemm_ref.h.)
 void unpack_int4(const uint8_t* packed, int rows, int cols, int8_t* codes);
-inline int int4_row_bytes(int cols) { return (cols + 1) / 2; }
 
 }  // namespace fb
