@@ -30,7 +30,7 @@ CREATE TABLE jobs (
   id INTEGER PRIMARY KEY,
   run_uuid TEXT NOT NULL REFERENCES runs(uuid),
   key TEXT NOT NULL,                 -- hash of the job's canonical JSON
-  model TEXT, method TEXT, evaluation TEXT,
+  model TEXT, method TEXT, evaluation TEXT, label TEXT,
   spec TEXT NOT NULL,                -- the canonical JSON itself
   status TEXT NOT NULL CHECK (status IN ('running','done','failed')),
   error TEXT,
@@ -154,10 +154,12 @@ JobRow read_job(const Stmt& s) {
   j.ended_at = s.text(10);
   j.duration_s = s.real(11);
   j.synthetic = s.integer(12) != 0;
+  j.label = s.text(13);
   return j;
 }
 constexpr const char* kJobColumns =
-    "id, key, run_uuid, model, method, evaluation, spec, status, error, started_at, ended_at, duration_s, synthetic";
+    "id, key, run_uuid, model, method, evaluation, spec, status, error, started_at, ended_at, duration_s, synthetic, "
+    "label";
 
 }  // namespace
 
@@ -168,7 +170,7 @@ std::string now_iso8601() {
   int ms = static_cast<int>(duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000);
   std::tm tm{};
   gmtime_r(&t, &tm);
-  char buf[40];
+  char buf[64];
   std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
                 tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
   return buf;
@@ -264,7 +266,8 @@ std::map<std::string, std::string> Store::job_statuses() const {
   return out;
 }
 
-long Store::start_job(const std::string& run_uuid, const std::string& key, const json& spec) {
+long Store::start_job(const std::string& run_uuid, const std::string& key, const json& spec,
+                      const std::string& label) {
   auto name_of = [&](const char* part) -> std::string {
     if (!spec.contains(part) || spec[part].is_null()) return "";
     return spec[part].value("name", "");
@@ -275,10 +278,10 @@ long Store::start_job(const std::string& run_uuid, const std::string& key, const
   del.bind(1, key);
   del.step();
   Stmt s(db_,
-         "INSERT INTO jobs(run_uuid, key, model, method, evaluation, spec, status, started_at) "
-         "VALUES (?,?,?,?,?,?,'running',?)");
+         "INSERT INTO jobs(run_uuid, key, model, method, evaluation, label, spec, status, started_at) "
+         "VALUES (?,?,?,?,?,?,?,'running',?)");
   s.bind(1, run_uuid).bind(2, key).bind(3, name_of("model")).bind(4, name_of("method")).bind(5, name_of("eval"));
-  s.bind(6, spec.dump()).bind(7, now_iso8601());
+  s.bind(6, label).bind(7, spec.dump()).bind(8, now_iso8601());
   s.step();
   long id = sqlite3_last_insert_rowid(db_);
   tx.commit();
@@ -442,8 +445,8 @@ long Store::merge_from(const std::filesystem::path& other) {
         "DELETE FROM main.jobs WHERE status != 'done' AND EXISTS (SELECT 1 FROM merge_map m WHERE "
         "m.run_uuid = main.jobs.run_uuid AND m.key = main.jobs.key)");
     exec(
-        "INSERT INTO main.jobs(run_uuid, key, model, method, evaluation, spec, status, error, info, synthetic, "
-        "started_at, ended_at, duration_s) SELECT s.run_uuid, s.key, s.model, s.method, s.evaluation, s.spec, "
+        "INSERT INTO main.jobs(run_uuid, key, model, method, evaluation, label, spec, status, error, info, synthetic, "
+        "started_at, ended_at, duration_s) SELECT s.run_uuid, s.key, s.model, s.method, s.evaluation, s.label, s.spec, "
         "s.status, s.error, s.info, s.synthetic, s.started_at, s.ended_at, s.duration_s FROM src.jobs s "
         "JOIN merge_map m ON m.src_id = s.id");
     const char* remap =

@@ -38,6 +38,7 @@ struct JobRow {
   long id = 0;
   std::string key, run_uuid;
   std::string model, method, evaluation;
+  std::string label;    // human label from the config expansion
   json spec;            // the job's canonical JSON
   std::string status;   // running | done | failed
   std::string error;
@@ -65,7 +66,7 @@ class Store {
   std::map<std::string, std::string> job_statuses() const;  // key → newest status
 
   // Marks a job as started (its own small transaction, so `list` shows it).
-  long start_job(const std::string& run_uuid, const std::string& key, const json& spec);
+  long start_job(const std::string& run_uuid, const std::string& key, const json& spec, const std::string& label = "");
   // Writes the whole outcome in one transaction and marks the job done (or failed).
   void finish_job(long job_id, const JobResult& result, double duration_s);
   void fail_job(long job_id, const std::string& error, double duration_s);

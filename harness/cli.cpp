@@ -1,0 +1,259 @@
+#include "harness/cli.h"
+
+#include "harness/config.h"
+#include "harness/evaluator.h"
+#include "harness/runner.h"
+#include "harness/store.h"
+#include "kernels/gemm_backend.h"
+#include "methods/method.h"
+#include "models/source.h"
+#include "reports/summary.h"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <iostream>
+
+namespace fb {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Options {
+  std::string db = "results/flatbench.db";
+  std::string data_dir;
+  std::string config;
+  std::string shard;
+  std::string job;
+  std::string format = "text";
+  std::vector<std::string> merge_inputs;
+  RunOptions run;
+};
+
+void add_common(CLI::App* cmd, Options& o) {
+  cmd->add_option("--db", o.db, "results database (SQLite)")->capture_default_str();
+  cmd->add_option("--data-dir", o.data_dir, "where models and datasets live (default: $FLATBENCH_DATA_DIR or ../shared/data)");
+}
+
+void add_selection(CLI::App* cmd, Options& o) {
+  cmd->add_option("CONFIG", o.config, "YAML sweep config")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--shard", o.shard, "run shard I of N (1-based, e.g. 2/4): every N-th job, starting at the I-th");
+  cmd->add_flag("--json", o.run.json, "machine-readable output on stdout");
+}
+
+Config load(const Options& o) { return load_config(o.config, o.data_dir); }
+
+void apply_shard(Options& o) {
+  if (o.shard.empty()) return;
+  if (!parse_shard(o.shard, o.run.shard_index, o.run.shard_count))
+    throw CLI::ValidationError("--shard", "expected I/N with 1 ≤ I ≤ N, got '" + o.shard + "'");
+}
+
+int cmd_run(Options& o) {
+  apply_shard(o);
+  Config cfg = load(o);
+  o.run.db_path = o.db;
+  RunCounts c = run_sweep(cfg, o.run, std::cout);
+  if (!o.run.json && !o.run.dry_run)
+    std::cerr << fmt::format("done: {} ran, {} failed, {} already done, {} failed earlier (not retried)\n", c.ran,
+                             c.failed, c.done_before, c.failed_before);
+  return c.failed > 0 ? 1 : 0;
+}
+
+int cmd_list(Options& o) {
+  apply_shard(o);
+  Config cfg = load(o);
+  auto jobs = shard_jobs(cfg.jobs, o.run.shard_index, o.run.shard_count);
+  std::map<std::string, std::string> status;
+  if (fs::exists(o.db)) status = Store(o.db, true).job_statuses();
+  Table t{fmt::format("{}: {} jobs", cfg.name, jobs.size()), {"job", "status", "label"}, {}, {}};
+  for (const auto& j : jobs)
+    t.add_row({j.key.substr(0, 12), status.count(j.key) ? status[j.key] : "pending", j.label});
+  std::cout << t.render(o.run.json ? "json" : "text");
+  return 0;
+}
+
+int cmd_show(Options& o) {
+  if (!fs::exists(o.db)) throw std::runtime_error("no results database at " + o.db);
+  Store store(o.db, true);
+  auto row = store.newest_job(o.job);
+  if (!row) throw std::runtime_error("no job with key or id '" + o.job + "' in " + o.db);
+  nlohmann::json j = {{"id", row->id},       {"key", row->key},         {"label", row->label},
+                      {"status", row->status}, {"error", row->error},   {"spec", row->spec},
+                      {"run", row->run_uuid},  {"started_at", row->started_at}, {"duration_s", row->duration_s},
+                      {"synthetic", row->synthetic}};
+  auto metrics = store.metrics(row->id);
+  auto sites = store.sites(row->id);
+  auto gemms = store.gemms(row->id);
+  auto run = store.run(row->run_uuid);
+  if (o.run.json) {
+    for (const auto& m : metrics) j["metrics"][m.name] = {{"value", m.value}, {"unit", m.unit}, {"n", m.n}, {"stddev", m.stddev}};
+    if (run) j["provenance"] = run->provenance;
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  std::cout << fmt::format("job {} (id {})\n  label:    {}\n  status:   {}{}\n  run:      {}  started {}  {:.3f} s\n",
+                           row->key, row->id, row->label, row->status, row->error.empty() ? "" : " — " + row->error,
+                           row->run_uuid, row->started_at, row->duration_s);
+  if (row->synthetic) std::cout << "  model:    SYNTHETIC weights (latency/memory/mechanics only, no accuracy claims)\n";
+  std::cout << "  spec:     " << row->spec.dump() << "\n";
+  if (run) {
+    const auto& p = run->provenance;
+    std::cout << fmt::format("  commit:   {}{}\n  cpu:      {}\n  blas:     {}\n", p["git"].value("commit", "?"),
+                             p["git"].value("dirty", false) ? " (dirty)" : "", p["cpu"].value("model", "?"),
+                             p["blas"].value("openblas_core", "?"));
+  }
+  Table mt{"metrics", {"name", "value", "unit", "n", "stddev"}, {}, {}};
+  for (const auto& m : metrics)
+    mt.add_row({m.name, fmt_num(m.value, 6), m.unit, std::to_string(m.n), m.n > 1 ? fmt_num(m.stddev) : ""});
+  std::cout << "\n" << mt.text();
+  if (!sites.empty()) {
+    Table st{"sites", {"layer", "role", "W bits", "A bits", "K in", "K flat", "K pad", "KL", "clip", "mse"}, {}, {}};
+    for (const auto& s : sites)
+      st.add_row({std::to_string(s.layer), s.role, std::to_string(s.w_bits), std::to_string(s.a_bits),
+                  std::to_string(s.k_in), std::to_string(s.k_flat), std::to_string(s.k_pad),
+                  s.kl >= 0 ? fmt_num(s.kl) : "", fmt_num(s.clip), s.mse >= 0 ? fmt_num(s.mse) : ""});
+    std::cout << "\n" << st.text();
+  }
+  if (!gemms.empty()) {
+    Table gt{"gemm", {"backend", "dtype", "M", "N", "K", "min ms", "median ms", "max ms", "GOP/s", "×fp32"}, {}, {}};
+    for (const auto& g : gemms)
+      gt.add_row({g.backend, g.dtype, std::to_string(g.m), std::to_string(g.n), std::to_string(g.k), fmt_num(g.min_ms),
+                  fmt_num(g.median_ms), fmt_num(g.max_ms), fmt_num(g.gops), fmt_num(g.ratio_to_fp32, 3)});
+    std::cout << "\n" << gt.text();
+  }
+  return 0;
+}
+
+int cmd_report(Options& o) {
+  if (!fs::exists(o.db)) throw std::runtime_error("no results database at " + o.db + " (run a sweep first)");
+  Store store(o.db, true);
+  std::vector<Table> tables;
+  if (!o.config.empty())
+    tables = summary_tables(store, load(o).jobs);
+  else
+    tables = summary_tables(store);
+  for (const auto& t : tables) std::cout << t.render(o.format) << "\n";
+  return 0;
+}
+
+int cmd_merge(Options& o) {
+  Store store(o.db);
+  long total = 0;
+  for (const auto& in : o.merge_inputs) {
+    long added = store.merge_from(in);
+    std::cerr << fmt::format("merged {}: {} new jobs\n", in, added);
+    total += added;
+  }
+  std::cerr << fmt::format("{}: {} jobs added\n", o.db, total);
+  return 0;
+}
+
+void print_schema(const std::string& title, const std::string& help, const ParamSchema& params) {
+  std::cout << "  " << title << "\n      " << help << "\n";
+  for (const auto& p : params) {
+    std::string dflt = p.default_value.is_null() ? "required" : "default " + p.default_value.dump();
+    std::string choices;
+    for (const auto& c : p.choices) choices += (choices.empty() ? " {" : "|") + c;
+    if (!choices.empty()) choices += "}";
+    std::cout << fmt::format("      {:<18} {:<18} {}  ({}){}\n", p.name, param_type_name(p.type), p.help, dflt, choices);
+  }
+}
+
+int cmd_catalog() {
+  std::cout << "Methods (`methods:` entries):\n";
+  for (const auto& [n, m] : Registry<MethodInfo>::instance().all()) print_schema(n, m.help, m.params);
+  std::cout << "\nEvaluations (`evaluations:` entries):\n";
+  for (const auto& [n, e] : Registry<EvaluatorInfo>::instance().all())
+    print_schema(n + (e.needs_model ? "" : "  (no model needed)"), e.help, e.params);
+  std::cout << "\nModel formats (`models:` entries, `format:`):\n";
+  for (const auto& [n, m] : Registry<ModelSourceInfo>::instance().all()) print_schema(n, m.help, m.params);
+  std::cout << "\nGEMM backends (gemm `backends:`):\n";
+  for (const auto& [n, b] : Registry<GemmBackendInfo>::instance().all())
+    std::cout << fmt::format("  {:<18} {:<14} {}{}\n", n, b.dtype, b.help,
+                             b.available && !b.available() ? "  [not available on this CPU]" : "");
+  return 0;
+}
+
+const char* kFooter = R"(
+Examples:
+  flatbench run configs/quickstart.yaml              run the default sweep (skips jobs already done)
+  flatbench list configs/quickstart.yaml             the expanded jobs and their status
+  flatbench run configs/baselines.yaml --shard 2/4   the 2nd of 4 shards (Slurm: $SLURM_ARRAY_TASK_ID/4)
+  flatbench show 1a2b3c4d5e6f                        one job: metrics, sites, GEMM rows, provenance
+  flatbench report --format md                       latest results as markdown
+  flatbench merge shard1.db shard2.db --db all.db    fold shard or device DBs into one
+  flatbench catalog                                  every method, evaluation, model format and parameter
+)";
+
+}  // namespace
+
+int cli_main(int argc, char** argv) {
+  Options o;
+  CLI::App app{"flatbench — benchmark and accuracy harness for low-bit LLM quantization.\n"
+               "A YAML config names models, methods and evaluations; flatbench expands it into jobs,\n"
+               "runs each job and records every measurement, with provenance, in SQLite."};
+  app.footer(kFooter);
+  app.require_subcommand(1);
+
+  auto* run = app.add_subcommand("run", "expand CONFIG into jobs, skip those already done, run the rest");
+  add_selection(run, o);
+  add_common(run, o);
+  run->add_flag("--dry-run", o.run.dry_run, "print the jobs that would run, run nothing, write nothing");
+  run->add_flag("--force", o.run.force, "rerun jobs that are already done (history is kept)");
+  run->add_flag("--retry-failed", o.run.retry_failed, "rerun jobs whose last attempt failed");
+  run->add_flag("-q,--quiet", o.run.quiet, "no progress on stderr");
+  run->footer("\nExample:\n  flatbench run configs/quickstart.yaml --db results/flatbench.db\n");
+
+  auto* list = app.add_subcommand("list", "list CONFIG's expanded jobs with their status in the DB");
+  add_selection(list, o);
+  add_common(list, o);
+  list->footer("\nExample:\n  flatbench list configs/quickstart.yaml\n");
+
+  auto* show = app.add_subcommand("show", "show one job (key prefix or id): metrics, sites, GEMM rows, provenance");
+  show->add_option("JOB", o.job, "job key (a prefix is enough) or numeric id")->required();
+  show->add_flag("--json", o.run.json, "machine-readable output");
+  add_common(show, o);
+  show->footer("\nExample:\n  flatbench show 3f2a9c1b\n");
+
+  auto* report = app.add_subcommand("report", "tables of the latest results in the DB");
+  report->add_option("--config", o.config, "only the jobs of this config")->check(CLI::ExistingFile);
+  report->add_option("--format", o.format, "text | md | csv | json")->capture_default_str();
+  add_common(report, o);
+  report->footer("\nExample:\n  flatbench report --format md > results.md\n");
+
+  auto* merge = app.add_subcommand("merge", "fold other result DBs (shards, device runs) into --db; idempotent");
+  merge->add_option("DB", o.merge_inputs, "databases to fold in")->required()->check(CLI::ExistingFile);
+  add_common(merge, o);
+  merge->footer("\nExample:\n  flatbench merge results/gpu/h100.db --db results/flatbench.db\n");
+
+  auto* catalog = app.add_subcommand("catalog", "every registered method, evaluation, model format and GEMM backend");
+  catalog->footer("\nExample:\n  flatbench catalog | less\n");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  try {
+    if (*run) return cmd_run(o);
+    if (*list) return cmd_list(o);
+    if (*show) return cmd_show(o);
+    if (*report) return cmd_report(o);
+    if (*merge) return cmd_merge(o);
+    if (*catalog) return cmd_catalog();
+  } catch (const ConfigError& e) {
+    std::cerr << "config error: " << e.what() << "\n";
+    return 2;
+  } catch (const CLI::Error& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 2;
+  }
+  return 3;
+}
+
+}  // namespace fb

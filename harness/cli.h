@@ -1,0 +1,9 @@
+// The flatbench command line (CLI11): run, list, show, report, merge, catalog, convert.
+#pragma once
+
+namespace fb {
+
+// Exit codes: 0 ok; 1 some jobs failed; 2 bad input (config, arguments, files); 3 internal error.
+int cli_main(int argc, char** argv);
+
+}  // namespace fb

@@ -1,0 +1,186 @@
+// The `gemm` evaluator: GEMM latency of every selected backend over a list of shapes.
+//
+// Phases per (shape, backend), as in the CUTLASS profiler: prepare operands → verify
+// against the fp32 reference → profile. google/benchmark drives the profiling
+// (warm-up time, then `reps` repetitions, each long enough for a stable timer) and a
+// reporter hands each repetition's per-call time back here. Ratios compare each backend
+// with the fastest fp32 baseline measured for the same shape in the same job, never
+// across runs.
+#include "harness/evaluator.h"
+#include "kernels/gemm_backend.h"
+
+#include <benchmark/benchmark.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+namespace fb {
+
+namespace {
+
+// Linear-layer shapes (output N, input K) of published architectures: hidden size d,
+// MLP width h, query heads, key/value heads. q/o: d×d, k/v: (d·kv/heads)×d, MLP: h×d and d×h.
+struct ArchDims {
+  const char* name;
+  long d, h, heads, kv_heads;
+  bool gated;  // LLaMA SwiGLU: gate and up share a shape
+};
+constexpr ArchDims kArchDims[] = {
+    {"opt-125m", 768, 3072, 12, 12, false},     {"opt-1.3b", 2048, 8192, 32, 32, false},
+    {"opt-6.7b", 4096, 16384, 32, 32, false},   {"opt-13b", 5120, 20480, 40, 40, false},
+    {"opt-30b", 7168, 28672, 56, 56, false},    {"opt-66b", 9216, 36864, 72, 72, false},
+    {"llama-2-7b", 4096, 11008, 32, 32, true},  {"llama-2-13b", 5120, 13824, 40, 40, true},
+    {"llama-2-70b", 8192, 28672, 64, 8, true},  {"llama-3-8b", 4096, 14336, 32, 8, true},
+    {"llama-3-70b", 8192, 28672, 64, 8, true},
+};
+
+std::vector<GemmShape> arch_shapes(const std::string& arch, const std::vector<long>& tokens) {
+  for (const auto& a : kArchDims) {
+    if (arch != a.name) continue;
+    long kv = a.d * a.kv_heads / a.heads;
+    std::set<std::pair<long, long>> nk = {{a.d, a.d}, {kv, a.d}, {a.h, a.d}, {a.d, a.h}};
+    std::vector<GemmShape> out;
+    for (long t : tokens)
+      for (auto [n, k] : nk) out.push_back({t, n, k});
+    return out;
+  }
+  std::string known;
+  for (const auto& a : kArchDims) known += std::string(known.empty() ? "" : ", ") + a.name;
+  throw std::runtime_error("gemm: unknown architecture '" + arch + "' in layers_of (known: " + known + ")");
+}
+
+// Collects the per-call real time (ms) of each repetition.
+class CollectingReporter : public benchmark::BenchmarkReporter {
+ public:
+  bool ReportContext(const Context&) override { return true; }
+  void ReportRuns(const std::vector<Run>& runs) override {
+    for (const auto& r : runs) {
+      if (r.run_type != Run::RT_Iteration) continue;
+      if (r.error_occurred) throw std::runtime_error("benchmark error: " + r.error_message);
+      samples_ms.push_back(1e3 * r.real_accumulated_time / static_cast<double>(r.iterations));
+    }
+  }
+  std::vector<double> samples_ms;
+};
+
+std::vector<double> profile(GemmProblem& p, const std::string& name, int reps, double min_time_s, double warmup_s) {
+  benchmark::ClearRegisteredBenchmarks();
+  benchmark::RegisterBenchmark(name.c_str(), [&p](benchmark::State& st) {
+    for (auto _ : st) p.run();
+  })
+      ->Repetitions(reps)
+      ->MinTime(min_time_s)
+      ->MinWarmUpTime(warmup_s)
+      ->UseRealTime()
+      ->ReportAggregatesOnly(false);
+  CollectingReporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter, "^" + name + "$");
+  benchmark::ClearRegisteredBenchmarks();
+  return reporter.samples_ms;
+}
+
+std::vector<const GemmBackendInfo*> selected_backends(const json& names) {
+  auto& reg = Registry<GemmBackendInfo>::instance();
+  std::vector<const GemmBackendInfo*> out;
+  if (names.empty()) {
+    for (const auto& [n, info] : reg.all()) out.push_back(&info);
+    return out;
+  }
+  for (const auto& n : names) {
+    const auto* info = reg.find(n.get<std::string>());
+    if (!info) {
+      std::string known;
+      for (const auto& k : reg.names()) known += (known.empty() ? "" : ", ") + k;
+      throw std::runtime_error("gemm: unknown backend '" + n.get<std::string>() + "' (known: " + known + ")");
+    }
+    out.push_back(info);
+  }
+  return out;
+}
+
+void run_gemm(EvalContext& ctx, JobResult& result) {
+  const json& p = ctx.params;
+  std::vector<GemmShape> shapes;
+  for (const auto& s : p["shapes"]) shapes.push_back({s[0].get<long>(), s[1].get<long>(), s[2].get<long>()});
+  auto tokens = p["tokens"].get<std::vector<long>>();
+  for (const auto& arch : p["layers_of"]) {
+    auto more = arch_shapes(arch.get<std::string>(), tokens);
+    shapes.insert(shapes.end(), more.begin(), more.end());
+  }
+  if (shapes.empty()) throw std::runtime_error("gemm: no shapes (give `shapes:` or `layers_of:` + `tokens:`)");
+  for (const auto& s : shapes)
+    if (s.m < 1 || s.n < 1 || s.k < 1)
+      throw std::runtime_error(fmt::format("gemm: shape [{}, {}, {}] has a non-positive size", s.m, s.n, s.k));
+
+  auto backends = selected_backends(p["backends"]);
+  const int reps = param_int(p, "reps"), threads = param_int(p, "threads");
+  const double min_time = param_float(p, "min_time_ms") / 1e3, warmup = param_float(p, "warmup_ms") / 1e3;
+  const bool verify = param_bool(p, "verify");
+
+  ctx.progress.begin("gemm", static_cast<long>(shapes.size() * backends.size()));
+  long step = 0;
+  for (const auto& s : shapes) {
+    std::vector<GemmRecord> rows;
+    for (const auto* b : backends) {
+      ctx.progress.step(step++);
+      if (b->available && !b->available()) {
+        result.info["skipped"].push_back(b->name + ": not available on this CPU");
+        continue;
+      }
+      auto problem = b->prepare(s, ctx.seed, threads);
+      GemmRecord g{"cpu", b->name, b->dtype, s.m, s.n, s.k};
+      if (verify) {
+        double err = problem->verify();
+        g.extra["verify_error"] = err;
+        if (!(err <= problem->tolerance()))
+          throw std::runtime_error(fmt::format("gemm: {} is wrong on [{}, {}, {}]: relative error {:.3g} > {:.3g}",
+                                               b->name, s.m, s.n, s.k, err, problem->tolerance()));
+      }
+      std::string name = fmt::format("{}/{}x{}x{}", b->name, s.m, s.n, s.k);
+      g.samples_ms = profile(*problem, name, reps, min_time, warmup);
+      Summary sum = summarise(g.samples_ms);
+      g.reps = static_cast<int>(g.samples_ms.size());
+      g.min_ms = sum.min, g.median_ms = sum.median, g.max_ms = sum.max;
+      g.gops = 2.0 * s.m * s.n * s.k / (sum.median * 1e-3) / 1e9;
+      g.extra["is_fp32_baseline"] = b->is_fp32_baseline;
+      rows.push_back(std::move(g));
+    }
+    double best_fp32 = 0;
+    for (const auto& g : rows)
+      if (g.extra["is_fp32_baseline"].get<bool>() && (best_fp32 == 0 || g.median_ms < best_fp32)) best_fp32 = g.median_ms;
+    for (auto& g : rows) {
+      if (best_fp32 > 0) g.ratio_to_fp32 = best_fp32 / g.median_ms;
+      Metric& m = result.add(fmt::format("ms/{}/{}x{}x{}", g.backend, g.m, g.n, g.k), g.median_ms, "ms");
+      m.n = g.reps;
+      m.stddev = summarise(g.samples_ms).stddev;
+      m.samples = g.samples_ms;
+      result.gemms.push_back(std::move(g));
+    }
+  }
+  ctx.progress.end();
+  result.info["threads"] = threads;
+}
+
+}  // namespace
+
+FB_REGISTER_EVALUATOR({"gemm",
+                       "GEMM latency of CPU backends over shapes: verify against fp32, then time with google/benchmark",
+                       {
+                           {"shapes", ParamType::ShapeList, json::array(), "explicit [M, N, K] shapes (M = tokens)"},
+                           {"layers_of", ParamType::StringList, json::array(),
+                            "architectures whose linear-layer shapes to add (opt-125m … llama-3-70b)"},
+                           {"tokens", ParamType::IntList, json::array({16, 256, 2048}),
+                            "token counts M used with layers_of"},
+                           {"backends", ParamType::StringList, json::array(),
+                            "backends to time (empty = every registered one available here)"},
+                           {"reps", ParamType::Int, 10, "timed repetitions per shape and backend"},
+                           {"min_time_ms", ParamType::Float, 20.0, "minimum time of one repetition (ms)"},
+                           {"warmup_ms", ParamType::Float, 50.0, "warm-up time before the repetitions (ms)"},
+                           {"threads", ParamType::Int, 0, "threads for the kernels (0 = all cores)"},
+                           {"verify", ParamType::Bool, true, "check each backend against the fp32 reference first"},
+                       },
+                       false, run_gemm});
+
+}  // namespace fb

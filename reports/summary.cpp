@@ -1,0 +1,86 @@
+#include "reports/summary.h"
+
+#include "harness/store.h"
+
+#include <fmt/format.h>
+
+#include <ostream>
+#include <set>
+
+namespace fb {
+
+namespace {
+
+// Bookkeeping metrics every job has; the summary shows what the evaluator measured.
+const std::set<std::string> kBookkeeping = {"method_seconds", "load_seconds"};
+
+std::string headline(const std::vector<Metric>& metrics, size_t max_items = 5) {
+  std::string out;
+  size_t shown = 0;
+  for (const auto& m : metrics) {
+    if (kBookkeeping.count(m.name) || shown == max_items) continue;
+    out += (out.empty() ? "" : "  ") + m.name + "=" + fmt_num(m.value) + (m.unit.empty() || m.unit == "%" ? "" : " ") +
+           m.unit;
+    ++shown;
+  }
+  return out;
+}
+
+void add_job(Table& jobs, Table& gemm, const Store& store, const std::string& key, const std::string& label,
+             const std::optional<JobRow>& row) {
+  std::string status = row ? row->status : "pending";
+  std::string what = row && row->status == "done" ? headline(store.metrics(row->id))
+                     : row && row->status == "failed" ? row->error.substr(0, 80)
+                                                      : "";
+  std::string mark = row && row->synthetic ? " [synthetic]" : "";
+  jobs.add_row({key.substr(0, 12), label + mark, status, what, row ? fmt_num(row->duration_s, 3) : ""});
+  if (!row || row->status != "done") return;
+  for (const auto& g : store.gemms(row->id))
+    gemm.add_row({g.device, g.backend, g.dtype, std::to_string(g.m), std::to_string(g.n), std::to_string(g.k),
+                  fmt_num(g.median_ms), fmt_num(g.gops), g.ratio_to_fp32 > 0 ? fmt_num(g.ratio_to_fp32, 3) + "x" : ""});
+}
+
+std::vector<Table> make_tables() {
+  Table jobs{"jobs", {"job", "label", "status", "metrics", "seconds"}, {}, {}};
+  Table gemm{"GEMM latency (median of repetitions; ×fp32 = fastest fp32 backend of the same shape and job / this)",
+             {"device", "backend", "dtype", "M", "N", "K", "ms", "GOP/s", "×fp32"}, {}, {}};
+  return {jobs, gemm};
+}
+
+std::vector<Table> finish(std::vector<Table> t) {
+  if (t[1].rows.empty()) t.pop_back();
+  return t;
+}
+
+}  // namespace
+
+std::vector<Table> summary_tables(const Store& store, const std::vector<Job>& jobs) {
+  auto t = make_tables();
+  for (const auto& j : jobs) {
+    auto rows = store.jobs("WHERE key = ? ORDER BY (status='done') DESC, id DESC LIMIT 1", {j.key});
+    std::optional<JobRow> row;
+    if (!rows.empty()) row = rows.front();
+    add_job(t[0], t[1], store, j.key, j.label, row);
+  }
+  return finish(std::move(t));
+}
+
+std::vector<Table> summary_tables(const Store& store) {
+  auto t = make_tables();
+  for (const auto& row : store.jobs("WHERE id IN (SELECT MAX(id) FROM jobs WHERE status = 'done' GROUP BY key) ORDER BY id"))
+    add_job(t[0], t[1], store, row.key, row.label, row);
+  return finish(std::move(t));
+}
+
+void print_summary(const Store& store, const std::vector<Job>& jobs, std::ostream& out, bool json) {
+  auto tables = summary_tables(store, jobs);
+  if (json) {
+    nlohmann::json all = nlohmann::json::array();
+    for (const auto& t : tables) all.push_back(t.to_json());
+    out << all.dump(2) << "\n";
+    return;
+  }
+  for (const auto& t : tables) out << "\n" << t.text();
+}
+
+}  // namespace fb
