@@ -7,15 +7,6 @@ namespace fb {
 
 namespace {
 
-// Sign-extends the 4-bit two's-complement value in the low nibble of v.
-inline int32_t sext4(uint8_t v) { return static_cast<int32_t>(static_cast<int8_t>(static_cast<uint8_t>(v << 4)) >> 4); }
-
-// The int4 at column k of a packed row (low nibble = even k, high nibble = odd k).
-inline int32_t int4_at(const uint8_t* row, long k) {
-  uint8_t byte = row[k / 2];
-  return sext4(k % 2 == 0 ? byte : static_cast<uint8_t>(byte >> 4));
-}
-
 void check_scale_count(const char* what, long count, long full) {
   if (count != 1 && count != full)
     throw std::invalid_argument(std::string("kernels/gemm_ref: ") + what + " has " + std::to_string(count) +

@@ -29,4 +29,10 @@ void dequantize_s32_ref(const int32_t* C, long M, long N, const float* sa, long 
 // Bytes per packed int4 row of K values.
 inline long int4_row_bytes(long K) { return (K + 1) / 2; }
 
+// The int4 at column k of a packed row (low nibble = even k, high nibble = odd k), sign-extended.
+inline int32_t int4_at(const uint8_t* row, long k) {
+  const uint8_t nibble = (k % 2 == 0 ? row[k / 2] : uint8_t(row[k / 2] >> 4)) & 0x0F;
+  return nibble >= 8 ? int32_t(nibble) - 16 : int32_t(nibble);
+}
+
 }  // namespace fb

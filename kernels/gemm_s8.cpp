@@ -1,0 +1,279 @@
+// Integer GEMM driver: CPU detection, weight packing (prepare time, scalar) and the blocked,
+// threaded loop over register tiles (kernels/gemm_s8_tiles.h). Loop order per thread
+// (Goto/BLIS): rows in blocks of kMC (A block stays in L2) → k in blocks of kKC (partials in
+// the output buffer) → its panels of NR columns (a kKC-slice of a panel stays in L1) → MR-row
+// tiles. Threads split the panels (or the rows when there are fewer panels than threads).
+#include "kernels/gemm_s8.h"
+
+#include "kernels/gemm_ref.h"
+#include "kernels/gemm_s8_tiles.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace fb {
+
+using namespace gemm_detail;
+
+namespace {
+
+constexpr long kKC = 512;  // k block: multiple of 8 (the largest packing group)
+constexpr long kMC = 192;  // row block: multiple of both MRs
+
+[[noreturn]] void fail(const std::string& what) { throw std::invalid_argument("kernels/gemm_s8: " + what); }
+
+long round_up(long v, long to) { return (v + to - 1) / to * to; }
+
+// How one (isa, format) pair stores weights and which tile reads them.
+struct Layout {
+  int mr = 0, nr = 0;
+  long k_pad = 0;          // weights padded to a multiple of this many k
+  long panel_bytes_per_k;  // panel bytes per k (k blocks start at multiples of kKC)
+  int32_t weight_offset;   // added to every stored weight; subtracted back via row sums
+  bool widen_a;            // tiles read int16 activations
+  void (*tile)(const TileJob&);
+};
+
+Layout layout_of(GemmIsa isa, WeightFormat format) {
+  const bool s8 = format == WeightFormat::kS8;
+  if (isa == GemmIsa::kAvx512Vnni)
+    return s8 ? Layout{kVnniMR, kVnniNR, 4, 64, 128, false, tile_vnni_s8}
+              : Layout{kVnniMR, kVnniNR, 8, 32, 8, false, tile_vnni_s4};
+  if (isa == GemmIsa::kAvx2)
+    return s8 ? Layout{kAvx2MR, kAvx2NR, 4, 32, 0, true, tile_avx2_s8}
+              : Layout{kAvx2MR, kAvx2NR, 4, 8, 8, true, tile_avx2_s4};
+  fail("no layout for isa " + std::string(isa_name(isa)));
+}
+
+GemmIsa resolve(GemmIsa isa) {
+  if (isa == GemmIsa::kAuto) return best_isa();
+  if (!isa_supported(isa))
+    throw std::runtime_error(std::string("kernels/gemm_s8: this CPU cannot run the ") + isa_name(isa) + " path");
+  return isa;
+}
+
+void free_aligned(uint8_t* p) { std::free(p); }
+
+PackedWeights allocate(GemmIsa isa, WeightFormat format, long N, long K) {
+  if (N <= 0 || K <= 0) fail("weights must be non-empty, got N=" + std::to_string(N) + " K=" + std::to_string(K));
+  const Layout L = layout_of(isa, format);
+  PackedWeights w;
+  w.isa = isa;
+  w.format = format;
+  w.n = N;
+  w.k = K;
+  w.panels = (N + L.nr - 1) / L.nr;
+  w.panel_bytes = round_up(K, L.k_pad) * L.panel_bytes_per_k;
+  auto* raw = static_cast<uint8_t*>(std::aligned_alloc(64, round_up(long(w.bytes()), 64)));
+  if (!raw) throw std::bad_alloc();
+  std::memset(raw, 0, w.bytes());
+  w.data = {raw, free_aligned};
+  return w;
+}
+
+// Weight w at (n, k), 0 outside the matrix; `get` reads the caller's format.
+template <class Get>
+int32_t weight_or_zero(const Get& get, long N, long K, long n, long k) {
+  return n < N && k < K ? get(n, k) : 0;
+}
+
+// Writes every panel in the layout documented in kernels/gemm_s8_tiles.h.
+template <class Get>
+void pack(PackedWeights& w, const Get& get) {
+  const long N = w.n, K = w.k;
+  const long k_padded = round_up(K, layout_of(w.isa, w.format).k_pad);
+  auto at = [&](long n, long k) { return weight_or_zero(get, N, K, n, k); };
+  auto nib = [&](long n, long k) { return n < N && k < K ? uint8_t((get(n, k) + 8) & 0x0F) : uint8_t(0); };
+  for (long p = 0; p < w.panels; ++p) {
+    uint8_t* out = w.data.get() + p * w.panel_bytes;
+    if (w.isa == GemmIsa::kAvx512Vnni && w.format == WeightFormat::kS8) {
+      for (long g = 0; g < k_padded / 4; ++g)
+        for (long c = 0; c < 64; ++c)
+          for (long i = 0; i < 4; ++i) *out++ = uint8_t(at(64 * p + c, 4 * g + i) + 128);
+    } else if (w.isa == GemmIsa::kAvx512Vnni) {
+      for (long o = 0; o < k_padded / 8; ++o)
+        for (long j = 0; j < 4; ++j)
+          for (long i = 0; i < 64; ++i) {
+            const long n = 64 * p + 16 * j + i / 4, k = 8 * o + i % 4;
+            *out++ = uint8_t(nib(n, k) | nib(n, k + 4) << 4);
+          }
+    } else if (w.format == WeightFormat::kS8) {
+      auto* out16 = reinterpret_cast<int16_t*>(out);
+      for (long q = 0; q < k_padded / 2; ++q)
+        for (long c = 0; c < 16; ++c)
+          for (long i = 0; i < 2; ++i) *out16++ = int16_t(at(16 * p + c, 2 * q + i));
+    } else {
+      for (long q = 0; q < k_padded / 4; ++q)
+        for (long h = 0; h < 2; ++h)
+          for (long i = 0; i < 16; ++i) {
+            const long n = 16 * p + 8 * h + i / 2, k = 4 * q + i % 2;
+            *out++ = uint8_t(nib(n, k) | nib(n, k + 2) << 4);
+          }
+    }
+  }
+}
+
+// Per-thread scratch reused across calls (avoids page-faulting fresh buffers every run).
+struct Workspace {
+  std::vector<int32_t> row_corr;
+  std::vector<int16_t> a16;
+};
+Workspace& workspace() {
+  thread_local Workspace ws;
+  return ws;
+}
+
+struct Output {
+  int32_t* c = nullptr;  // int32 output, or the fp32 output's memory reused for partials
+  float* y = nullptr;
+  const DequantEpilogue* epilogue = nullptr;
+};
+
+// The half-open ranges [begin, end) of rows and panels that thread t of T owns.
+struct ThreadShare {
+  long row_begin, row_end, panel_begin, panel_end;
+};
+ThreadShare share_of(int t, int T, long M, long panels, int mr) {
+  const long tn = std::min<long>(T, panels), tm = std::max<long>(1, T / tn);
+  const long ti = t / tn, tj = t % tn;
+  if (ti >= tm) return {0, 0, 0, 0};
+  const long row_tiles = (M + mr - 1) / mr;
+  auto split = [](long total, long parts, long i) { return total * i / parts; };
+  return {std::min(M, split(row_tiles, tm, ti) * mr), std::min(M, split(row_tiles, tm, ti + 1) * mr),
+          split(panels, tn, tj), split(panels, tn, tj + 1)};
+}
+
+void run_share(const ThreadShare& s, const Layout& L, const PackedWeights& W, const void* a, long lda, long a_elem,
+               const int32_t* row_corr, const Output& out) {
+  const long N = W.n, K = W.k;
+  const DequantEpilogue* ep = out.epilogue;
+  for (long m0 = s.row_begin; m0 < s.row_end; m0 += kMC) {
+    const long m_end = std::min(s.row_end, m0 + kMC);
+    for (long k0 = 0; k0 < K; k0 += kKC) {
+      for (long p = s.panel_begin; p < s.panel_end; ++p) {
+        const long n0 = p * L.nr;
+        for (long r0 = m0; r0 < m_end; r0 += L.mr) {
+          TileJob job;
+          job.a = static_cast<const uint8_t*>(a) + (r0 * lda + k0) * a_elem;
+          job.lda = lda;
+          job.b = W.data.get() + p * W.panel_bytes + k0 * L.panel_bytes_per_k;
+          job.k_len = std::min(kKC, K - k0);
+          job.rows = int(std::min<long>(L.mr, m_end - r0));
+          job.cols = int(std::min<long>(L.nr, N - n0));
+          job.first = k0 == 0;
+          job.last = k0 + kKC >= K;
+          job.c = out.c + r0 * N + n0;
+          job.ldc = N;
+          job.row_corr = row_corr ? row_corr + r0 : nullptr;
+          if (out.y) {
+            job.y = out.y + r0 * N + n0;
+            job.ldy = N;
+            job.sa_per_row = ep->n_sa != 1;
+            job.sa = ep->sa + (job.sa_per_row ? r0 : 0);
+            job.sb_per_col = ep->n_sb != 1;
+            job.sb = ep->sb + (job.sb_per_col ? n0 : 0);
+            job.bias = ep->bias ? ep->bias + n0 : nullptr;
+          }
+          L.tile(job);
+        }
+      }
+    }
+  }
+}
+
+void run(const int8_t* A, long M, const PackedWeights& W, const Output& out, int threads) {
+  if (!W.data) fail("weights were not packed");
+  if (M < 0) fail("negative row count M=" + std::to_string(M));
+  if (M == 0) return;
+  if (out.epilogue) {
+    const DequantEpilogue& ep = *out.epilogue;
+    if (!ep.sa || !ep.sb) fail("the dequantizing epilogue needs both scale arrays");
+    if (ep.n_sa != 1 && ep.n_sa != M) fail("sa has " + std::to_string(ep.n_sa) + " scales, expected 1 or M=" + std::to_string(M));
+    if (ep.n_sb != 1 && ep.n_sb != W.n)
+      fail("sb has " + std::to_string(ep.n_sb) + " scales, expected 1 or N=" + std::to_string(W.n));
+  }
+  const Layout L = layout_of(W.isa, W.format);
+  Workspace& ws = workspace();
+  const bool corrected = L.weight_offset != 0;
+  if (corrected && ws.row_corr.size() < size_t(M)) ws.row_corr.resize(M);
+  const long ld16 = round_up(W.k, 4);
+  if (L.widen_a && ws.a16.size() < size_t(M * ld16)) ws.a16.resize(M * ld16);
+  int32_t* row_corr = corrected ? ws.row_corr.data() : nullptr;
+  const void* a = L.widen_a ? static_cast<const void*>(ws.a16.data()) : A;
+  const long lda = L.widen_a ? ld16 : W.k, a_elem = L.widen_a ? 2 : 1;
+
+#pragma omp parallel num_threads(std::max(1, threads))
+  {
+    // Row sums (and int16 widening) first: every tile of a row needs its correction.
+#pragma omp for schedule(static)
+    for (long m = 0; m < M; ++m) {
+      if (L.widen_a)
+        widen_rows_avx2(A + m * W.k, 1, W.k, ws.a16.data() + m * ld16, ld16, L.weight_offset,
+                        row_corr ? row_corr + m : nullptr);
+      else
+        row_corrections_avx512(A + m * W.k, 1, W.k, W.k, L.weight_offset, row_corr + m);
+    }
+    const ThreadShare s = share_of(omp_get_thread_num(), omp_get_num_threads(), M, W.panels, L.mr);
+    run_share(s, L, W, a, lda, a_elem, row_corr, out);
+  }
+}
+
+}  // namespace
+
+const char* isa_name(GemmIsa isa) {
+  switch (isa) {
+    case GemmIsa::kAuto: return "auto";
+    case GemmIsa::kAvx2: return "avx2";
+    case GemmIsa::kAvx512Vnni: return "avx512_vnni";
+  }
+  return "?";
+}
+
+bool isa_supported(GemmIsa isa) {
+  __builtin_cpu_init();
+  switch (isa) {
+    case GemmIsa::kAuto: return isa_supported(GemmIsa::kAvx2);
+    case GemmIsa::kAvx2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case GemmIsa::kAvx512Vnni:
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+  }
+  return false;
+}
+
+GemmIsa best_isa() {
+  if (isa_supported(GemmIsa::kAvx512Vnni)) return GemmIsa::kAvx512Vnni;
+  if (isa_supported(GemmIsa::kAvx2)) return GemmIsa::kAvx2;
+  throw std::runtime_error("kernels/gemm_s8: the integer GEMM needs at least AVX2 + FMA");
+}
+
+PackedWeights pack_weights_s8(const int8_t* B, long N, long K, GemmIsa isa) {
+  PackedWeights w = allocate(resolve(isa), WeightFormat::kS8, N, K);
+  pack(w, [&](long n, long k) { return int32_t(B[n * K + k]); });
+  return w;
+}
+
+PackedWeights pack_weights_s4(const uint8_t* B4, long N, long K, GemmIsa isa) {
+  PackedWeights w = allocate(resolve(isa), WeightFormat::kS4, N, K);
+  const long stride = int4_row_bytes(K);
+  pack(w, [&](long n, long k) { return int4_at(B4 + n * stride, k); });
+  return w;
+}
+
+void gemm_s8_packed(const int8_t* A, long M, const PackedWeights& B, int32_t* C, int threads) {
+  run(A, M, B, Output{C, nullptr, nullptr}, threads);
+}
+
+void gemm_s8_packed(const int8_t* A, long M, const PackedWeights& B, const DequantEpilogue& epilogue, float* Y,
+                    int threads) {
+  // The fp32 output doubles as the int32 partial-sum buffer (same size, written before read).
+  run(A, M, B, Output{reinterpret_cast<int32_t*>(Y), Y, &epilogue}, threads);
+}
+
+}  // namespace fb
