@@ -95,7 +95,7 @@ void run_ppl(EvalContext& ctx, JobResult& result) {
   const int max_windows = param_int(ctx.params, "max_windows");
   if (max_windows > 0) windows = std::min(windows, max_windows);
 
-  std::vector<double> nll(size_t(windows));
+  std::vector<double> nll(static_cast<size_t>(windows));
   ctx.progress.begin("ppl " + dataset, windows);
   const auto start = std::chrono::steady_clock::now();
   for_each_window(model, windows, param_int(ctx.params, "threads"), ctx.progress, [&](int i) {
