@@ -1,0 +1,66 @@
+// The quantization recipe shared by rtn and smoothquant (and reusable by other methods): which
+// quantizers each linear gets, which weight quantizer (RTN or GPTQ), KV bits, fake or real
+// operators, and the calibration set. quantize_sites() turns it into installed operators plus
+// one SiteRecord per site.
+#pragma once
+
+#include "harness/params.h"
+#include "harness/results.h"
+#include "kernels/quant.h"
+#include "methods/common/calibration.h"
+#include "methods/common/gptq.h"
+#include "models/model.h"
+
+#include <map>
+#include <string>
+
+namespace fb {
+
+struct MethodContext;
+
+struct QuantRecipe {
+  QuantSpec w;             // w.bits 16: weights stay in floating point
+  QuantSpec a;             // a.bits 16: activations stay in floating point
+  bool a_static = false;   // per-tensor static activation scale from calibration
+  bool w_mse = false;      // MSE clip search for weight scales
+  bool use_gptq = false;   // w_quantizer = gptq
+  GptqOptions gptq;
+  int kv_bits = 16;
+  bool real_quant = false; // integer-GEMM operators instead of fake-quant
+  CalibConfig calib;
+
+  bool quantizes_anything() const { return w.enabled() || a.enabled() || kv_bits < 16; }
+  bool quantizes_linears() const { return w.enabled() || a.enabled(); }
+  std::string describe() const;  // e.g. "W4 per_channel gptq / A8 per_token / KV16 fake"
+};
+
+// The rtn parameter schema (w_bits, a_bits, granularities, clips, GPTQ, KV, real_quant, calibration).
+ParamSchema quant_param_schema();
+// Reads a filled parameter object of that schema; throws std::invalid_argument on bad combinations.
+QuantRecipe recipe_from_params(const json& params, uint64_t seed);
+
+// Weights already quantized by a calibration-driven quantizer (GPTQ), keyed by site_key.
+using QuantizedWeights = std::map<int, QuantizedWeight>;
+
+// GPTQ in GPTQ's sequential order (per layer: q/k/v → o → gate/up (fc1) → down (fc2)): each
+// stage's Hessians come from the model whose earlier stages are already quantized (weight only).
+// Leaves those weight-only operators installed; quantize_sites() replaces them.
+QuantizedWeights gptq_quantize_model(Model& m, const std::vector<std::vector<int>>& windows, const QuantRecipe& r,
+                                     JobResult* result = nullptr);
+
+// Installs an operator on every linear site and appends its SiteRecord (reconstruction MSE on
+// the sampled calibration rows of `stats`, static ranges from them). Weights in `pre` are used
+// as given; the others are quantized by RTN.
+void quantize_sites(Model& m, const QuantRecipe& r, const SiteStatsMap& stats, const QuantizedWeights& pre,
+                    JobResult& result);
+
+// The whole recipe: calibration (when anything needs it), GPTQ, operators, KV quantization,
+// summary metrics. `stats` may hold statistics already collected (smoothquant passes the
+// smoothed ones); when empty and needed they are collected here.
+void apply_recipe(Model& m, MethodContext& ctx, const QuantRecipe& r, JobResult& result, SiteStatsMap stats = {},
+                  std::vector<std::vector<int>> windows = {});
+
+// One record per site with no quantization (fp16 method): bits 16 and FLOPs.
+void record_unquantized_sites(const Model& m, JobResult& result);
+
+}  // namespace fb
