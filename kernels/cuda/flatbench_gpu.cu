@@ -99,6 +99,7 @@ struct GemmArgs {
   std::cerr << "flatbench-gpu: " << error << "\n"
             << "usage: flatbench-gpu gemm --out FILE.db [--models a,b] [--tokens 1,16,...] [--shapes NxK,...]\n"
                "                          [--reps N] [--budget-ms X] [--flush-l2] [--git SHA] [--config FILE]\n"
+               "       flatbench-gpu probe MxNxK [MxNxK...] [--flush-l2]   (tile/split tuning table)\n"
                "       flatbench-gpu info\n";
   std::exit(2);
 }
@@ -217,7 +218,7 @@ int main(int argc, char** argv) {
   if (argc < 2) usage("missing command");
   const std::string cmd = argv[1];
   try {
-    if (cmd == "info" || cmd == "gemm") {
+    if (cmd == "info" || cmd == "gemm" || cmd == "probe") {
       if (fb::cuda::cuda_device_count() == 0) {
         std::fprintf(stderr, "flatbench-gpu: no CUDA device\n");
         return 3;
@@ -228,6 +229,19 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (cmd == "gemm") return run_gemm(parse_gemm_args(argc, argv));
+    if (cmd == "probe") {  // flatbench-gpu probe MxNxK [MxNxK...] [--flush-l2]
+      std::vector<std::vector<long>> shapes;
+      bool flush = false;
+      for (int i = 2; i < argc; ++i) {
+        if (std::string(argv[i]) == "--flush-l2") { flush = true; continue; }
+        std::vector<long> mnk;
+        for (const auto& v : split(argv[i], 'x')) mnk.push_back(std::stol(v));
+        if (mnk.size() != 3) usage(std::string("probe takes MxNxK shapes, got ") + argv[i]);
+        shapes.push_back(mnk);
+      }
+      fb::cuda::run_gemm_probe(shapes, flush, 30);
+      return 0;
+    }
     usage("unknown command " + cmd);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "flatbench-gpu: %s\n", e.what());

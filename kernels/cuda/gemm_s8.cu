@@ -7,10 +7,9 @@
 //   warpgroups 1,2 consumers: each owns 64 rows of the 128-row tile and issues
 //                 wgmma m64n{BN}k32 (4 per 128-byte k-block), keeping one k-block of
 //                 wgmma in flight while the next is issued.
-// W4A8: the packed tile lands in shared memory as is (half the bytes of int8); the two
-// consumer warpgroups widen it to int8 in the 128-byte-swizzled layout wgmma reads, into
-// one of three rotating buffers (three, so that a buffer is rewritten only after both
-// warpgroups' wgmmas that read it have completed).
+// W4A8: the packed tile lands in shared memory as is (half the bytes of int8); warps 1-3
+// of the producer warpgroup widen it to int8 in the 128-byte-swizzled layout wgmma reads
+// (a third mbarrier per stage says "widened"), so widening overlaps the consumers' wgmmas.
 // Split-K (small M, where the tiles alone cannot fill the GPU): each split adds its
 // dequantized partial tile into an fp32 workspace with atomics; the last split of a tile
 // (a per-tile counter) converts it to fp16 and zeroes the workspace for the next launch.
@@ -33,7 +32,8 @@ constexpr int kBM = 128;        // rows of A per CTA (two consumer warpgroups ×
 constexpr int kBK = 128;        // k per block: one 128-byte swizzle row of int8
 constexpr int kThreads = 384;
 constexpr int kConsumerThreads = 256;
-constexpr int kGroupM = 8;      // tile raster: 8 M-tiles share each B tile in L2
+constexpr int kGroupM = 8;
+constexpr int kWideners = 96;   // W4A8: warps 1-3 of the producer warpgroup widen int4 → int8      // tile raster: 8 M-tiles share each B tile in L2
 
 struct KernelParams {
   int m, n, k;
@@ -43,6 +43,7 @@ struct KernelParams {
   const float* scale_a;
   const float* scale_b;
   int scale_a_per_row, scale_b_per_col;
+  int y_vec16;          // N % 8 == 0 and Y 16-byte aligned: 16-byte output stores
   float* workspace;     // M×N fp32, zero between launches (split-K only)
   unsigned* counters;   // one per tile, zero between launches (split-K only)
 };
@@ -52,14 +53,14 @@ struct Layout {
   static constexpr int kABytes = kBM * kBK;
   static constexpr int kBBytes = kW4 ? BN * kBK / 2 : BN * kBK;  // as loaded (packed for W4)
   static constexpr int kWideBytes = BN * kBK;                    // widened int8 B tile (W4)
-  static constexpr int kWideBuffers = kW4 ? 3 : 0;
   static constexpr int kAOffset = 0;
   static constexpr int kBOffset = STAGES * kABytes;
   static constexpr int kWideOffset = kBOffset + STAGES * kBBytes;
-  static constexpr int kBarOffset = kWideOffset + kWideBuffers * kWideBytes;
-  static constexpr int kBytes = kBarOffset + 2 * STAGES * 8;
-  static constexpr int kDynamicSmem = kBytes + 1024;  // slack to align the base to 1024
+  static constexpr int kBarOffset = kWideOffset + (kW4 ? STAGES * kWideBytes : 0);
+  static constexpr int kBytes = kBarOffset + 3 * STAGES * 8;  // full, empty, widened
+  static constexpr int kDynamicSmem = kBytes + 1024;          // slack to align the base to 1024
   static_assert(kABytes % 1024 == 0 && kBBytes % 1024 == 0, "tiles must keep 1024-byte alignment");
+  static_assert(2 * 64 * (BN * 2 + 16) <= kWideOffset, "the epilogue's staging tile must fit in the stages");
 };
 
 // Group-M raster: consecutive CTAs walk down kGroupM tile rows before moving right, so
@@ -85,11 +86,11 @@ __device__ inline void widen_int4x8(uint32_t w, uint32_t& first, uint32_t& secon
 }
 
 // Packed tile (BN rows × 64 bytes, plain) → int8 tile (BN rows × 128 bytes, 128-byte
-// swizzle: 16-byte chunk c of row r lives at chunk c ^ (r % 8)). tid in [0, 256).
+// swizzle: 16-byte chunk c of row r lives at chunk c ^ (r % 8)). tid in [0, kWideners).
 template <int BN>
 __device__ inline void widen_tile(const uint8_t* packed, uint8_t* wide, int tid) {
-#pragma unroll
-  for (int c = tid; c < BN * 4; c += kConsumerThreads) {
+#pragma unroll 4
+  for (int c = tid; c < BN * 4; c += kWideners) {
     const int row = c >> 2, pc = c & 3;
     const uint4 v = *reinterpret_cast<const uint4*>(packed + row * 64 + pc * 16);
     uint4 lo, hi;
@@ -118,12 +119,28 @@ __device__ void producer(const CUtensorMap* tm_a, const CUtensorMap* tm_b, uint8
   }
 }
 
-// Stores (or, split-K, accumulates) one consumer warpgroup's 64×BN accumulator tile.
-// wgmma accumulator layout: for 8-column group j, register 4j+2h+c holds
+// W4A8: warps 1-3 of the producer warpgroup widen each landed packed tile into the
+// stage's int8 tile while the consumers' wgmmas run, then arrive on `widened`. The stage
+// is refilled (and so rewritten) only after the consumers release it.
+template <int BN, int STAGES>
+__device__ void widener(uint8_t* smem, uint64_t* full, uint64_t* widened, int nkb) {
+  using L = Layout<BN, STAGES, true>;
+  const int tid = threadIdx.x - 32;
+  for (int i = 0; i < nkb; ++i) {
+    const int s = i % STAGES;
+    mbar_wait(&full[s], (i / STAGES) & 1);
+    widen_tile<BN>(smem + L::kBOffset + s * L::kBBytes, smem + L::kWideOffset + s * L::kWideBytes, tid);
+    fence_proxy_async();  // the stores are read next by wgmma (async proxy)
+    __syncwarp();
+    if (tid % 32 == 0) mbar_arrive(&widened[s]);
+  }
+}
+
+// Split-K: adds one consumer warpgroup's dequantized 64×BN partial tile into the fp32
+// workspace. wgmma accumulator layout: for 8-column group j, register 4j+2h+c holds
 // row = warp·16 + lane/4 + 8h, col = 8j + 2·(lane%4) + c.
 template <int BN>
-__device__ void epilogue(const KernelParams& p, const int32_t (&acc)[BN / 2], int row_base, int col_base,
-                         bool split) {
+__device__ void add_partial_tile(const KernelParams& p, const int32_t (&acc)[BN / 2], int row_base, int col_base) {
   const int lane = threadIdx.x % 32, warp = (threadIdx.x % 128) / 32;
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
@@ -137,10 +154,52 @@ __device__ void epilogue(const KernelParams& p, const int32_t (&acc)[BN / 2], in
       for (int c = 0; c < 2; ++c) {
         if (col + c >= p.n) continue;
         const float v = float(acc[4 * j + 2 * h + c]) * sa * p.scale_b[p.scale_b_per_col ? col + c : 0];
-        const long idx = long(row) * p.n + col + c;
-        if (split) atomicAdd(&p.workspace[idx], v);
-        else p.y[idx] = __float2half_rn(v);
+        atomicAdd(&p.workspace[long(row) * p.n + col + c], v);
       }
+    }
+  }
+}
+
+// Non-split epilogue: each consumer warpgroup dequantizes its 64×BN fragment into a
+// padded fp16 tile in shared memory (the pipeline buffers, free once both warpgroups'
+// wgmmas are done), then writes it out row-contiguous, 16 bytes per thread and store.
+// Storing fragments straight to global memory costs one 2-byte store per element and
+// dominated short-K shapes.
+template <int BN>
+__device__ void store_tile_staged(const KernelParams& p, const int32_t (&acc)[BN / 2], int row_base, int col_base,
+                                  uint8_t* staging, int cw) {
+  constexpr int kPitch = BN * 2 + 16;  // +16 bytes: the fragment writes hit 32 distinct banks
+  constexpr int kChunksPerRow = BN / 8;
+  uint8_t* tile = staging + cw * 64 * kPitch;
+  const int lane = threadIdx.x % 32, warp = (threadIdx.x % 128) / 32;
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int r = warp * 16 + lane / 4 + 8 * h;
+    const int row = row_base + r;
+    const float sa = row < p.m ? p.scale_a[p.scale_a_per_row ? row : 0] : 0.0f;
+#pragma unroll
+    for (int j = 0; j < BN / 8; ++j) {
+      const int c = 8 * j + 2 * (lane % 4), col = col_base + c;
+      const float sb0 = col < p.n ? p.scale_b[p.scale_b_per_col ? col : 0] : 0.0f;
+      const float sb1 = col + 1 < p.n ? p.scale_b[p.scale_b_per_col ? col + 1 : 0] : 0.0f;
+      const __half2 v = __floats2half2_rn(float(acc[4 * j + 2 * h]) * sa * sb0, float(acc[4 * j + 2 * h + 1]) * sa * sb1);
+      *reinterpret_cast<__half2*>(tile + r * kPitch + c * 2) = v;
+    }
+  }
+  named_barrier_sync(2 + cw, 128);
+  for (int c = threadIdx.x % 128; c < 64 * kChunksPerRow; c += 128) {
+    const int r = c / kChunksPerRow, ch = c % kChunksPerRow;
+    const int row = row_base + r, col = col_base + ch * 8;
+    if (row >= p.m || col >= p.n) continue;
+    const uint4 v = *reinterpret_cast<const uint4*>(tile + r * kPitch + ch * 16);
+    __half* out = p.y + long(row) * p.n + col;
+    if (p.y_vec16 && col + 8 <= p.n) {
+      *reinterpret_cast<uint4*>(out) = v;
+    } else {
+      const __half* e = reinterpret_cast<const __half*>(&v);
+#pragma unroll
+      for (int i = 0; i < 8; ++i)  // unrolled: constant indices keep v in registers
+        if (col + i < p.n) out[i] = e[i];
     }
   }
 }
@@ -167,8 +226,8 @@ __device__ void finish_split_tile(const KernelParams& p, int row_base, int col_b
 }
 
 template <int BN, int STAGES, bool kW4>
-__device__ void consumer(const KernelParams& p, uint8_t* smem, uint64_t* full, uint64_t* empty, int tile_m,
-                         int tile_n, int nkb) {
+__device__ void consumer(const KernelParams& p, uint8_t* smem, uint64_t* full, uint64_t* empty, uint64_t* widened,
+                         int tile_m, int tile_n, int nkb) {
   using L = Layout<BN, STAGES, kW4>;
   const int cw = threadIdx.x / 128 - 1;        // consumer warpgroup 0 or 1
   const int ctid = threadIdx.x - 128;          // 0..255 among consumers
@@ -182,11 +241,8 @@ __device__ void consumer(const KernelParams& p, uint8_t* smem, uint64_t* full, u
     const uint8_t* a_tile = smem + L::kAOffset + s * L::kABytes + cw * 64 * kBK;
     const uint8_t* b_tile = smem + L::kBOffset + s * L::kBBytes;
     if constexpr (kW4) {
-      uint8_t* wide = smem + L::kWideOffset + (i % 3) * L::kWideBytes;
-      widen_tile<BN>(b_tile, wide, ctid);
-      fence_proxy_async();
-      named_barrier_sync(1, kConsumerThreads);
-      b_tile = wide;
+      mbar_wait(&widened[s], (i / STAGES) & 1);
+      b_tile = smem + L::kWideOffset + s * L::kWideBytes;
     }
     wgmma_fence();
     const uint64_t da = desc_k_major_sw128(a_tile), db = desc_k_major_sw128(b_tile);
@@ -201,9 +257,12 @@ __device__ void consumer(const KernelParams& p, uint8_t* smem, uint64_t* full, u
   for (int r = 0; r < BN / 2; ++r) fence_operand(acc[r]);
 
   const int row_base = tile_m * kBM + cw * 64, col_base = tile_n * BN;
-  const bool split = p.splits > 1;
-  epilogue<BN>(p, acc, row_base, col_base, split);
-  if (!split) return;
+  if (p.splits == 1) {
+    named_barrier_sync(1, kConsumerThreads);  // both warpgroups are done reading the stages
+    store_tile_staged<BN>(p, acc, row_base, col_base, smem, cw);
+    return;
+  }
+  add_partial_tile<BN>(p, acc, row_base, col_base);
 
   __shared__ int is_last;
   __threadfence();
@@ -226,6 +285,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   uint8_t* smem = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
   uint64_t* full = reinterpret_cast<uint64_t*>(smem + L::kBarOffset);
   uint64_t* empty = full + STAGES;
+  uint64_t* widened = empty + STAGES;
 
   int tile_m, tile_n;
   tile_of(blockIdx.x, p.tiles_m, p.tiles_n, tile_m, tile_n);
@@ -236,17 +296,20 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int s = 0; s < STAGES; ++s) {
       mbar_init(&full[s], 1);
       mbar_init(&empty[s], 2);  // one arrival per consumer warpgroup
+      mbar_init(&widened[s], kWideners / 32);
     }
     mbar_fence_init();
   }
   __syncthreads();
 
+  // No setmaxnreg: under the 384-thread cap (168 registers) the consumers' 128 int32
+  // accumulators already fit without spills, and the W4A8 wideners need registers too.
   if (threadIdx.x < 128) {
-    setmaxnreg_dec<40>();
     if (threadIdx.x == 0) producer<BN, STAGES, kW4>(&tm_a, &tm_b, smem, full, empty, tile_m, tile_n, kb0, nkb);
+    if constexpr (kW4)
+      if (threadIdx.x >= 32) widener<BN, STAGES>(smem, full, widened, nkb);
   } else {
-    setmaxnreg_inc<232>();
-    consumer<BN, STAGES, kW4>(p, smem, full, empty, tile_m, tile_n, nkb);
+    consumer<BN, STAGES, kW4>(p, smem, full, empty, widened, tile_m, tile_n, nkb);
   }
 }
 
@@ -347,6 +410,7 @@ GemmS8Plan::GemmS8Plan(const GemmS8Problem& prob, int force_split, int force_bn)
   kp.kblocks = kblocks, kp.kblocks_per_split = per_split, kp.splits = splits;
   kp.y = prob.y, kp.scale_a = prob.scale_a, kp.scale_b = prob.scale_b;
   kp.scale_a_per_row = prob.n_scale_a > 1, kp.scale_b_per_col = prob.n_scale_b > 1;
+  kp.y_vec16 = prob.n % 8 == 0 && reinterpret_cast<uintptr_t>(prob.y) % 16 == 0;
   if (splits > 1) {
     FB_CUDA_CHECK(cudaMalloc(&kp.workspace, sizeof(float) * prob.m * prob.n));
     FB_CUDA_CHECK(cudaMemset(kp.workspace, 0, sizeof(float) * prob.m * prob.n));

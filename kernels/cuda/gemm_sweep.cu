@@ -196,4 +196,33 @@ std::vector<GemmRecord> run_gemm_sweep(const SweepOptions& opt, const std::strin
   return all;
 }
 
+void run_gemm_probe(const std::vector<std::vector<long>>& mnk, bool flush_l2, int max_reps) {
+  long max_m = 1, max_n = 1, max_k = 1;
+  for (const auto& s : mnk) max_m = std::max(max_m, s[0]), max_n = std::max(max_n, s[1]), max_k = std::max(max_k, s[2]);
+  OperandPool pool(max_m, max_n, max_k, max_k, 7);
+  L2Flusher flusher;
+  TimingOptions timing;
+  timing.max_reps = max_reps, timing.budget_ms = 50, timing.flusher = flush_l2 ? &flusher : nullptr;
+  const std::pair<int, int> forced[] = {{0, 0}, {128, 1}, {128, 2}, {128, 4}, {128, 8}, {256, 1}, {256, 2}};
+  std::printf("probe (median us)            plan:auto          bn128/s1 bn128/s2 bn128/s4 bn128/s8 bn256/s1 bn256/s2\n");
+  for (const auto& s : mnk) {
+    for (bool w4 : {false, true}) {
+      GemmS8Problem p;
+      p.a = pool.a8.get(), p.y = pool.y16.get(), p.m = s[0], p.n = s[1], p.k = s[2];
+      p.b = w4 ? static_cast<const void*>(pool.b4.get()) : pool.b8.get();
+      p.weights = w4 ? WeightFormat::kInt4Packed : WeightFormat::kInt8;
+      p.scale_a = pool.sa.get(), p.n_scale_a = p.m, p.scale_b = pool.sb.get(), p.n_scale_b = p.n;
+      std::printf("%s %5ldx%5ldx%5ld", w4 ? "w4a8" : "s8  ", s[0], s[1], s[2]);
+      for (auto [bn, split] : forced) {
+        GemmS8Plan plan(p, split, bn);
+        const Summary t = summarise(time_launches([&](cudaStream_t st) { plan.run(st); }, timing, nullptr));
+        if (bn == 0) std::printf(" %7.1f [%s]", t.median * 1e3, plan.describe().c_str());
+        else std::printf(" %8.1f", t.median * 1e3);
+      }
+      std::printf("\n");
+      std::fflush(stdout);
+    }
+  }
+}
+
 }  // namespace fb::cuda

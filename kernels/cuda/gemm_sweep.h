@@ -28,4 +28,8 @@ inline const char* const kSweepBackends[] = {"cublas_fp16",  "cublaslt_s8s8s32",
 // Runs the sweep; `notes` collects skipped backends and plan descriptions.
 std::vector<GemmRecord> run_gemm_sweep(const SweepOptions& opt, const std::string& device_name, json& notes);
 
+// Tuning aid (`flatbench-gpu probe`): prints our GEMMs' median time for each shape
+// (M, N, K) under the heuristic's plan and under forced tile widths and split counts.
+void run_gemm_probe(const std::vector<std::vector<long>>& mnk, bool flush_l2, int max_reps);
+
 }  // namespace fb::cuda

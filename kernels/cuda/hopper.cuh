@@ -1,5 +1,5 @@
 // Thin inline-PTX wrappers for the Hopper (sm_90a) features the GEMM uses: mbarriers,
-// the bulk tensor copy engine (TMA), wgmma matrix descriptors and fences, setmaxnreg.
+// the bulk tensor copy engine (TMA), wgmma matrix descriptors and fences.
 // No CUTLASS here (not available offline); each wrapper is one or two PTX instructions,
 // named after the instruction so the PTX ISA manual is the documentation.
 #pragma once
@@ -77,16 +77,6 @@ __device__ inline uint64_t desc_k_major_sw128(const void* tile) {
   desc |= uint64_t(1024 >> 4) << 32;    // stride byte offset: one 8-row atom
   desc |= uint64_t(1) << 62;            // swizzle mode: 128 B
   return desc;
-}
-
-// ---- register reallocation between warpgroups ----------------------------------
-template <int kRegs>
-__device__ inline void setmaxnreg_inc() {
-  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kRegs));
-}
-template <int kRegs>
-__device__ inline void setmaxnreg_dec() {
-  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kRegs));
 }
 
 }  // namespace fb::cuda

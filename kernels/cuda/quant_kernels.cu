@@ -16,25 +16,34 @@ __device__ inline int8_t quantize_code(float v, float qmax) {
   return static_cast<int8_t>(fminf(fmaxf(rintf(v), -qmax - 1.0f), qmax));
 }
 
-// One CTA per token row; each thread writes 4 consecutive codes (one 32-bit store).
-// The gathered row is small and read through L1, so the gather costs little more than
-// a contiguous read.
-__global__ void flatten_quantize_kernel(const __half* __restrict__ a, int k, const int* __restrict__ src,
-                                        const float* __restrict__ inv_div, int k_pad, float inv_scale,
-                                        int8_t* __restrict__ q) {
-  const long t = blockIdx.x;
-  const __half* row = a + t * k;
-  char4* out = reinterpret_cast<char4*>(q + t * k_pad);
-  for (int j4 = threadIdx.x; j4 < k_pad / 4; j4 += blockDim.x) {
+// Each thread makes a 4×4 block of codes: 4 consecutive output columns (one 32-bit store
+// per row) of 4 token rows, so the plan (src, inv_div) is read once per 4 rows. The
+// gathered rows are small and read through L1.
+constexpr int kFlattenRows = 4;
+constexpr int kFlattenThreads = 128;
+
+__global__ void __launch_bounds__(kFlattenThreads)
+    flatten_quantize_kernel(const __half* __restrict__ a, long tokens, int k, const int* __restrict__ src,
+                            const float* __restrict__ inv_div, int k_pad, float inv_scale, int8_t* __restrict__ q) {
+  const int j4 = blockIdx.x * kFlattenThreads + threadIdx.x;
+  if (j4 >= k_pad / 4) return;
+  const int4 s = reinterpret_cast<const int4*>(src)[j4];
+  const float4 d = reinterpret_cast<const float4*>(inv_div)[j4];
+  const int cols[4] = {s.x, s.y, s.z, s.w};
+  const float div[4] = {d.x, d.y, d.z, d.w};
+  const long t0 = long(blockIdx.y) * kFlattenRows;
+#pragma unroll
+  for (int r = 0; r < kFlattenRows; ++r) {
+    const long t = t0 + r;
+    if (t >= tokens) break;
+    const __half* row = a + t * k;
     int8_t c[4];
 #pragma unroll
     for (int u = 0; u < 4; ++u) {
-      const int j = 4 * j4 + u;
-      const int s = src[j];
-      const float v = s < 0 ? 0.0f : (__half2float(row[s]) * inv_div[j]) * inv_scale;
+      const float v = cols[u] < 0 ? 0.0f : (__half2float(row[cols[u]]) * div[u]) * inv_scale;
       c[u] = quantize_code(v, 127.0f);
     }
-    out[j4] = make_char4(c[0], c[1], c[2], c[3]);
+    reinterpret_cast<char4*>(q + t * k_pad)[j4] = make_char4(c[0], c[1], c[2], c[3]);
   }
 }
 
@@ -61,19 +70,57 @@ __device__ void load_padded(__half* dst, const __half* src, int rows, int cols, 
   }
 }
 
-__device__ float block_absmax(float v, float* red) {
+// One token's n1×n2 block into the padded buffer, whose padding is already zero. With
+// n2 % 8 == 0 every thread issues its 16-byte loads before any store (latency overlap).
+__device__ void load_token(__half* dst, const __half* src, int n1, int n2, int n2p) {
+  const int k = n1 * n2;
+  if (n2 % 8 == 0) {
+    constexpr int kPerThread = 8;  // up to 16384 elements / (256 threads · 8)
+    uint4 v[kPerThread];
+#pragma unroll
+    for (int u = 0; u < kPerThread; ++u) {
+      const int c = threadIdx.x + u * kKronThreads;
+      if (c * 8 < k) v[u] = reinterpret_cast<const uint4*>(src)[c];
+    }
+#pragma unroll
+    for (int u = 0; u < kPerThread; ++u) {
+      const int c = threadIdx.x + u * kKronThreads, i = c * 8;
+      if (i < k) *reinterpret_cast<uint4*>(dst + (i / n2) * n2p + i % n2) = v[u];
+    }
+  } else {
+    for (int i = threadIdx.x; i < k; i += kKronThreads) dst[(i / n2) * n2p + i % n2] = src[i];
+  }
+}
+
+__device__ float warp_absmax(float v) {
   for (int o = 16; o > 0; o /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  if (lane == 0) red[warp] = v;
-  __syncthreads();
-  v = lane < kKronWarps ? red[lane] : 0.0f;
-  for (int o = 16; o > 0; o /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  __syncthreads();  // red is reused by the next token
   return v;
 }
 
+// Codes of one token from Y (fp32, padded pitch n2p) with scale s: 4 consecutive
+// elements per step when n2 % 4 == 0 (int8: one 32-bit store; int4: one 16-bit store).
+__device__ void store_codes(const float* sy, int n1, int n2, int n2p, float s, float qmax, int bits, void* out) {
+  const int k = n1 * n2;
+  auto code_at = [&](int i) { return int(quantize_code(sy[(i / n2) * n2p + i % n2] / s, qmax)); };
+  if (n2 % 4 == 0) {
+    for (int i = 4 * threadIdx.x; i < k; i += 4 * kKronThreads) {
+      const float* y = sy + (i / n2) * n2p + i % n2;
+      const int c0 = quantize_code(y[0] / s, qmax), c1 = quantize_code(y[1] / s, qmax);
+      const int c2 = quantize_code(y[2] / s, qmax), c3 = quantize_code(y[3] / s, qmax);
+      if (bits == 8) reinterpret_cast<char4*>(out)[i / 4] = make_char4(c0, c1, c2, c3);
+      else reinterpret_cast<uint16_t*>(out)[i / 4] = uint16_t((c0 & 0xF) | (c1 & 0xF) << 4 | (c2 & 0xF) << 8 | (c3 & 0xF) << 12);
+    }
+  } else if (bits == 8) {
+    for (int i = threadIdx.x; i < k; i += kKronThreads) static_cast<int8_t*>(out)[i] = int8_t(code_at(i));
+  } else {
+    for (int b = threadIdx.x; b < k / 2; b += kKronThreads)
+      static_cast<uint8_t*>(out)[b] = uint8_t((code_at(2 * b) & 0xF) | (code_at(2 * b + 1) & 0xF) << 4);
+  }
+}
+
 // Persistent CTAs: P1, P2 are loaded into shared memory once per CTA, then the CTA
-// walks tokens. Per token: X → T = X·P2 (fp16) → Y = P1ᵀ·T (fp32) → absmax → codes.
+// walks tokens. Per token: X → T = X·P2 (fp16) → Y = P1ᵀ·T (fp32; its absmax is taken
+// from the accumulator fragments, padding included, which is zero) → codes.
 __global__ void __launch_bounds__(kKronThreads) kron_quantize_kernel(const __half* __restrict__ x, long tokens,
                                                                      int n1, int n2, int n1p, int n2p,
                                                                      const __half* __restrict__ p1,
@@ -88,19 +135,22 @@ __global__ void __launch_bounds__(kKronThreads) kron_quantize_kernel(const __hal
   __half* sp2 = sp1 + n1p * n1p;
   float* sy = reinterpret_cast<float*>(sp2 + n2p * n2p);
   float* scratch = sy + L.x_elems();
-  float* red = scratch + 256 * kKronWarps;
+  unsigned* absmax_bits = reinterpret_cast<unsigned*>(scratch + 256 * kKronWarps);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int k = n1 * n2;
   const float qmax = bits == 8 ? 127.0f : 7.0f;
+  const int tiles_r = n1p / 16, tiles_c = n2p / 16;
 
   load_padded(sp1, p1, n1, n1, n1p, n1p);
   load_padded(sp2, p2, n2, n2, n2p, n2p);
+  for (int i = threadIdx.x; i < L.x_elems(); i += kKronThreads) sx[i] = __float2half(0.0f);
+  __syncthreads();
 
   for (long t = blockIdx.x; t < tokens; t += gridDim.x) {
-    load_padded(sx, x + t * k, n1, n2, n1p, n2p);
+    load_token(sx, x + t * k, n1, n2, n2p);
+    if (threadIdx.x == 0) *absmax_bits = 0;
     __syncthreads();
     // T = X · P2, one 16×16 output tile per warp at a time.
-    const int tiles_r = n1p / 16, tiles_c = n2p / 16;
     for (int tile = warp; tile < tiles_r * tiles_c; tile += kKronWarps) {
       const int tr = tile / tiles_c, tc = tile % tiles_c;
       wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
@@ -120,6 +170,7 @@ __global__ void __launch_bounds__(kKronThreads) kron_quantize_kernel(const __hal
     }
     __syncthreads();
     // Y = P1ᵀ · T: P1 row-major read as column-major is P1ᵀ.
+    float m = 0.0f;
     for (int tile = warp; tile < tiles_r * tiles_c; tile += kKronWarps) {
       const int tr = tile / tiles_c, tc = tile % tiles_c;
       wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
@@ -131,27 +182,19 @@ __global__ void __launch_bounds__(kKronThreads) kron_quantize_kernel(const __hal
         wmma::load_matrix_sync(fb, st + kk * n2p + tc * 16, n2p);
         wmma::mma_sync(acc, fa, fb, acc);
       }
+      for (int e = 0; e < acc.num_elements; ++e) m = fmaxf(m, fabsf(acc.x[e]));
       wmma::store_matrix_sync(sy + tr * 16 * n2p + tc * 16, acc, n2p, wmma::mem_row_major);
     }
+    m = warp_absmax(m);
+    if (lane == 0) atomicMax(absmax_bits, __float_as_uint(m));  // non-negative floats order as integers
     __syncthreads();
-    float m = 0.0f;
-    for (int i = threadIdx.x; i < k; i += blockDim.x) m = fmaxf(m, fabsf(sy[(i / n2) * n2p + i % n2]));
-    m = block_absmax(m, red);
+    m = __uint_as_float(*absmax_bits);
     const float s = m > 0.0f ? m / qmax : 1.0f;
     if (threadIdx.x == 0) scales[t] = s;
-    if (bits == 8) {
-      int8_t* out = static_cast<int8_t*>(q) + t * k;
-      for (int i = threadIdx.x; i < k; i += blockDim.x) out[i] = quantize_code(sy[(i / n2) * n2p + i % n2] / s, qmax);
-    } else {
-      uint8_t* out = static_cast<uint8_t*>(q) + t * (k / 2);
-      for (int b = threadIdx.x; b < k / 2; b += blockDim.x) {
-        const int i0 = 2 * b, i1 = 2 * b + 1;
-        const int c0 = quantize_code(sy[(i0 / n2) * n2p + i0 % n2] / s, qmax);
-        const int c1 = quantize_code(sy[(i1 / n2) * n2p + i1 % n2] / s, qmax);
-        out[b] = static_cast<uint8_t>((c0 & 0xF) | ((c1 & 0xF) << 4));
-      }
-    }
-    __syncthreads();  // sx / sy are rewritten for the next token
+    store_codes(sy, n1, n2, n2p, s, qmax, bits,
+                bits == 8 ? static_cast<void*>(static_cast<int8_t*>(q) + t * k)
+                          : static_cast<void*>(static_cast<uint8_t*>(q) + t * (k / 2)));
+    __syncthreads();  // sx, sy and the absmax are rewritten for the next token
   }
 }
 
@@ -161,8 +204,10 @@ void flatten_quantize(const __half* a, long tokens, long k, const int* src, cons
                       float inv_scale, int8_t* q, cudaStream_t stream) {
   if (k_pad % 32 != 0) throw std::invalid_argument("flatten_quantize: K_pad = " + std::to_string(k_pad) + " is not a multiple of 32");
   if (tokens < 1 || k < 1) throw std::invalid_argument("flatten_quantize: empty input");
-  const int threads = k_pad / 4 >= 256 ? 256 : int(k_pad / 4);
-  flatten_quantize_kernel<<<unsigned(tokens), threads, 0, stream>>>(a, int(k), src, inv_div, int(k_pad), inv_scale, q);
+  if ((tokens + kFlattenRows - 1) / kFlattenRows > 65535) throw std::invalid_argument("flatten_quantize: too many tokens for one launch");
+  const dim3 grid(unsigned((k_pad / 4 + kFlattenThreads - 1) / kFlattenThreads),
+                  unsigned((tokens + kFlattenRows - 1) / kFlattenRows));
+  flatten_quantize_kernel<<<grid, kFlattenThreads, 0, stream>>>(a, tokens, int(k), src, inv_div, int(k_pad), inv_scale, q);
   FB_CUDA_CHECK_LAUNCH();
 }
 

@@ -19,6 +19,7 @@
 
 namespace fb::cuda {
 
+// src and inv_div: K_pad entries each, 16-byte aligned (cudaMalloc'd).
 void flatten_quantize(const __half* a, long tokens, long k, const int* src, const float* inv_div, long k_pad,
                       float inv_scale, int8_t* q, cudaStream_t stream);
 

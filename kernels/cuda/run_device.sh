@@ -4,7 +4,8 @@
 # run the device tests, then the GEMM sweep with the arguments given.
 #   kernels/cuda/run_device.sh [--skip-sweep] [flatbench-gpu gemm options...]
 # Run from the repository root with .device carried (sqlite3 + nlohmann headers); writes
-# under $OUT: nvidia-smi.txt build.log sass_counts.txt test.log sanitizer.log sweep.log gpu_gemm.db
+# under $OUT: nvidia-smi.txt build.log sass_counts.txt test.log [sanitizer.log] [probe.log]
+# sweep.log gpu_gemm.db (FB_SANITIZE=1: compute-sanitizer pass; FB_PROBE='MxNxK ...': probe table)
 set -uo pipefail
 OUT=${OUT:-$PWD/device-out}
 mkdir -p "$OUT"
@@ -35,6 +36,10 @@ if [[ -n "${FB_SANITIZE:-}" ]]; then
   echo "== compute-sanitizer memcheck"
   timeout 240 compute-sanitizer --tool memcheck ./build-cuda/flatbench-gpu-test > "$OUT/sanitizer.log" 2>&1
   echo "sanitizer exit code: $?"; grep -E "ERROR SUMMARY|FAIL|ALL PASSED" "$OUT/sanitizer.log" | head
+fi
+if [[ -n "${FB_PROBE:-}" ]]; then
+  echo "== probe: our GEMM under forced tile widths / split counts"
+  ./build-cuda/flatbench-gpu probe $FB_PROBE --flush-l2 2>&1 | tee "$OUT/probe.log"
 fi
 [[ $SKIP_SWEEP == 1 ]] && exit $test_rc
 
