@@ -12,35 +12,43 @@ namespace fb::gemm_detail {
 
 namespace {
 
+// Every helper touching the accumulators must inline, and every loop over them unroll, or
+// GCC keeps the accumulators in memory.
+#define FB_INLINE inline __attribute__((always_inline))
+
 constexpr int MR = kAvx2MR;
 constexpr int NV = kAvx2NR / 8;  // ymm vectors per tile row
 
-inline __m256i broadcast_pair(const int16_t* p) {
+FB_INLINE __m256i broadcast_pair(const int16_t* p) {
   int32_t v;
   std::memcpy(&v, p, 4);
   return _mm256_set1_epi32(v);
 }
 
 // Lane i is all-ones when column 8·v + i is valid.
-inline __m256i column_mask(int cols, int v) {
+FB_INLINE __m256i column_mask(int cols, int v) {
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(cols - 8 * v), lane);
 }
 
 template <int R>
-inline void load_partials(__m256i (&acc)[R][NV], const TileJob& job) {
+FB_INLINE void load_partials(__m256i (&acc)[R][NV], const TileJob& job) {
+  #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
+    #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v)
       acc[r][v] = job.first ? _mm256_setzero_si256()
                             : _mm256_maskload_epi32(job.c + r * job.ldc + 8 * v, column_mask(job.cols, v));
 }
 
 template <int R>
-inline void store_tile(__m256i (&acc)[R][NV], const TileJob& job) {
+FB_INLINE void store_tile(__m256i (&acc)[R][NV], const TileJob& job) {
+  #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     const __m256i corr = _mm256_set1_epi32(job.row_corr ? job.row_corr[r] : 0);
     const __m256 sa = _mm256_set1_ps(job.sa ? job.sa[job.sa_per_row ? r : 0] : 1.0f);
-    for (int v = 0; v < NV && 8 * v < job.cols; ++v) {
+    #pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) {
       const __m256i mask = column_mask(job.cols, v);
       if (!job.last) {
         _mm256_maskstore_epi32(job.c + r * job.ldc + 8 * v, mask, acc[r][v]);
@@ -61,9 +69,11 @@ inline void store_tile(__m256i (&acc)[R][NV], const TileJob& job) {
 
 // acc[r][·] += a[r][0]·w[·] lane pair 0 + a[r][1]·w[·] lane pair 1 (one k-pair).
 template <int R>
-inline void dot_pair(__m256i (&acc)[R][NV], const int16_t* a, long lda, const __m256i (&w)[NV]) {
+FB_INLINE void dot_pair(__m256i (&acc)[R][NV], const int16_t* a, long lda, const __m256i (&w)[NV]) {
+  #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     const __m256i av = broadcast_pair(a + r * lda);
+    #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_add_epi32(acc[r][v], _mm256_madd_epi16(av, w[v]));
   }
 }
@@ -78,6 +88,7 @@ void tile_s8(const TileJob& job) {
   const long pairs = (job.k_len + 1) / 2;
   __m256i w[NV];
   for (long p = 0; p < pairs; ++p, b += 32 * NV) {
+    #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) w[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 32 * v));
     dot_pair<R>(acc, a + 2 * p, job.lda, w);
   }
@@ -96,6 +107,7 @@ void tile_s4(const TileJob& job) {
   const __m256i nibble = _mm256_set1_epi16(0x0F);
   __m256i lo[NV], hi[NV];
   for (long q = 0; q < quads; ++q, b += 16 * NV) {
+    #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) {
       const __m256i bytes = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 16 * v)));
       lo[v] = _mm256_and_si256(bytes, nibble);

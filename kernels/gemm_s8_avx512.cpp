@@ -12,23 +12,29 @@ namespace fb::gemm_detail {
 
 namespace {
 
+// Every helper touching the accumulators must inline, and every loop over them unroll, or
+// GCC keeps the accumulators in memory (a 3× slowdown).
+#define FB_INLINE inline __attribute__((always_inline))
+
 constexpr int MR = kVnniMR;
 constexpr int NV = kVnniNR / 16;  // zmm vectors per tile row
 
-inline __m512i broadcast_dword(const int8_t* p) {
+FB_INLINE __m512i broadcast_dword(const int8_t* p) {
   int32_t v;
   std::memcpy(&v, p, 4);
   return _mm512_set1_epi32(v);
 }
 
-inline __mmask16 column_mask(int cols, int v) {
+FB_INLINE __mmask16 column_mask(int cols, int v) {
   int left = cols - 16 * v;
   return left >= 16 ? __mmask16(0xFFFF) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1);
 }
 
 template <int R>
-inline void load_partials(__m512i (&acc)[R][NV], const TileJob& job) {
+FB_INLINE void load_partials(__m512i (&acc)[R][NV], const TileJob& job) {
+  #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
+    #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v)
       acc[r][v] = job.first ? _mm512_setzero_si512()
                             : _mm512_maskz_loadu_epi32(column_mask(job.cols, v), job.c + r * job.ldc + 16 * v);
@@ -36,13 +42,14 @@ inline void load_partials(__m512i (&acc)[R][NV], const TileJob& job) {
 
 // Partials, int32 output, or dequantized fp32 output, all with masked stores for edge columns.
 template <int R>
-inline void store_tile(__m512i (&acc)[R][NV], const TileJob& job) {
+FB_INLINE void store_tile(__m512i (&acc)[R][NV], const TileJob& job) {
+  #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     const __m512i corr = _mm512_set1_epi32(job.row_corr ? job.row_corr[r] : 0);
     const __m512 sa = _mm512_set1_ps(job.sa ? job.sa[job.sa_per_row ? r : 0] : 1.0f);
+    #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) {
       const __mmask16 mask = column_mask(job.cols, v);
-      if (!mask) break;
       if (!job.last) {
         _mm512_mask_storeu_epi32(job.c + r * job.ldc + 16 * v, mask, acc[r][v]);
         continue;
@@ -62,9 +69,11 @@ inline void store_tile(__m512i (&acc)[R][NV], const TileJob& job) {
 
 // acc[r][·] += Σ over one k-group of 4: a_rows[r][0..3] · w (the 4 weight vectors w[0..3]).
 template <int R>
-inline void dot_group(__m512i (&acc)[R][NV], const int8_t* a, long lda, const __m512i (&w)[NV]) {
+FB_INLINE void dot_group(__m512i (&acc)[R][NV], const int8_t* a, long lda, const __m512i (&w)[NV]) {
+  #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     const __m512i av = broadcast_dword(a + r * lda);
+    #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], w[v], av);
   }
 }
@@ -72,8 +81,9 @@ inline void dot_group(__m512i (&acc)[R][NV], const int8_t* a, long lda, const __
 // Copies the last `len` (< group) k values of each row into a zero-padded buffer, so the
 // tail group never reads past the end of A.
 template <int R, int G>
-inline void pad_tail(const int8_t* a, long lda, long len, int8_t (&buf)[R][G]) {
+FB_INLINE void pad_tail(const int8_t* a, long lda, long len, int8_t (&buf)[R][G]) {
   std::memset(buf, 0, sizeof(buf));
+  #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) std::memcpy(buf[r], a + r * lda, size_t(len));
 }
 
@@ -86,12 +96,14 @@ void tile_s8(const TileJob& job) {
   const long groups = job.k_len / 4;
   __m512i w[NV];
   for (long g = 0; g < groups; ++g, b += 64 * NV) {
+    #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) w[v] = _mm512_loadu_si512(b + 64 * v);
     dot_group<R>(acc, a + 4 * g, job.lda, w);
   }
   if (const long tail = job.k_len % 4) {
     int8_t buf[R][4];
     pad_tail<R, 4>(a + 4 * groups, job.lda, tail, buf);
+    #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) w[v] = _mm512_loadu_si512(b + 64 * v);
     dot_group<R>(acc, &buf[0][0], 4, w);
   }
@@ -100,9 +112,10 @@ void tile_s8(const TileJob& job) {
 
 // One octet of k: 4 loads hold 8 weight vectors as nibbles (low = k-group 2o, high = 2o+1).
 template <int R>
-inline void dot_octet_s4(__m512i (&acc)[R][NV], const int8_t* a, long lda, const uint8_t* b) {
+FB_INLINE void dot_octet_s4(__m512i (&acc)[R][NV], const int8_t* a, long lda, const uint8_t* b) {
   const __m512i nibble = _mm512_set1_epi8(0x0F);
   __m512i lo[NV], hi[NV];
+  #pragma GCC unroll 8
   for (int v = 0; v < NV; ++v) {
     const __m512i packed = _mm512_loadu_si512(b + 64 * v);
     lo[v] = _mm512_and_si512(packed, nibble);
