@@ -44,6 +44,7 @@ struct KernelParams {
   const float* scale_b;
   int scale_a_per_row, scale_b_per_col;
   int y_vec16;          // N % 8 == 0 and Y 16-byte aligned: 16-byte output stores
+  float acc_scale;      // 1, or 1/16 for W4A8 (its widened weights are 16·w)
   float* workspace;     // M×N fp32, zero between launches (split-K only)
   unsigned* counters;   // one per tile, zero between launches (split-K only)
 };
@@ -74,15 +75,15 @@ __device__ inline void tile_of(int t, int tiles_m, int tiles_n, int& tm, int& tn
   tn = r / group_rows;
 }
 
-// Sign-extends eight... four int4 values held one per byte (0..15) to int8, byte-wise:
-// (v ^ 8) + 120 stays below 256, so no carry crosses a byte; ^ 0x80 then recentres.
-__device__ inline uint32_t sext_nibbles(uint32_t v) { return ((v ^ 0x08080808u) + 0x78787878u) ^ 0x80808080u; }
-
-// Widens 8 packed int4 (one 32-bit word, k ascending from the low nibble) to 8 int8.
+// Widens 8 packed int4 (one 32-bit word, k ascending from the low nibble) to 8 bytes
+// holding 16·v: each nibble moves to the high half of its byte, where its two's-complement
+// sign bit becomes the byte's sign bit, so no sign extension is needed. The accumulator is
+// then 16·(A·B), exact in int32 for K < 2^31 / (16·128·8) ≈ 131000, and the epilogue
+// multiplies by 1/16 (exact: a power of two).
 __device__ inline void widen_int4x8(uint32_t w, uint32_t& first, uint32_t& second) {
-  const uint32_t lo = w & 0x0F0F0F0Fu, hi = (w >> 4) & 0x0F0F0F0Fu;
-  first = sext_nibbles(__byte_perm(lo, hi, 0x5140));   // k0 k1 k2 k3
-  second = sext_nibbles(__byte_perm(lo, hi, 0x7362));  // k4 k5 k6 k7
+  const uint32_t even = (w << 4) & 0xF0F0F0F0u, odd = w & 0xF0F0F0F0u;
+  first = __byte_perm(even, odd, 0x5140);   // k0 k1 k2 k3
+  second = __byte_perm(even, odd, 0x7362);  // k4 k5 k6 k7
 }
 
 // Packed tile (BN rows × 64 bytes, plain) → int8 tile (BN rows × 128 bytes, 128-byte
@@ -153,7 +154,7 @@ __device__ void add_partial_tile(const KernelParams& p, const int32_t (&acc)[BN 
 #pragma unroll
       for (int c = 0; c < 2; ++c) {
         if (col + c >= p.n) continue;
-        const float v = float(acc[4 * j + 2 * h + c]) * sa * p.scale_b[p.scale_b_per_col ? col + c : 0];
+        const float v = float(acc[4 * j + 2 * h + c]) * p.acc_scale * sa * p.scale_b[p.scale_b_per_col ? col + c : 0];
         atomicAdd(&p.workspace[long(row) * p.n + col + c], v);
       }
     }
@@ -182,7 +183,9 @@ __device__ void store_tile_staged(const KernelParams& p, const int32_t (&acc)[BN
       const int c = 8 * j + 2 * (lane % 4), col = col_base + c;
       const float sb0 = col < p.n ? p.scale_b[p.scale_b_per_col ? col : 0] : 0.0f;
       const float sb1 = col + 1 < p.n ? p.scale_b[p.scale_b_per_col ? col + 1 : 0] : 0.0f;
-      const __half2 v = __floats2half2_rn(float(acc[4 * j + 2 * h]) * sa * sb0, float(acc[4 * j + 2 * h + 1]) * sa * sb1);
+      const float v0 = float(acc[4 * j + 2 * h]) * p.acc_scale * sa * sb0;
+      const float v1 = float(acc[4 * j + 2 * h + 1]) * p.acc_scale * sa * sb1;
+      const __half2 v = __floats2half2_rn(v0, v1);
       *reinterpret_cast<__half2*>(tile + r * kPitch + c * 2) = v;
     }
   }
@@ -365,6 +368,7 @@ void check_problem(const GemmS8Problem& p) {
   if (p.n_scale_b != 1 && p.n_scale_b != p.n) fail("scale_b count must be 1 or N");
   if ((reinterpret_cast<uintptr_t>(p.a) | reinterpret_cast<uintptr_t>(p.b)) % 16) fail("A and B must be 16-byte aligned");
   if (p.m > (1L << 30) || p.n > (1L << 30) || p.k > (1L << 30)) fail("dimension too large");
+  if (p.weights == WeightFormat::kInt4Packed && p.k > 131072) fail("W4A8 needs K ≤ 131072 (int32 accumulator of 16·w)");
 }
 
 int multiprocessors() {
@@ -392,12 +396,13 @@ GemmS8Plan::GemmS8Plan(const GemmS8Problem& prob, int force_split, int force_bn)
   const int sms = multiprocessors();
   const int tiles_m = ceil_div(prob.m, kBM), kblocks = ceil_div(prob.k, kBK);
 
-  // Big problems: 128×256 tiles. Otherwise 128×128 tiles, and split K while the tiles
-  // alone leave multiprocessors idle (each split keeps at least 4 k-blocks).
+  // Big problems: 128×256 tiles. Otherwise 128×128 tiles, and split K only when the
+  // tiles would leave most multiprocessors idle (fewer than 1/8 of them busy): measured on
+  // an H100, the split's atomic reduction costs more than idle SMs everywhere else.
   int bn = force_bn ? force_bn : (long(tiles_m) * ceil_div(prob.n, 256) >= sms ? 256 : 128);
   if (bn != 128 && bn != 256) throw std::invalid_argument("GemmS8Plan: force_bn must be 0, 128 or 256");
   const int tiles = tiles_m * ceil_div(prob.n, bn);
-  int splits = force_split > 0 ? force_split : (tiles * 4 < sms * 3 ? std::max(1, std::min(sms / tiles, kblocks / 4)) : 1);
+  int splits = force_split > 0 ? force_split : (tiles * 8 < sms ? std::max(1, std::min(sms / tiles, kblocks / 4)) : 1);
   splits = std::clamp(splits, 1, kblocks);
   const int per_split = ceil_div(kblocks, splits);
   splits = ceil_div(kblocks, per_split);  // no empty splits
@@ -410,6 +415,7 @@ GemmS8Plan::GemmS8Plan(const GemmS8Problem& prob, int force_split, int force_bn)
   kp.kblocks = kblocks, kp.kblocks_per_split = per_split, kp.splits = splits;
   kp.y = prob.y, kp.scale_a = prob.scale_a, kp.scale_b = prob.scale_b;
   kp.scale_a_per_row = prob.n_scale_a > 1, kp.scale_b_per_col = prob.n_scale_b > 1;
+  kp.acc_scale = w4 ? 1.0f / 16 : 1.0f;
   kp.y_vec16 = prob.n % 8 == 0 && reinterpret_cast<uintptr_t>(prob.y) % 16 == 0;
   if (splits > 1) {
     FB_CUDA_CHECK(cudaMalloc(&kp.workspace, sizeof(float) * prob.m * prob.n));
