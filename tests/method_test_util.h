@@ -1,0 +1,51 @@
+// Helpers for the quantization-method tests: run a registered method or evaluator on a model.
+#pragma once
+
+#include "harness/evaluator.h"
+#include "harness/progress.h"
+#include "methods/method.h"
+#include "models/source.h"
+#include "test_util.h"
+
+#include <stdexcept>
+#include <string>
+
+namespace fb::test {
+
+inline JobResult run_method(const std::string& name, Model& m, const Tokenizer* tok, const json& given,
+                            uint64_t seed = 0) {
+  const MethodInfo* info = Registry<MethodInfo>::instance().find(name);
+  if (!info) throw std::runtime_error("method not registered: " + name);
+  const json params = fill_defaults(info->params, given);
+  const auto dir = data_dir();
+  Progress progress(/*quiet=*/true);
+  MethodContext ctx{params, dir, tok, seed, progress};
+  JobResult result;
+  info->apply(m, ctx, result);
+  return result;
+}
+
+inline JobResult run_evaluator(const std::string& name, const Model& m, const Tokenizer* tok, const json& given) {
+  const EvaluatorInfo* info = Registry<EvaluatorInfo>::instance().find(name);
+  if (!info) throw std::runtime_error("evaluator not registered: " + name);
+  const json params = fill_defaults(info->params, given);
+  const auto dir = data_dir();
+  Progress progress(/*quiet=*/true);
+  EvalContext ctx{params, dir, &m, tok, 0, progress};
+  JobResult result;
+  info->run(ctx, result);
+  return result;
+}
+
+inline double metric(const JobResult& r, const std::string& name) {
+  for (const Metric& m : r.metrics)
+    if (m.name == name) return m.value;
+  throw std::runtime_error("metric not reported: " + name);
+}
+
+inline LoadedModel load_stories260k() {
+  return load_model({{"format", "llama2c"}, {"path", "stories260K/stories260K.bin"}, {"tokenizer", "stories260K/tok512.model"}},
+                    data_dir());
+}
+
+}  // namespace fb::test
