@@ -201,18 +201,18 @@ std::vector<json> expand_entry(const Located& entry, const std::string& where, c
   json fixed = json::object();
   std::vector<Axis> axes;
   std::set<std::string> seen;
-  auto param = [&](const YAML::Node& key_node, const std::string& key) -> const ParamSpec& {
+  auto param = [&](const YAML::Node& key_node, const std::string& key,
+                   const std::string& field) -> const ParamSpec& {
     const ParamSpec* spec = find_param(*sc.params, key);
     if (!spec) {
       std::vector<std::string> known;
       for (const auto& p : *sc.params) known.push_back(p.name);
       if (known.empty())
-        fail({key_node, entry.file}, where + "." + key, fmt::format("{} '{}' takes no parameters", sc.kind, sc.name));
-      fail({key_node, entry.file}, where + "." + key,
+        fail({key_node, entry.file}, field, fmt::format("{} '{}' takes no parameters", sc.kind, sc.name));
+      fail({key_node, entry.file}, field,
            fmt::format("unknown parameter of {} '{}'", sc.kind, sc.name) + did_you_mean(key, known));
     }
-    if (!seen.insert(key).second)
-      fail({key_node, entry.file}, where + "." + key, "parameter given twice (directly and in zip)");
+    if (!seen.insert(key).second) fail({key_node, entry.file}, field, "parameter given twice (directly and in zip)");
     return *spec;
   };
   auto is_axis = [](const ParamSpec& s, const YAML::Node& n) {
@@ -231,7 +231,7 @@ std::vector<json> expand_entry(const Located& entry, const std::string& where, c
       size_t len = 0;
       for (auto z : kv.second) {
         std::string zk = z.first.as<std::string>();
-        const ParamSpec& spec = param(z.first, zk);
+        const ParamSpec& spec = param(z.first, zk, field + "." + zk);
         Located zv{z.second, entry.file};
         if (!z.second.IsSequence()) fail(zv, field + "." + zk, "zip values must be lists");
         if (z.second.size() == 0) fail(zv, field + "." + zk, "empty list: the grid would have no jobs");
@@ -251,7 +251,7 @@ std::vector<json> expand_entry(const Located& entry, const std::string& where, c
       axes.push_back(std::move(axis));
       continue;
     }
-    const ParamSpec& spec = param(kv.first, key);
+    const ParamSpec& spec = param(kv.first, key, field);
     if (is_axis(spec, kv.second)) {
       if (kv.second.size() == 0) fail(val, field, "empty list: the grid would have no jobs");
       Axis axis{{key}, {}};
@@ -295,7 +295,9 @@ std::string short_params(const ParamSchema& schema, const json& filled) {
     if (!filled.contains(s.name) || s.is_path) continue;
     const json& v = filled.at(s.name);
     if (!s.default_value.is_null() && normalise_value(s, s.default_value) == v) continue;
-    std::string vs = v.is_string() ? v.get<std::string>() : v.dump();
+    std::string vs = v.is_string() ? v.get<std::string>()
+                     : v.is_array() && v.dump().size() > 24 ? "[" + std::to_string(v.size()) + " items]"
+                                                             : v.dump();
     out += (out.empty() ? "" : ",") + s.name + "=" + vs;
   }
   return out;

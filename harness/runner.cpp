@@ -80,17 +80,18 @@ JobResult run_job(const Job& job, const Config& cfg, ModelCache& cache, Progress
   const EvaluatorInfo* info = Registry<EvaluatorInfo>::instance().find(name);
   if (!info) throw std::runtime_error("unknown evaluation '" + name + "'");
   JobResult result;
-  const Model* model = nullptr;
-  const Tokenizer* tokenizer = nullptr;
-  if (info->needs_model) {
-    const auto& prep = cache.get(job, cfg.data_dir, progress);
-    result = prep.method_result;
-    model = &prep.model;
-    tokenizer = prep.tokenizer.get();
-    result.synthetic = prep.model.cfg.synthetic;
-  }
-  EvalContext ctx{eval["params"], cfg.data_dir, model, tokenizer, job.spec["seed"].get<uint64_t>(), progress};
+  const ModelCache::Prepared* prep = info->needs_model ? &cache.get(job, cfg.data_dir, progress) : nullptr;
+  EvalContext ctx{eval["params"], cfg.data_dir, prep ? &prep->model : nullptr,
+                  prep ? prep->tokenizer.get() : nullptr, job.spec["seed"].get<uint64_t>(), progress};
   info->run(ctx, result);
+  if (prep) {  // the method's decisions and metrics follow the evaluator's own
+    const JobResult& m = prep->method_result;
+    result.metrics.insert(result.metrics.end(), m.metrics.begin(), m.metrics.end());
+    result.sites.insert(result.sites.end(), m.sites.begin(), m.sites.end());
+    for (const auto& [k, v] : m.info.items())
+      if (!result.info.contains(k)) result.info[k] = v;
+    result.synthetic = prep->model.cfg.synthetic;
+  }
   return result;
 }
 

@@ -470,9 +470,11 @@ long Store::merge_from(const std::filesystem::path& other) {
     copy("metrics", "name, value, unit, n, stddev, samples");
     copy("sites", "layer, role, w_bits, a_bits, k_in, k_flat, k_pad, w_scale, a_scale, kl, clip, mse, flops, extra");
     copy("gemm", "device, backend, dtype, m, n, k, reps, min_ms, median_ms, max_ms, gops, ratio_to_fp32, samples, extra");
-    Stmt count(db_, "SELECT COUNT(*) FROM merge_map");
-    count.step();
-    added = count.integer(0);
+    {
+      Stmt count(db_, "SELECT COUNT(*) FROM merge_map");
+      count.step();
+      added = count.integer(0);
+    }  // finalized before the DROP, which a live statement would block
     exec("DROP TABLE merge_map");
     tx.commit();
   } catch (...) {

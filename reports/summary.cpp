@@ -14,13 +14,13 @@ namespace {
 // Bookkeeping metrics every job has; the summary shows what the evaluator measured.
 const std::set<std::string> kBookkeeping = {"method_seconds", "load_seconds"};
 
-std::string headline(const std::vector<Metric>& metrics, size_t max_items = 5) {
+std::string headline(const std::vector<Metric>& metrics, size_t max_items = 4) {
   std::string out;
   size_t shown = 0;
   for (const auto& m : metrics) {
     if (kBookkeeping.count(m.name) || shown == max_items) continue;
-    out += (out.empty() ? "" : "  ") + m.name + "=" + fmt_num(m.value) + (m.unit.empty() || m.unit == "%" ? "" : " ") +
-           m.unit;
+    std::string unit = m.unit == "%" || m.unit == "x" ? m.unit : m.unit.empty() ? "" : " " + m.unit;
+    out += (out.empty() ? "" : "  ") + m.name + "=" + fmt_num(m.value) + unit;
     ++shown;
   }
   return out;
