@@ -23,8 +23,8 @@ using namespace gemm_detail;
 
 namespace {
 
-constexpr long kKC = 512;  // k block: multiple of 8 (the largest packing group)
-constexpr long kMC = 192;  // row block: multiple of both MRs
+static long kKC = std::getenv("KC") ? atol(std::getenv("KC")) : 512;  // k block: multiple of 8 (the largest packing group)
+static long kMC = std::getenv("MC") ? atol(std::getenv("MC")) : 192;  // row block: multiple of both MRs
 
 [[noreturn]] void fail(const std::string& what) { throw std::invalid_argument("kernels/gemm_s8: " + what); }
 
@@ -149,21 +149,37 @@ ThreadShare share_of(int t, int T, long M, long panels, int mr) {
           split(panels, tn, tj), split(panels, tn, tj + 1)};
 }
 
-void run_share(const ThreadShare& s, const Layout& L, const PackedWeights& W, const void* a, long lda, long a_elem,
+// Where a thread's tiles find A: the vnni path packs each (row block, k block) into a
+// per-thread buffer; the avx2 path reads the int16 copy of A made before the loop.
+struct ASource {
+  const int8_t* A = nullptr;     // caller's A (vnni)
+  const int16_t* a16 = nullptr;  // widened A (avx2)
+  long ld = 0;                   // row stride of A or a16, in elements
+};
+
+void run_share(const ThreadShare& s, const Layout& L, const PackedWeights& W, const ASource& src,
                const int32_t* row_corr, const Output& out) {
   const long N = W.n, K = W.k;
   const DequantEpilogue* ep = out.epilogue;
+  thread_local std::vector<int8_t> packed;  // OpenMP threads persist, so this is reused
+  if (!src.a16) packed.resize(size_t((kMC + kVnniMR) / kVnniMR * packed_a_tile_bytes(kKC)));
   for (long m0 = s.row_begin; m0 < s.row_end; m0 += kMC) {
     const long m_end = std::min(s.row_end, m0 + kMC);
     for (long k0 = 0; k0 < K; k0 += kKC) {
+      const long k_len = std::min(kKC, K - k0);
+      if (!src.a16) pack_a_vnni(src.A + m0 * src.ld + k0, src.ld, m_end - m0, k_len, packed.data());
       for (long p = s.panel_begin; p < s.panel_end; ++p) {
         const long n0 = p * L.nr;
         for (long r0 = m0; r0 < m_end; r0 += L.mr) {
           TileJob job;
-          job.a = static_cast<const uint8_t*>(a) + (r0 * lda + k0) * a_elem;
-          job.lda = lda;
+          if (src.a16) {
+            job.a = src.a16 + r0 * src.ld + k0;
+            job.lda = src.ld;
+          } else {
+            job.a = packed.data() + (r0 - m0) / L.mr * packed_a_tile_bytes(k_len);
+          }
           job.b = W.data.get() + p * W.panel_bytes + k0 * L.panel_bytes_per_k;
-          job.k_len = std::min(kKC, K - k0);
+          job.k_len = k_len;
           job.rows = int(std::min<long>(L.mr, m_end - r0));
           job.cols = int(std::min<long>(L.nr, N - n0));
           job.first = k0 == 0;
@@ -187,26 +203,37 @@ void run_share(const ThreadShare& s, const Layout& L, const PackedWeights& W, co
   }
 }
 
+// int16 row stride for the avx2 copy of A: k padded to 4, plus a cache line when the
+// stride is a multiple of 1 KiB (rows that far apart share L1 sets).
+long widened_stride(long K) {
+  const long ld = round_up(K, 4);
+  return (2 * ld) % 1024 == 0 ? ld + 32 : ld;
+}
+
+void check_epilogue(const DequantEpilogue& ep, long M, long N) {
+  if (!ep.sa || !ep.sb) fail("the dequantizing epilogue needs both scale arrays");
+  if (ep.n_sa != 1 && ep.n_sa != M)
+    fail("sa has " + std::to_string(ep.n_sa) + " scales, expected 1 or M=" + std::to_string(M));
+  if (ep.n_sb != 1 && ep.n_sb != N)
+    fail("sb has " + std::to_string(ep.n_sb) + " scales, expected 1 or N=" + std::to_string(N));
+}
+
 void run(const int8_t* A, long M, const PackedWeights& W, const Output& out, int threads) {
   if (!W.data) fail("weights were not packed");
   if (M < 0) fail("negative row count M=" + std::to_string(M));
   if (M == 0) return;
-  if (out.epilogue) {
-    const DequantEpilogue& ep = *out.epilogue;
-    if (!ep.sa || !ep.sb) fail("the dequantizing epilogue needs both scale arrays");
-    if (ep.n_sa != 1 && ep.n_sa != M) fail("sa has " + std::to_string(ep.n_sa) + " scales, expected 1 or M=" + std::to_string(M));
-    if (ep.n_sb != 1 && ep.n_sb != W.n)
-      fail("sb has " + std::to_string(ep.n_sb) + " scales, expected 1 or N=" + std::to_string(W.n));
-  }
+  if (out.epilogue) check_epilogue(*out.epilogue, M, W.n);
   const Layout L = layout_of(W.isa, W.format);
   Workspace& ws = workspace();
   const bool corrected = L.weight_offset != 0;
   if (corrected && ws.row_corr.size() < size_t(M)) ws.row_corr.resize(M);
-  const long ld16 = round_up(W.k, 4);
-  if (L.widen_a && ws.a16.size() < size_t(M * ld16)) ws.a16.resize(M * ld16);
   int32_t* row_corr = corrected ? ws.row_corr.data() : nullptr;
-  const void* a = L.widen_a ? static_cast<const void*>(ws.a16.data()) : A;
-  const long lda = L.widen_a ? ld16 : W.k, a_elem = L.widen_a ? 2 : 1;
+  ASource src{A, nullptr, W.k};
+  if (L.widen_a) {
+    src.ld = widened_stride(W.k);
+    if (ws.a16.size() < size_t(M * src.ld)) ws.a16.resize(M * src.ld);
+    src.a16 = ws.a16.data();
+  }
 
 #pragma omp parallel num_threads(std::max(1, threads))
   {
@@ -214,13 +241,13 @@ void run(const int8_t* A, long M, const PackedWeights& W, const Output& out, int
 #pragma omp for schedule(static)
     for (long m = 0; m < M; ++m) {
       if (L.widen_a)
-        widen_rows_avx2(A + m * W.k, 1, W.k, ws.a16.data() + m * ld16, ld16, L.weight_offset,
+        widen_rows_avx2(A + m * W.k, 1, W.k, ws.a16.data() + m * src.ld, src.ld, L.weight_offset,
                         row_corr ? row_corr + m : nullptr);
       else
         row_corrections_avx512(A + m * W.k, 1, W.k, W.k, L.weight_offset, row_corr + m);
     }
     const ThreadShare s = share_of(omp_get_thread_num(), omp_get_num_threads(), M, W.panels, L.mr);
-    run_share(s, L, W, a, lda, a_elem, row_corr, out);
+    run_share(s, L, W, src, row_corr, out);
   }
 }
 

@@ -78,41 +78,27 @@ FB_INLINE void dot_group(__m512i (&acc)[R][NV], const int8_t* a, long lda, const
   }
 }
 
-// Copies the last `len` (< group) k values of each row into a zero-padded buffer, so the
-// tail group never reads past the end of A.
-template <int R, int G>
-FB_INLINE void pad_tail(const int8_t* a, long lda, long len, int8_t (&buf)[R][G]) {
-  std::memset(buf, 0, sizeof(buf));
-  #pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) std::memcpy(buf[r], a + r * lda, size_t(len));
-}
-
+// A is read from the block packed by pack_a_vnni: group g of 4 k for row r at
+// a + g·kPackedGroupBytes + 4·r, zero-padded, so no k tail needs care here.
 template <int R>
 void tile_s8(const TileJob& job) {
   __m512i acc[R][NV];
   load_partials<R>(acc, job);
   const int8_t* a = static_cast<const int8_t*>(job.a);
   const uint8_t* b = job.b;
-  const long groups = job.k_len / 4;
+  const long groups = (job.k_len + 3) / 4;
   __m512i w[NV];
-  for (long g = 0; g < groups; ++g, b += 64 * NV) {
+  for (long g = 0; g < groups; ++g, b += 64 * NV, a += kPackedGroupBytes) {
     #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) w[v] = _mm512_loadu_si512(b + 64 * v);
-    dot_group<R>(acc, a + 4 * g, job.lda, w);
-  }
-  if (const long tail = job.k_len % 4) {
-    int8_t buf[R][4];
-    pad_tail<R, 4>(a + 4 * groups, job.lda, tail, buf);
-    #pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) w[v] = _mm512_loadu_si512(b + 64 * v);
-    dot_group<R>(acc, &buf[0][0], 4, w);
+    dot_group<R>(acc, a, 4, w);
   }
   store_tile<R>(acc, job);
 }
 
 // One octet of k: 4 loads hold 8 weight vectors as nibbles (low = k-group 2o, high = 2o+1).
 template <int R>
-FB_INLINE void dot_octet_s4(__m512i (&acc)[R][NV], const int8_t* a, long lda, const uint8_t* b) {
+FB_INLINE void dot_octet_s4(__m512i (&acc)[R][NV], const int8_t* a, const uint8_t* b) {
   const __m512i nibble = _mm512_set1_epi8(0x0F);
   __m512i lo[NV], hi[NV];
   #pragma GCC unroll 8
@@ -121,8 +107,8 @@ FB_INLINE void dot_octet_s4(__m512i (&acc)[R][NV], const int8_t* a, long lda, co
     lo[v] = _mm512_and_si512(packed, nibble);
     hi[v] = _mm512_and_si512(_mm512_srli_epi16(packed, 4), nibble);
   }
-  dot_group<R>(acc, a, lda, lo);
-  dot_group<R>(acc, a + 4, lda, hi);
+  dot_group<R>(acc, a, 4, lo);
+  dot_group<R>(acc, a + kPackedGroupBytes, 4, hi);
 }
 
 template <int R>
@@ -131,16 +117,10 @@ void tile_s4(const TileJob& job) {
   load_partials<R>(acc, job);
   const int8_t* a = static_cast<const int8_t*>(job.a);
   const uint8_t* b = job.b;
-  const long octets = job.k_len / 8;
-  for (long o = 0; o < octets; ++o, b += 64 * NV) dot_octet_s4<R>(acc, a + 8 * o, job.lda, b);
-  if (const long tail = job.k_len % 8) {
-    int8_t buf[R][8];
-    pad_tail<R, 8>(a + 8 * octets, job.lda, tail, buf);
-    dot_octet_s4<R>(acc, &buf[0][0], 8, b);
-  }
+  const long octets = (job.k_len + 7) / 8;
+  for (long o = 0; o < octets; ++o, b += 64 * NV, a += 2 * kPackedGroupBytes) dot_octet_s4<R>(acc, a, b);
   store_tile<R>(acc, job);
 }
-
 
 // Dispatch on the number of valid rows, so edge tiles do no wasted rows.
 #define FB_ROWS_SWITCH(fn, job)             \
@@ -158,6 +138,24 @@ static_assert(MR == 6, "FB_ROWS_SWITCH covers 1..6 rows");
 
 void tile_vnni_s8(const TileJob& job) { FB_ROWS_SWITCH(tile_s8, job); }
 void tile_vnni_s4(const TileJob& job) { FB_ROWS_SWITCH(tile_s4, job); }
+
+long packed_a_tile_bytes(long k_len) { return (k_len + 7) / 8 * 2 * kPackedGroupBytes; }
+
+// Each tile of MR rows becomes [group][MR][4 bytes]: the 4-byte broadcasts of one k-group
+// sit side by side (one cache line serves 2⅔ groups) instead of MR rows apart, which for
+// row strides that are multiples of 4 KiB would all fall into one L1 set.
+void pack_a_vnni(const int8_t* A, long lda, long rows, long k_len, int8_t* out) {
+  const long tile_bytes = packed_a_tile_bytes(k_len), full_groups = k_len / 4;
+  for (long r0 = 0; r0 < rows; r0 += MR, out += tile_bytes) {
+    std::memset(out, 0, size_t(tile_bytes));
+    for (long r = 0; r < MR && r0 + r < rows; ++r) {
+      const int8_t* row = A + (r0 + r) * lda;
+      int8_t* dst = out + 4 * r;
+      for (long g = 0; g < full_groups; ++g) std::memcpy(dst + g * kPackedGroupBytes, row + 4 * g, 4);
+      std::memcpy(dst + full_groups * kPackedGroupBytes, row + 4 * full_groups, size_t(k_len % 4));
+    }
+  }
+}
 
 void row_corrections_avx512(const int8_t* A, long M, long K, long lda, int32_t offset, int32_t* out) {
   const __m512i ones = _mm512_set1_epi8(1);

@@ -21,8 +21,8 @@ constexpr int kAvx2MR = 4, kAvx2NR = 16;
 
 // One register tile's work: rows × cols of C over k ∈ [k0, k0 + k_len).
 struct TileJob {
-  const void* a = nullptr;  // A at (row0, k0): int8 (vnni) or int16 (avx2, zero-padded rows)
-  long lda = 0;             // in elements
+  const void* a = nullptr;  // A at (row0, k0): packed int8 tile (vnni) or int16 rows (avx2)
+  long lda = 0;             // int16 elements per row (avx2 only)
   const uint8_t* b = nullptr;  // packed panel at k0
   long k_len = 0;
   int rows = 0, cols = 0;   // valid rows ≤ MR, valid cols ≤ NR
@@ -40,6 +40,12 @@ struct TileJob {
   const float* bias = nullptr;  // at col0, or null
 };
 
+// The vnni tiles read A packed per tile of kVnniMR rows as [k/4 groups][kVnniMR][4 bytes],
+// zero-padded to a whole number of k-octets.
+constexpr long kPackedGroupBytes = 4 * kVnniMR;
+long packed_a_tile_bytes(long k_len);
+// Packs rows [0, rows) × k [0, k_len) of A (row stride lda) into consecutive tiles.
+void pack_a_vnni(const int8_t* A, long lda, long rows, long k_len, int8_t* out);
 void tile_vnni_s8(const TileJob& job);
 void tile_vnni_s4(const TileJob& job);
 // out[m] = offset · Σₖ A[m,k] for rows [0, M) (A row stride lda).

@@ -1,0 +1,183 @@
+// References, plan helpers and dispatch for the fused activation operators
+// (kernels/fused_quant.h). The fast kernels are in kernels/fused_quant_avx512.cpp.
+#include "kernels/fused_quant.h"
+
+#include "kernels/fused_quant_tiles.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+namespace fb {
+
+using namespace fused_detail;
+
+namespace {
+
+[[noreturn]] void fail(const std::string& what) { throw std::invalid_argument("kernels/fused_quant: " + what); }
+
+float qmax_of(int bits) {
+  if (bits != 4 && bits != 8) fail("bits must be 4 or 8, got " + std::to_string(bits));
+  return float((1 << (bits - 1)) - 1);
+}
+
+// The one quantization formula of this file (see the header).
+inline int8_t quantize_value(float x, float inv_scale, float qmax) {
+  return int8_t(std::nearbyint(std::clamp(x * inv_scale, -qmax - 1, qmax)));
+}
+
+void check_kron(const KronFactors& f, float clip) {
+  if (f.n1 <= 0 || f.n2 <= 0) fail("Kronecker factor sizes must be positive");
+  if (long(f.p1.size()) != f.n1 * f.n1 || long(f.p2.size()) != f.n2 * f.n2)
+    fail("P1 must hold n1·n1 and P2 n2·n2 values");
+  if (!(clip > 0 && clip <= 1)) fail("clip ratio must be in (0, 1], got " + std::to_string(clip));
+}
+
+float quantize_row_ref(const float* y, long len, float qmax, float clip, int8_t* q) {
+  float absmax = 0;
+  for (long i = 0; i < len; ++i) absmax = std::max(absmax, std::fabs(y[i]));
+  const float scale = absmax / qmax * clip;
+  const float inv = scale > 0 ? 1.0f / scale : 0.0f;
+  for (long i = 0; i < len; ++i) q[i] = quantize_value(y[i], inv, qmax);
+  return scale;
+}
+
+// C (m×n) = A (m×k, row stride lda) · B (k×n), fma-accumulated in k order from zero.
+void sgemm_in_order(const float* A, long lda, const float* B, float* C, long m, long n, long k) {
+  for (long i = 0; i < m; ++i)
+    for (long j = 0; j < n; ++j) {
+      float acc = 0;
+      for (long l = 0; l < k; ++l) acc = std::fma(A[i * lda + l], B[l * n + j], acc);
+      C[i * n + j] = acc;
+    }
+}
+
+std::vector<float> transposed(const std::vector<float>& P, long n) {
+  std::vector<float> T(P.size());
+  for (long i = 0; i < n; ++i)
+    for (long j = 0; j < n; ++j) T[j * n + i] = P[i * n + j];
+  return T;
+}
+
+// Chunk c of 16 is contiguous when src[16c + i] = src[16c] + i for all i in the chunk.
+std::vector<uint8_t> contiguous_chunks(const FlattenPlan& plan) {
+  const long k_flat = long(plan.src.size());
+  std::vector<uint8_t> out((k_flat + 15) / 16, 0);
+  for (long c = 0; c < long(out.size()); ++c) {
+    bool run = 16 * c + 16 <= k_flat;
+    for (long i = 1; run && i < 16; ++i) run = plan.src[16 * c + i] == plan.src[16 * c] + i;
+    out[c] = run;
+  }
+  return out;
+}
+
+}  // namespace
+
+bool fused_quant_fast_path() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+}
+
+FlattenPlan make_flatten_plan(const std::vector<int>& copies, long pad_to) {
+  if (pad_to < 1) fail("pad_to must be ≥ 1");
+  FlattenPlan plan;
+  plan.k_in = long(copies.size());
+  for (long k = 0; k < plan.k_in; ++k) {
+    if (copies[k] < 1) fail("channel " + std::to_string(k) + " has " + std::to_string(copies[k]) + " copies (≥ 1)");
+    for (int c = 0; c < copies[k]; ++c) {
+      plan.src.push_back(int32_t(k));
+      plan.inv_div.push_back(1.0f / float(copies[k]));
+    }
+  }
+  plan.k_out = (long(plan.src.size()) + pad_to - 1) / pad_to * pad_to;
+  return plan;
+}
+
+void validate_flatten_plan(const FlattenPlan& plan) {
+  if (plan.src.size() != plan.inv_div.size())
+    fail("plan has " + std::to_string(plan.src.size()) + " sources but " + std::to_string(plan.inv_div.size()) +
+         " divisors");
+  if (plan.k_out < long(plan.src.size())) fail("plan's padded width k_out is below its flattened width");
+  for (size_t j = 0; j < plan.src.size(); ++j)
+    if (plan.src[j] < 0 || plan.src[j] >= plan.k_in)
+      fail("plan source " + std::to_string(j) + " = " + std::to_string(plan.src[j]) + " is outside [0, " +
+           std::to_string(plan.k_in) + ")");
+}
+
+void flatten_quantize_ref(const float* A, long T, const FlattenPlan& plan, float scale, int bits, int8_t* Q) {
+  validate_flatten_plan(plan);
+  if (!(scale > 0)) fail("the static activation scale must be positive");
+  const float qmax = qmax_of(bits), inv_scale = 1.0f / scale;
+  const long k_flat = long(plan.src.size());
+  for (long t = 0; t < T; ++t) {
+    const float* a = A + t * plan.k_in;
+    int8_t* q = Q + t * plan.k_out;
+    for (long j = 0; j < k_flat; ++j) q[j] = quantize_value(a[plan.src[j]] * plan.inv_div[j], inv_scale, qmax);
+    std::fill(q + k_flat, q + plan.k_out, int8_t(0));
+  }
+}
+
+void flatten_quantize(const float* A, long T, const FlattenPlan& plan, float scale, int bits, int8_t* Q,
+                      int threads) {
+  if (!fused_quant_fast_path()) return flatten_quantize_ref(A, T, plan, scale, bits, Q);
+  validate_flatten_plan(plan);
+  if (!(scale > 0)) fail("the static activation scale must be positive");
+  const float qmax = qmax_of(bits), inv_scale = 1.0f / scale;
+  const std::vector<uint8_t> contiguous = contiguous_chunks(plan);
+#pragma omp parallel for num_threads(std::max(1, threads)) schedule(static)
+  for (long t = 0; t < T; ++t)
+    flatten_row_avx512(A + t * plan.k_in, plan.src.data(), plan.inv_div.data(), contiguous.data(),
+                       long(plan.src.size()), plan.k_out, inv_scale, qmax, Q + t * plan.k_out);
+}
+
+std::pair<long, long> kron_factor_sizes(long K) {
+  if (K < 1) fail("width must be positive, got " + std::to_string(K));
+  long n1 = 1;
+  for (long d = 1; d * d <= K; ++d)
+    if (K % d == 0) n1 = d;
+  return {n1, K / n1};
+}
+
+void kron_transform_ref(const float* X, long T, const KronFactors& f, float* Y) {
+  const long K = f.n1 * f.n2;
+  const std::vector<float> p1t = transposed(f.p1, f.n1);
+  std::vector<float> Z(K);
+  for (long t = 0; t < T; ++t) {
+    sgemm_in_order(X + t * K, f.n2, f.p2.data(), Z.data(), f.n1, f.n2, f.n2);     // X · P2
+    sgemm_in_order(p1t.data(), f.n1, Z.data(), Y + t * K, f.n1, f.n2, f.n1);      // P1ᵀ · (X · P2)
+  }
+}
+
+void kron_quantize_ref(const float* X, long T, const KronFactors& f, int bits, float clip, int8_t* Q,
+                       float* scales) {
+  check_kron(f, clip);
+  const float qmax = qmax_of(bits);
+  const long K = f.n1 * f.n2;
+  std::vector<float> Y(K);
+  for (long t = 0; t < T; ++t) {
+    kron_transform_ref(X + t * K, 1, f, Y.data());
+    scales[t] = quantize_row_ref(Y.data(), K, qmax, clip, Q + t * K);
+  }
+}
+
+void kron_quantize(const float* X, long T, const KronFactors& f, int bits, float clip, int8_t* Q, float* scales,
+                   int threads) {
+  if (!fused_quant_fast_path()) return kron_quantize_ref(X, T, f, bits, clip, Q, scales);
+  check_kron(f, clip);
+  const float qmax = qmax_of(bits);
+  const long n1 = f.n1, n2 = f.n2, K = n1 * n2;
+  const std::vector<float> p1t = transposed(f.p1, n1);
+#pragma omp parallel num_threads(std::max(1, threads))
+  {
+    std::vector<float> Z(K), Y(K);
+#pragma omp for schedule(static)
+    for (long t = 0; t < T; ++t) {
+      small_sgemm_avx512(X + t * K, n2, f.p2.data(), n2, Z.data(), n2, n1, n2, n2);
+      small_sgemm_avx512(p1t.data(), n1, Z.data(), n2, Y.data(), n2, n1, n2, n1);
+      scales[t] = quantize_row_avx512(Y.data(), K, qmax, clip, Q + t * K);
+    }
+  }
+}
+
+}  // namespace fb

@@ -1,0 +1,63 @@
+// Fused activation operators that feed the integer GEMMs, each a plain reference beside a
+// fast (AVX-512) kernel that computes bit-identical results:
+//
+//   FlattenQuant (methods.md §1.5–1.6): A'[t,j] = A[t, src[j]] · inv_div[j] for j < K',
+//   zero for K' ≤ j < K'', then per-tensor symmetric quantization with a static scale.
+//
+//   FlatQuant (methods.md §2.2): for each token x (width K = n1·n2) viewed row-major as
+//   X (n1×n2), Y = P1ᵀ · X · P2, then per-token symmetric quantization with
+//   scale = absmax(Y)/qmax · clip.
+//
+// Rounding is half to even (std::nearbyint / vcvtps2dq under the default rounding mode).
+// Quantization multiplies by inv_scale = 1/scale (float), in both reference and fast code:
+//   q = clamp(nearbyint(x · inv_scale), −qmax−1, qmax),   qmax = 2^(bits−1) − 1.
+// The matrix products accumulate k = 0, 1, … with one fused multiply-add per term in both
+// versions, so the fast kernels match the references exactly, not just closely.
+#pragma once
+
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+namespace fb {
+
+struct FlattenPlan {
+  long k_in = 0;                // K: width of the input rows
+  std::vector<int32_t> src;     // K' source channels, each in [0, K)
+  std::vector<float> inv_div;   // K' factors 1/n_k
+  long k_out = 0;               // K'' ≥ K': width of the output rows (zero padded)
+};
+
+// Channel k repeated copies[k] ≥ 1 times, copies adjacent, in the original order; K''
+// rounded up to a multiple of pad_to (32 in FlattenQuant).
+FlattenPlan make_flatten_plan(const std::vector<int>& copies, long pad_to = 32);
+// Throws std::invalid_argument naming the first inconsistency.
+void validate_flatten_plan(const FlattenPlan& plan);
+
+// Q (T × k_out int8 codes) from A (T × k_in fp32). bits ∈ {4, 8}; scale > 0.
+void flatten_quantize_ref(const float* A, long T, const FlattenPlan& plan, float scale, int bits, int8_t* Q);
+void flatten_quantize(const float* A, long T, const FlattenPlan& plan, float scale, int bits, int8_t* Q,
+                      int threads = 1);
+
+struct KronFactors {
+  long n1 = 0, n2 = 0;
+  std::vector<float> p1;  // n1×n1 row-major
+  std::vector<float> p2;  // n2×n2 row-major
+};
+
+// FlatQuant's factor sizes: n1 the largest divisor of K with n1 ≤ sqrt(K), n2 = K / n1.
+std::pair<long, long> kron_factor_sizes(long K);
+
+// Q (T × K int8 codes) and scales (T) from X (T × K fp32), K = n1·n2; clip ∈ (0, 1].
+// An all-zero token gets scale 0 and codes 0.
+void kron_quantize_ref(const float* X, long T, const KronFactors& f, int bits, float clip, int8_t* Q,
+                       float* scales);
+void kron_quantize(const float* X, long T, const KronFactors& f, int bits, float clip, int8_t* Q, float* scales,
+                   int threads = 1);
+// The transform alone (Y = P1ᵀ·X·P2 per token, reference order), for checks.
+void kron_transform_ref(const float* X, long T, const KronFactors& f, float* Y);
+
+// Whether flatten_quantize / kron_quantize run the AVX-512 kernels here (else the references).
+bool fused_quant_fast_path();
+
+}  // namespace fb

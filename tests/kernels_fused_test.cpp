@@ -1,0 +1,129 @@
+// The fused activation operators (kernels/fused_quant.h): references on hand-worked cases,
+// fast kernels bit-identical to the references on odd shapes.
+#include "kernels/fused_quant.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <stdexcept>
+#include <vector>
+
+namespace fb {
+namespace {
+
+std::vector<float> random_floats(long count, float lo, float hi, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(count);
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+TEST(KernelsFused, FlattenPlanRepeatsChannelsAdjacentAndPads) {
+  FlattenPlan plan = make_flatten_plan({1, 3, 1, 2}, 8);
+  EXPECT_EQ(plan.k_in, 4);
+  EXPECT_EQ(plan.src, (std::vector<int32_t>{0, 1, 1, 1, 2, 3, 3}));
+  EXPECT_FLOAT_EQ(plan.inv_div[1], 1.0f / 3);
+  EXPECT_FLOAT_EQ(plan.inv_div[6], 0.5f);
+  EXPECT_EQ(plan.k_out, 8);
+  EXPECT_THROW(make_flatten_plan({1, 0}), std::invalid_argument);
+}
+
+TEST(KernelsFused, FlattenQuantizeRefHandWorked) {
+  // Channel 1 (value 6) split in 3 → three 2s; scale 0.5 → codes 4; channel 0: 0.25/0.5 = 0.5 → 0
+  // (half to even); channel 2: 100 saturates at 127; one zero pad column.
+  FlattenPlan plan = make_flatten_plan({1, 3, 1}, 6);
+  std::vector<float> A = {0.25f, 6.0f, 100.0f};
+  std::vector<int8_t> Q(6, 99);
+  flatten_quantize_ref(A.data(), 1, plan, 0.5f, 8, Q.data());
+  EXPECT_EQ(Q, (std::vector<int8_t>{0, 4, 4, 4, 127, 0}));
+  flatten_quantize_ref(A.data(), 1, plan, 0.5f, 4, Q.data());
+  EXPECT_EQ(Q, (std::vector<int8_t>{0, 4, 4, 4, 7, 0}));
+}
+
+TEST(KernelsFused, FlattenQuantizeRejectsBadInput) {
+  FlattenPlan plan = make_flatten_plan({1, 2});
+  std::vector<float> A(2, 1.0f);
+  std::vector<int8_t> Q(plan.k_out);
+  EXPECT_THROW(flatten_quantize_ref(A.data(), 1, plan, 0.0f, 8, Q.data()), std::invalid_argument);
+  EXPECT_THROW(flatten_quantize_ref(A.data(), 1, plan, 1.0f, 3, Q.data()), std::invalid_argument);
+  plan.src[0] = 5;
+  EXPECT_THROW(flatten_quantize(A.data(), 1, plan, 1.0f, 8, Q.data()), std::invalid_argument);
+}
+
+TEST(KernelsFused, FlattenQuantizeFastMatchesReference) {
+  if (!fused_quant_fast_path()) GTEST_SKIP() << "no AVX-512 here: flatten_quantize runs the reference itself";
+  const long T = 13, K = 203;  // chunks that are contiguous, gathered, and partial
+  std::vector<int> copies(K, 1);
+  for (long k = 5; k < K; k += 37) copies[k] = 2 + int(k % 3);
+  FlattenPlan plan = make_flatten_plan(copies);
+  auto A = random_floats(T * K, -3.0f, 3.0f, 1);
+  for (int bits : {4, 8}) {
+    std::vector<int8_t> want(T * plan.k_out), got(T * plan.k_out, 55);
+    flatten_quantize_ref(A.data(), T, plan, 0.02f, bits, want.data());
+    flatten_quantize(A.data(), T, plan, 0.02f, bits, got.data(), 2);
+    EXPECT_EQ(got, want) << "bits=" << bits;
+  }
+}
+
+TEST(KernelsFused, KronFactorSizesMatchFlatQuant) {
+  EXPECT_EQ(kron_factor_sizes(4096), (std::pair<long, long>{64, 64}));
+  EXPECT_EQ(kron_factor_sizes(11008), (std::pair<long, long>{86, 128}));
+  EXPECT_EQ(kron_factor_sizes(14336), (std::pair<long, long>{112, 128}));
+  EXPECT_EQ(kron_factor_sizes(28672), (std::pair<long, long>{128, 224}));
+  EXPECT_EQ(kron_factor_sizes(5120), (std::pair<long, long>{64, 80}));
+  EXPECT_EQ(kron_factor_sizes(13), (std::pair<long, long>{1, 13}));
+}
+
+TEST(KernelsFused, KronTransformEqualsKroneckerProduct) {
+  // x · (P1 ⊗ P2) with the Kronecker product formed explicitly (invariant T-1).
+  const long n1 = 2, n2 = 3, K = 6;
+  KronFactors f{n1, n2, random_floats(n1 * n1, -1, 1, 2), random_floats(n2 * n2, -1, 1, 3)};
+  auto x = random_floats(K, -1, 1, 4);
+  std::vector<float> y(K);
+  kron_transform_ref(x.data(), 1, f, y.data());
+  for (long col = 0; col < K; ++col) {
+    double want = 0;
+    for (long row = 0; row < K; ++row)
+      want += double(x[row]) * f.p1[(row / n2) * n1 + col / n2] * f.p2[(row % n2) * n2 + col % n2];
+    EXPECT_NEAR(y[col], want, 1e-5) << "column " << col;
+  }
+}
+
+TEST(KernelsFused, KronQuantizeRefScaleAndCodes) {
+  // Identity factors: the transform is a no-op, so the codes are plain per-token RTN.
+  KronFactors f{1, 4, {1.0f}, {1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1}};
+  std::vector<float> X = {0.5f, -7.0f, 3.5f, 0.0f, 0, 0, 0, 0};
+  std::vector<int8_t> Q(8);
+  std::vector<float> s(2);
+  kron_quantize_ref(X.data(), 2, f, 4, 1.0f, Q.data(), s.data());
+  EXPECT_FLOAT_EQ(s[0], 1.0f);
+  EXPECT_EQ(std::vector<int8_t>(Q.begin(), Q.begin() + 4), (std::vector<int8_t>{0, -7, 4, 0}));  // 3.5 → 4 (even)
+  EXPECT_FLOAT_EQ(s[1], 0.0f);
+  EXPECT_EQ(std::vector<int8_t>(Q.begin() + 4, Q.end()), (std::vector<int8_t>{0, 0, 0, 0}));
+  kron_quantize_ref(X.data(), 1, f, 4, 0.5f, Q.data(), s.data());  // clip: scale 0.5, −7 saturates at −8
+  EXPECT_FLOAT_EQ(s[0], 0.5f);
+  EXPECT_EQ(Q[1], -8);
+}
+
+TEST(KernelsFused, KronQuantizeFastMatchesReference) {
+  if (!fused_quant_fast_path()) GTEST_SKIP() << "no AVX-512 here: kron_quantize runs the reference itself";
+  for (long K : {4096L, 1000L, 13L * 7L}) {  // (64, 64), (25, 40), (7, 13): odd, unmasked and masked widths
+    const auto [n1, n2] = kron_factor_sizes(K);
+    KronFactors f{n1, n2, random_floats(n1 * n1, -0.3f, 0.3f, 5), random_floats(n2 * n2, -0.3f, 0.3f, 6)};
+    const long T = 5;
+    auto X = random_floats(T * K, -2.0f, 2.0f, 7);
+    for (int bits : {4, 8}) {
+      std::vector<int8_t> want(T * K), got(T * K, 9);
+      std::vector<float> sw(T), sg(T);
+      kron_quantize_ref(X.data(), T, f, bits, 0.9f, want.data(), sw.data());
+      kron_quantize(X.data(), T, f, bits, 0.9f, got.data(), sg.data(), 2);
+      EXPECT_EQ(got, want) << "K=" << K << " bits=" << bits;
+      EXPECT_EQ(sg, sw) << "K=" << K << " bits=" << bits;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace fb
