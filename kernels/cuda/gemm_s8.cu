@@ -1,15 +1,12 @@
 // INT8×INT8→INT32 and W4A8 GEMMs for Hopper with a dequantizing fp16 epilogue.
 //
-// Structure (one persistent CTA per multiprocessor, 3 warpgroups, 384 threads; each CTA
-// strides through the output tiles):
+// Structure (one CTA = 3 warpgroups, 384 threads):
 //   warpgroup 0   producer: one thread issues TMA loads of A and B tiles into a ring of
 //                 STAGES shared-memory buffers, each guarded by a "full" mbarrier
 //                 (transaction bytes) and an "empty" mbarrier (released by consumers);
-//                 it runs ahead into the next tile while the consumers store this one;
 //   warpgroups 1,2 consumers: each owns 64 rows of the 128-row tile and issues
 //                 wgmma m64n{BN}k32 (4 per 128-byte k-block), keeping one k-block of
-//                 wgmma in flight while the next is issued; the epilogue dequantizes
-//                 into a shared-memory staging tile and writes it with 16-byte stores.
+//                 wgmma in flight while the next is issued.
 // W4A8: the packed tile lands in shared memory as is (half the bytes of int8); warps 1-3
 // of the producer warpgroup widen it to int8 in the 128-byte-swizzled layout wgmma reads
 // (a third mbarrier per stage says "widened"), so widening overlaps the consumers' wgmmas.
@@ -35,14 +32,13 @@ constexpr int kBM = 128;        // rows of A per CTA (two consumer warpgroups ×
 constexpr int kBK = 128;        // k per block: one 128-byte swizzle row of int8
 constexpr int kThreads = 384;
 constexpr int kConsumerThreads = 256;
-constexpr int kGroupM = 8;      // tile raster: 8 M-tiles share each B tile in L2
-constexpr int kWideners = 96;   // W4A8: warps 1-3 of the producer warpgroup widen int4 → int8
+constexpr int kGroupM = 8;
+constexpr int kWideners = 96;   // W4A8: warps 1-3 of the producer warpgroup widen int4 → int8      // tile raster: 8 M-tiles share each B tile in L2
 
 struct KernelParams {
   int m, n, k;
   int tiles_m, tiles_n;
   int kblocks, kblocks_per_split, splits;
-  int units;            // tiles × splits: the work a persistent CTA strides through
   __half* y;
   const float* scale_a;
   const float* scale_b;
@@ -61,12 +57,11 @@ struct Layout {
   static constexpr int kAOffset = 0;
   static constexpr int kBOffset = STAGES * kABytes;
   static constexpr int kWideOffset = kBOffset + STAGES * kBBytes;
-  static constexpr int kStagingOffset = kWideOffset + (kW4 ? STAGES * kWideBytes : 0);
-  static constexpr int kStagingBytes = 2 * 64 * (BN * 2 + 16);  // fp16 output tile, padded rows
-  static constexpr int kBarOffset = kStagingOffset + kStagingBytes;
+  static constexpr int kBarOffset = kWideOffset + (kW4 ? STAGES * kWideBytes : 0);
   static constexpr int kBytes = kBarOffset + 3 * STAGES * 8;  // full, empty, widened
   static constexpr int kDynamicSmem = kBytes + 1024;          // slack to align the base to 1024
   static_assert(kABytes % 1024 == 0 && kBBytes % 1024 == 0, "tiles must keep 1024-byte alignment");
+  static_assert(2 * 64 * (BN * 2 + 16) <= kWideOffset, "the epilogue's staging tile must fit in the stages");
 };
 
 // Group-M raster: consecutive CTAs walk down kGroupM tile rows before moving right, so
@@ -78,21 +73,6 @@ __device__ inline void tile_of(int t, int tiles_m, int tiles_n, int& tm, int& tn
   const int r = t % per_group;
   tm = first_m + r % group_rows;
   tn = r / group_rows;
-}
-
-// One unit of work: a tile and the range of k-blocks of its split.
-struct WorkUnit {
-  int tile, tile_m, tile_n, kb0, nkb;
-};
-
-__device__ inline WorkUnit work_unit(const KernelParams& p, int u) {
-  WorkUnit w;
-  const int tiles = p.tiles_m * p.tiles_n;
-  w.tile = u % tiles;
-  tile_of(w.tile, p.tiles_m, p.tiles_n, w.tile_m, w.tile_n);
-  w.kb0 = (u / tiles) * p.kblocks_per_split;
-  w.nkb = min(p.kblocks, w.kb0 + p.kblocks_per_split) - w.kb0;
-  return w;
 }
 
 // Widens 8 packed int4 (one 32-bit word, k ascending from the low nibble) to 8 bytes
@@ -126,23 +106,17 @@ __device__ inline void widen_tile(const uint8_t* packed, uint8_t* wide, int tid)
   }
 }
 
-// Stage ring counters run on across the CTA's units: k-block g of the CTA uses stage
-// g % STAGES in phase (g / STAGES) & 1.
 template <int BN, int STAGES, bool kW4>
-__device__ void producer(const KernelParams& p, const CUtensorMap* tm_a, const CUtensorMap* tm_b, uint8_t* smem,
-                         uint64_t* full, uint64_t* empty) {
+__device__ void producer(const CUtensorMap* tm_a, const CUtensorMap* tm_b, uint8_t* smem, uint64_t* full,
+                         uint64_t* empty, int tile_m, int tile_n, int kb0, int nkb) {
   using L = Layout<BN, STAGES, kW4>;
-  int g = 0;
-  for (int u = blockIdx.x; u < p.units; u += gridDim.x) {
-    const WorkUnit w = work_unit(p, u);
-    for (int i = 0; i < w.nkb; ++i, ++g) {
-      const int s = g % STAGES;
-      if (g >= STAGES) mbar_wait(&empty[s], ((g / STAGES) - 1) & 1);
-      mbar_arrive_expect_tx(&full[s], L::kABytes + L::kBBytes);
-      const int kb = w.kb0 + i;
-      tma_load_2d(smem + L::kAOffset + s * L::kABytes, tm_a, &full[s], kb * kBK, w.tile_m * kBM);
-      tma_load_2d(smem + L::kBOffset + s * L::kBBytes, tm_b, &full[s], kW4 ? kb * kBK / 2 : kb * kBK, w.tile_n * BN);
-    }
+  for (int i = 0; i < nkb; ++i) {
+    const int s = i % STAGES;
+    if (i >= STAGES) mbar_wait(&empty[s], ((i / STAGES) - 1) & 1);
+    mbar_arrive_expect_tx(&full[s], L::kABytes + L::kBBytes);
+    const int kb = kb0 + i;
+    tma_load_2d(smem + L::kAOffset + s * L::kABytes, tm_a, &full[s], kb * kBK, tile_m * kBM);
+    tma_load_2d(smem + L::kBOffset + s * L::kBBytes, tm_b, &full[s], kW4 ? kb * kBK / 2 : kb * kBK, tile_n * BN);
   }
 }
 
@@ -150,20 +124,16 @@ __device__ void producer(const KernelParams& p, const CUtensorMap* tm_a, const C
 // stage's int8 tile while the consumers' wgmmas run, then arrive on `widened`. The stage
 // is refilled (and so rewritten) only after the consumers release it.
 template <int BN, int STAGES>
-__device__ void widener(const KernelParams& p, uint8_t* smem, uint64_t* full, uint64_t* widened) {
+__device__ void widener(uint8_t* smem, uint64_t* full, uint64_t* widened, int nkb) {
   using L = Layout<BN, STAGES, true>;
   const int tid = threadIdx.x - 32;
-  int g = 0;
-  for (int u = blockIdx.x; u < p.units; u += gridDim.x) {
-    const int nkb = work_unit(p, u).nkb;
-    for (int i = 0; i < nkb; ++i, ++g) {
-      const int s = g % STAGES;
-      mbar_wait(&full[s], (g / STAGES) & 1);
-      widen_tile<BN>(smem + L::kBOffset + s * L::kBBytes, smem + L::kWideOffset + s * L::kWideBytes, tid);
-      fence_proxy_async();  // the stores are read next by wgmma (async proxy)
-      __syncwarp();
-      if (tid % 32 == 0) mbar_arrive(&widened[s]);
-    }
+  for (int i = 0; i < nkb; ++i) {
+    const int s = i % STAGES;
+    mbar_wait(&full[s], (i / STAGES) & 1);
+    widen_tile<BN>(smem + L::kBOffset + s * L::kBBytes, smem + L::kWideOffset + s * L::kWideBytes, tid);
+    fence_proxy_async();  // the stores are read next by wgmma (async proxy)
+    __syncwarp();
+    if (tid % 32 == 0) mbar_arrive(&widened[s]);
   }
 }
 
@@ -191,10 +161,9 @@ __device__ void add_partial_tile(const KernelParams& p, const int32_t (&acc)[BN 
   }
 }
 
-// Non-split epilogue: each consumer warpgroup dequantizes its 64×BN fragment into its
-// padded fp16 tile in shared memory (a buffer of its own: the producer is already
-// filling the stages for the next unit), then writes it out row-contiguous, 16 bytes per
-// thread and store.
+// Non-split epilogue: each consumer warpgroup dequantizes its 64×BN fragment into a
+// padded fp16 tile in shared memory (the pipeline buffers, free once both warpgroups'
+// wgmmas are done), then writes it out row-contiguous, 16 bytes per thread and store.
 // Storing fragments straight to global memory costs one 2-byte store per element and
 // dominated short-K shapes.
 template <int BN>
@@ -236,7 +205,6 @@ __device__ void store_tile_staged(const KernelParams& p, const int32_t (&acc)[BN
         if (col + i < p.n) out[i] = e[i];
     }
   }
-  named_barrier_sync(2 + cw, 128);  // the staging tile is rewritten by the next unit
 }
 
 // Last split of a tile: fp32 workspace → fp16 output, workspace back to zero. Each
@@ -261,8 +229,8 @@ __device__ void finish_split_tile(const KernelParams& p, int row_base, int col_b
 }
 
 template <int BN, int STAGES, bool kW4>
-__device__ void consume_unit(const KernelParams& p, const WorkUnit& w, uint8_t* smem, uint64_t* full,
-                             uint64_t* empty, uint64_t* widened, int& g) {
+__device__ void consumer(const KernelParams& p, uint8_t* smem, uint64_t* full, uint64_t* empty, uint64_t* widened,
+                         int tile_m, int tile_n, int nkb) {
   using L = Layout<BN, STAGES, kW4>;
   const int cw = threadIdx.x / 128 - 1;        // consumer warpgroup 0 or 1
   const int ctid = threadIdx.x - 128;          // 0..255 among consumers
@@ -270,13 +238,13 @@ __device__ void consume_unit(const KernelParams& p, const WorkUnit& w, uint8_t* 
 #pragma unroll
   for (int r = 0; r < BN / 2; ++r) acc[r] = 0;
 
-  for (int i = 0; i < w.nkb; ++i, ++g) {
-    const int s = g % STAGES;
-    mbar_wait(&full[s], (g / STAGES) & 1);
+  for (int i = 0; i < nkb; ++i) {
+    const int s = i % STAGES;
+    mbar_wait(&full[s], (i / STAGES) & 1);
     const uint8_t* a_tile = smem + L::kAOffset + s * L::kABytes + cw * 64 * kBK;
     const uint8_t* b_tile = smem + L::kBOffset + s * L::kBBytes;
     if constexpr (kW4) {
-      mbar_wait(&widened[s], (g / STAGES) & 1);
+      mbar_wait(&widened[s], (i / STAGES) & 1);
       b_tile = smem + L::kWideOffset + s * L::kWideBytes;
     }
     wgmma_fence();
@@ -285,16 +253,16 @@ __device__ void consume_unit(const KernelParams& p, const WorkUnit& w, uint8_t* 
     for (int kk = 0; kk < kBK / 32; ++kk) WgmmaS8<BN>::mma(acc, da + 2 * kk, db + 2 * kk, true);
     wgmma_commit();
     wgmma_wait<1>();  // the previous k-block's wgmma is done: release its stage
-    if (i > 0 && ctid % 128 == 0) mbar_arrive(&empty[(g - 1) % STAGES]);
+    if (i > 0 && ctid % 128 == 0) mbar_arrive(&empty[(i - 1) % STAGES]);
   }
   wgmma_wait<0>();
 #pragma unroll
   for (int r = 0; r < BN / 2; ++r) fence_operand(acc[r]);
-  if (ctid % 128 == 0) mbar_arrive(&empty[(g - 1) % STAGES]);  // the unit's last stage
 
-  const int row_base = w.tile_m * kBM + cw * 64, col_base = w.tile_n * BN;
+  const int row_base = tile_m * kBM + cw * 64, col_base = tile_n * BN;
   if (p.splits == 1) {
-    store_tile_staged<BN>(p, acc, row_base, col_base, smem + L::kStagingOffset, cw);
+    named_barrier_sync(1, kConsumerThreads);  // both warpgroups are done reading the stages
+    store_tile_staged<BN>(p, acc, row_base, col_base, smem, cw);
     return;
   }
   add_partial_tile<BN>(p, acc, row_base, col_base);
@@ -302,21 +270,13 @@ __device__ void consume_unit(const KernelParams& p, const WorkUnit& w, uint8_t* 
   __shared__ int is_last;
   __threadfence();
   named_barrier_sync(1, kConsumerThreads);
-  if (ctid == 0) is_last = atomicAdd(&p.counters[w.tile], 1u) == unsigned(p.splits - 1);
+  const int tile = tile_m * p.tiles_n + tile_n;
+  if (ctid == 0) is_last = atomicAdd(&p.counters[tile], 1u) == unsigned(p.splits - 1);
   named_barrier_sync(1, kConsumerThreads);
   if (!is_last) return;
   __threadfence();
   finish_split_tile<BN>(p, row_base, col_base);
-  if (ctid == 0) p.counters[w.tile] = 0;
-}
-
-// Persistent: the CTA strides through the units; the producer runs ahead into the next
-// unit's k-blocks while the consumers finish the current one's epilogue.
-template <int BN, int STAGES, bool kW4>
-__device__ void consumer(const KernelParams& p, uint8_t* smem, uint64_t* full, uint64_t* empty, uint64_t* widened) {
-  int g = 0;
-  for (int u = blockIdx.x; u < p.units; u += gridDim.x)
-    consume_unit<BN, STAGES, kW4>(p, work_unit(p, u), smem, full, empty, widened, g);
+  if (ctid == 0) p.counters[tile] = 0;
 }
 
 template <int BN, int STAGES, bool kW4>
@@ -329,6 +289,11 @@ __global__ void __launch_bounds__(kThreads, 1)
   uint64_t* full = reinterpret_cast<uint64_t*>(smem + L::kBarOffset);
   uint64_t* empty = full + STAGES;
   uint64_t* widened = empty + STAGES;
+
+  int tile_m, tile_n;
+  tile_of(blockIdx.x, p.tiles_m, p.tiles_n, tile_m, tile_n);
+  const int kb0 = blockIdx.y * p.kblocks_per_split;
+  const int nkb = min(p.kblocks, kb0 + p.kblocks_per_split) - kb0;
 
   if (threadIdx.x == 0) {
     for (int s = 0; s < STAGES; ++s) {
@@ -343,11 +308,11 @@ __global__ void __launch_bounds__(kThreads, 1)
   // No setmaxnreg: under the 384-thread cap (168 registers) the consumers' 128 int32
   // accumulators already fit without spills, and the W4A8 wideners need registers too.
   if (threadIdx.x < 128) {
-    if (threadIdx.x == 0) producer<BN, STAGES, kW4>(p, &tm_a, &tm_b, smem, full, empty);
+    if (threadIdx.x == 0) producer<BN, STAGES, kW4>(&tm_a, &tm_b, smem, full, empty, tile_m, tile_n, kb0, nkb);
     if constexpr (kW4)
-      if (threadIdx.x >= 32) widener<BN, STAGES>(p, smem, full, widened);
+      if (threadIdx.x >= 32) widener<BN, STAGES>(smem, full, widened, nkb);
   } else {
-    consumer<BN, STAGES, kW4>(p, smem, full, empty, widened);
+    consumer<BN, STAGES, kW4>(p, smem, full, empty, widened, tile_m, tile_n, nkb);
   }
 }
 
@@ -431,11 +396,15 @@ GemmS8Plan::GemmS8Plan(const GemmS8Problem& prob, int force_split, int force_bn)
   const int sms = multiprocessors();
   const int tiles_m = ceil_div(prob.m, kBM), kblocks = ceil_div(prob.k, kBK);
 
-  // Big problems: 128×256 tiles. Otherwise 128×128 tiles, and split K only when the
+  // Big problems: 128×256 tiles. Otherwise 128×128 (or, when even those leave half the
+  // multiprocessors idle, 128×64) tiles, and split K only when the
   // tiles would leave most multiprocessors idle (fewer than 1/8 of them busy): measured on
   // an H100, the split's atomic reduction costs more than idle SMs everywhere else.
-  int bn = force_bn ? force_bn : (long(tiles_m) * ceil_div(prob.n, 256) >= sms ? 256 : 128);
-  if (bn != 128 && bn != 256) throw std::invalid_argument("GemmS8Plan: force_bn must be 0, 128 or 256");
+  int bn = 256;
+  if (long(tiles_m) * ceil_div(prob.n, 256) < sms) bn = 128;
+  if (long(tiles_m) * ceil_div(prob.n, 128) * 2 < sms) bn = 64;  // small M: more CTAs streaming B
+  if (force_bn) bn = force_bn;
+  if (bn != 64 && bn != 128 && bn != 256) throw std::invalid_argument("GemmS8Plan: force_bn must be 0, 64, 128 or 256");
   const int tiles = tiles_m * ceil_div(prob.n, bn);
   int splits = force_split > 0 ? force_split : (tiles * 8 < sms ? std::max(1, std::min(sms / tiles, kblocks / 4)) : 1);
   splits = std::clamp(splits, 1, kblocks);
@@ -448,7 +417,6 @@ GemmS8Plan::GemmS8Plan(const GemmS8Problem& prob, int force_split, int force_bn)
   kp.m = int(prob.m), kp.n = int(prob.n), kp.k = int(prob.k);
   kp.tiles_m = tiles_m, kp.tiles_n = ceil_div(prob.n, bn);
   kp.kblocks = kblocks, kp.kblocks_per_split = per_split, kp.splits = splits;
-  kp.units = tiles * splits;
   kp.y = prob.y, kp.scale_a = prob.scale_a, kp.scale_b = prob.scale_b;
   kp.scale_a_per_row = prob.n_scale_a > 1, kp.scale_b_per_col = prob.n_scale_b > 1;
   kp.acc_scale = w4 ? 1.0f / 16 : 1.0f;
@@ -464,12 +432,13 @@ GemmS8Plan::GemmS8Plan(const GemmS8Problem& prob, int force_split, int force_bn)
   if (w4) im.tm_b = byte_tensor_map(prob.b, prob.k / 2, prob.n, prob.k / 2, kBK / 2, bn, CU_TENSOR_MAP_SWIZZLE_NONE);
   else im.tm_b = byte_tensor_map(prob.b, prob.k, prob.n, prob.k, kBK, bn, CU_TENSOR_MAP_SWIZZLE_128B);
 
-  // Stage counts: as many as fit beside the epilogue's staging tile in 227 KB.
-  if (bn == 256 && !w4) im.kernel = prepared_kernel<256, 3, false>(im.smem_bytes), im.stages = 3;
-  if (bn == 128 && !w4) im.kernel = prepared_kernel<128, 5, false>(im.smem_bytes), im.stages = 5;
-  if (bn == 256 && w4) im.kernel = prepared_kernel<256, 2, true>(im.smem_bytes), im.stages = 2;
-  if (bn == 128 && w4) im.kernel = prepared_kernel<128, 4, true>(im.smem_bytes), im.stages = 4;
-  im.grid = dim3(unsigned(std::min(kp.units, sms)));  // persistent: at most one CTA per multiprocessor
+  if (bn == 64 && !w4) im.kernel = prepared_kernel<64, 8, false>(im.smem_bytes), im.stages = 8;
+  if (bn == 64 && w4) im.kernel = prepared_kernel<64, 6, true>(im.smem_bytes), im.stages = 6;
+  if (bn == 256 && !w4) im.kernel = prepared_kernel<256, 4, false>(im.smem_bytes), im.stages = 4;
+  if (bn == 128 && !w4) im.kernel = prepared_kernel<128, 6, false>(im.smem_bytes), im.stages = 6;
+  if (bn == 256 && w4) im.kernel = prepared_kernel<256, 3, true>(im.smem_bytes), im.stages = 3;
+  if (bn == 128 && w4) im.kernel = prepared_kernel<128, 5, true>(im.smem_bytes), im.stages = 5;
+  im.grid = dim3(unsigned(tiles), unsigned(splits));
 }
 
 GemmS8Plan::~GemmS8Plan() {
@@ -486,8 +455,7 @@ void GemmS8Plan::run(cudaStream_t stream) const {
 std::string GemmS8Plan::describe() const {
   const Impl& im = *impl_;
   return "tile=128x" + std::to_string(im.bn) + "x128 stages=" + std::to_string(im.stages) +
-         " split=" + std::to_string(im.params.splits) + " units=" + std::to_string(im.params.units) +
-         " grid=" + std::to_string(im.grid.x);
+         " split=" + std::to_string(im.params.splits) + " grid=" + std::to_string(im.grid.x * im.grid.y);
 }
 
 }  // namespace fb::cuda

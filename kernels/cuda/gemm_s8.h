@@ -41,7 +41,7 @@ struct GemmS8Problem {
 class GemmS8Plan {
  public:
   // force_split > 0 overrides the split-K heuristic (tests use it to cover both paths);
-  // force_bn is 0 (heuristic), 128 or 256.
+  // force_bn is 0 (heuristic), 64, 128 or 256.
   explicit GemmS8Plan(const GemmS8Problem& problem, int force_split = 0, int force_bn = 0);
   ~GemmS8Plan();
   GemmS8Plan(const GemmS8Plan&) = delete;

@@ -262,9 +262,11 @@ int main() {
         test_gemm(5, 384, 4096, int4, true, 0, 0);             // split-K by the heuristic
         test_gemm(300, 1000, 2080, int4, false, 3, 256);       // forced split-K, 256-wide tiles
         test_gemm(513, 1031, 1024, int4, true, 1, 128);
-        test_gemm(1100, 2100, 320, int4, true, 0, 0);           // more tiles than CTAs: persistent loop
+        test_gemm(1100, 2100, 320, int4, true, 0, 0);           // more tiles than multiprocessors
         test_gemm(1500, 3000, 288, int4, false, 1, 256);
-        test_gemm(700, 2900, 1024, int4, true, 2, 128);         // split-K with several units per CTA
+        test_gemm(700, 2900, 1024, int4, true, 2, 128);         // split-K over many tiles
+        test_gemm(70, 333, 640, int4, true, 1, 64);             // 64-wide tiles (small-M plan)
+        test_gemm(3, 4096, 4096, int4, true, 0, 0);             // the heuristic's small-M plan
       }
       expect_invalid("gemm rejects K % 32 != 0", [] {
         int8_t* p = reinterpret_cast<int8_t*>(16);
