@@ -52,27 +52,35 @@ constexpr int kKronWarps = kKronThreads / 32;
 
 int round16(int v) { return (v + 15) / 16 * 16; }
 
+// Shared-memory layout of the Kronecker kernel. Row pitches are padded by 16 bytes: a
+// pitch that is a multiple of 128 bytes (64×64, 128×128) puts every row of a 16×16
+// fragment in the same banks, an 8-way conflict on each fragment load and store.
 struct KronSmem {
   int n1p, n2p;
-  __device__ __host__ int x_elems() const { return n1p * n2p; }
-  // fp16: X (n1p×n2p), T = X·P2 (n1p×n2p), P1 (n1p²), P2 (n2p²); then fp32 Y (n1p×n2p)
-  // and one 16×16 fp32 scratch per warp.
+  __device__ __host__ int xp() const { return n2p + 8; }   // X, T pitch (halfs)
+  __device__ __host__ int p1p() const { return n1p + 8; }  // P1 pitch
+  __device__ __host__ int p2p() const { return n2p + 8; }  // P2 pitch
+  __device__ __host__ int yp() const { return n2p + 4; }   // Y pitch (floats)
+  __device__ __host__ int x_elems() const { return n1p * xp(); }
+  // fp16: X, T = X·P2, P1, P2; fp32: Y, one 16×16 scratch per warp, the absmax word.
   __device__ __host__ int bytes() const {
-    return 2 * (2 * x_elems() + n1p * n1p + n2p * n2p) + 4 * x_elems() + 4 * 256 * kKronWarps + 64;
+    return 2 * (2 * x_elems() + n1p * p1p() + n2p * p2p()) + 4 * n1p * yp() + 4 * 256 * kKronWarps + 64;
   }
 };
 
 // Copies a rows×cols fp16 matrix into a zero-padded rows_p×cols_p shared buffer.
-__device__ void load_padded(__half* dst, const __half* src, int rows, int cols, int rows_p, int cols_p) {
+// (pitch: the buffer's row pitch in halfs, ≥ cols_p; the pad columns beyond cols_p are
+// never read).
+__device__ void load_padded(__half* dst, const __half* src, int rows, int cols, int rows_p, int cols_p, int pitch) {
   for (int i = threadIdx.x; i < rows_p * cols_p; i += blockDim.x) {
     const int r = i / cols_p, c = i % cols_p;
-    dst[i] = (r < rows && c < cols) ? src[r * cols + c] : __float2half(0.0f);
+    dst[r * pitch + c] = (r < rows && c < cols) ? src[r * cols + c] : __float2half(0.0f);
   }
 }
 
 // One token's n1×n2 block into the padded buffer, whose padding is already zero. With
 // n2 % 8 == 0 every thread issues its 16-byte loads before any store (latency overlap).
-__device__ void load_token(__half* dst, const __half* src, int n1, int n2, int n2p) {
+__device__ void load_token(__half* dst, const __half* src, int n1, int n2, int pitch) {
   const int k = n1 * n2;
   if (n2 % 8 == 0) {
     constexpr int kPerThread = 8;  // up to 16384 elements / (256 threads · 8)
@@ -85,10 +93,10 @@ __device__ void load_token(__half* dst, const __half* src, int n1, int n2, int n
 #pragma unroll
     for (int u = 0; u < kPerThread; ++u) {
       const int c = threadIdx.x + u * kKronThreads, i = c * 8;
-      if (i < k) *reinterpret_cast<uint4*>(dst + (i / n2) * n2p + i % n2) = v[u];
+      if (i < k) *reinterpret_cast<uint4*>(dst + (i / n2) * pitch + i % n2) = v[u];
     }
   } else {
-    for (int i = threadIdx.x; i < k; i += kKronThreads) dst[(i / n2) * n2p + i % n2] = src[i];
+    for (int i = threadIdx.x; i < k; i += kKronThreads) dst[(i / n2) * pitch + i % n2] = src[i];
   }
 }
 
@@ -97,14 +105,14 @@ __device__ float warp_absmax(float v) {
   return v;
 }
 
-// Codes of one token from Y (fp32, padded pitch n2p) with scale s: 4 consecutive
+// Codes of one token from Y (fp32, row pitch yp) with scale s: 4 consecutive
 // elements per step when n2 % 4 == 0 (int8: one 32-bit store; int4: one 16-bit store).
-__device__ void store_codes(const float* sy, int n1, int n2, int n2p, float s, float qmax, int bits, void* out) {
+__device__ void store_codes(const float* sy, int n1, int n2, int yp, float s, float qmax, int bits, void* out) {
   const int k = n1 * n2;
-  auto code_at = [&](int i) { return int(quantize_code(sy[(i / n2) * n2p + i % n2] / s, qmax)); };
+  auto code_at = [&](int i) { return int(quantize_code(sy[(i / n2) * yp + i % n2] / s, qmax)); };
   if (n2 % 4 == 0) {
     for (int i = 4 * threadIdx.x; i < k; i += 4 * kKronThreads) {
-      const float* y = sy + (i / n2) * n2p + i % n2;
+      const float* y = sy + (i / n2) * yp + i % n2;
       const int c0 = quantize_code(y[0] / s, qmax), c1 = quantize_code(y[1] / s, qmax);
       const int c2 = quantize_code(y[2] / s, qmax), c3 = quantize_code(y[3] / s, qmax);
       if (bits == 8) reinterpret_cast<char4*>(out)[i / 4] = make_char4(c0, c1, c2, c3);
@@ -132,22 +140,23 @@ __global__ void __launch_bounds__(kKronThreads) kron_quantize_kernel(const __hal
   __half* sx = reinterpret_cast<__half*>(smem);
   __half* st = sx + L.x_elems();
   __half* sp1 = st + L.x_elems();
-  __half* sp2 = sp1 + n1p * n1p;
-  float* sy = reinterpret_cast<float*>(sp2 + n2p * n2p);
-  float* scratch = sy + L.x_elems();
+  __half* sp2 = sp1 + n1p * L.p1p();
+  float* sy = reinterpret_cast<float*>(sp2 + n2p * L.p2p());
+  float* scratch = sy + n1p * L.yp();
+  const int xp = L.xp(), p1p = L.p1p(), p2p = L.p2p(), yp = L.yp();
   unsigned* absmax_bits = reinterpret_cast<unsigned*>(scratch + 256 * kKronWarps);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int k = n1 * n2;
   const float qmax = bits == 8 ? 127.0f : 7.0f;
   const int tiles_r = n1p / 16, tiles_c = n2p / 16;
 
-  load_padded(sp1, p1, n1, n1, n1p, n1p);
-  load_padded(sp2, p2, n2, n2, n2p, n2p);
+  load_padded(sp1, p1, n1, n1, n1p, n1p, p1p);
+  load_padded(sp2, p2, n2, n2, n2p, n2p, p2p);
   for (int i = threadIdx.x; i < L.x_elems(); i += kKronThreads) sx[i] = __float2half(0.0f);
   __syncthreads();
 
   for (long t = blockIdx.x; t < tokens; t += gridDim.x) {
-    load_token(sx, x + t * k, n1, n2, n2p);
+    load_token(sx, x + t * k, n1, n2, xp);
     if (threadIdx.x == 0) *absmax_bits = 0;
     __syncthreads();
     // T = X · P2, one 16×16 output tile per warp at a time.
@@ -158,14 +167,14 @@ __global__ void __launch_bounds__(kKronThreads) kron_quantize_kernel(const __hal
       for (int kk = 0; kk < n2p; kk += 16) {
         wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> fa;
         wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::row_major> fb;
-        wmma::load_matrix_sync(fa, sx + tr * 16 * n2p + kk, n2p);
-        wmma::load_matrix_sync(fb, sp2 + kk * n2p + tc * 16, n2p);
+        wmma::load_matrix_sync(fa, sx + tr * 16 * xp + kk, xp);
+        wmma::load_matrix_sync(fb, sp2 + kk * p2p + tc * 16, p2p);
         wmma::mma_sync(acc, fa, fb, acc);
       }
       float* sc = scratch + warp * 256;
       wmma::store_matrix_sync(sc, acc, 16, wmma::mem_row_major);
       __syncwarp();
-      for (int e = lane; e < 256; e += 32) st[(tr * 16 + e / 16) * n2p + tc * 16 + e % 16] = __float2half(sc[e]);
+      for (int e = lane; e < 256; e += 32) st[(tr * 16 + e / 16) * xp + tc * 16 + e % 16] = __float2half(sc[e]);
       __syncwarp();
     }
     __syncthreads();
@@ -178,12 +187,12 @@ __global__ void __launch_bounds__(kKronThreads) kron_quantize_kernel(const __hal
       for (int kk = 0; kk < n1p; kk += 16) {
         wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::col_major> fa;
         wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::row_major> fb;
-        wmma::load_matrix_sync(fa, sp1 + kk * n1p + tr * 16, n1p);
-        wmma::load_matrix_sync(fb, st + kk * n2p + tc * 16, n2p);
+        wmma::load_matrix_sync(fa, sp1 + kk * p1p + tr * 16, p1p);
+        wmma::load_matrix_sync(fb, st + kk * xp + tc * 16, xp);
         wmma::mma_sync(acc, fa, fb, acc);
       }
       for (int e = 0; e < acc.num_elements; ++e) m = fmaxf(m, fabsf(acc.x[e]));
-      wmma::store_matrix_sync(sy + tr * 16 * n2p + tc * 16, acc, n2p, wmma::mem_row_major);
+      wmma::store_matrix_sync(sy + tr * 16 * yp + tc * 16, acc, yp, wmma::mem_row_major);
     }
     m = warp_absmax(m);
     if (lane == 0) atomicMax(absmax_bits, __float_as_uint(m));  // non-negative floats order as integers
@@ -191,7 +200,7 @@ __global__ void __launch_bounds__(kKronThreads) kron_quantize_kernel(const __hal
     m = __uint_as_float(*absmax_bits);
     const float s = m > 0.0f ? m / qmax : 1.0f;
     if (threadIdx.x == 0) scales[t] = s;
-    store_codes(sy, n1, n2, n2p, s, qmax, bits,
+    store_codes(sy, n1, n2, yp, s, qmax, bits,
                 bits == 8 ? static_cast<void*>(static_cast<int8_t*>(q) + t * k)
                           : static_cast<void*>(static_cast<uint8_t*>(q) + t * (k / 2)));
     __syncthreads();  // sx, sy and the absmax are rewritten for the next token
