@@ -1,17 +1,9 @@
-#include "models/attention_kernel.h"
+#include "models/forward_kernels.h"
 
 namespace fb {
 namespace {
-#include "models/attention_kernel_impl.inc"
-}  // namespace
+#include "models/forward_kernels_impl.inc"
 
-namespace attention_detail {
-void causal_attention_head_generic(const AttentionHeadArgs& a) { causal_attention_head_impl(a); }
-}  // namespace attention_detail
-
-long attention_scratch_floats(int T, int head_dim) { return (2L * head_dim + 1) * ((T + 7L) & ~7L) + head_dim; }
-
-namespace {
 bool cpu_has_avx2_fma() {
 #if defined(__x86_64__) || defined(__i386__)
   static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -22,13 +14,23 @@ bool cpu_has_avx2_fma() {
 }
 }  // namespace
 
+namespace kernel_detail {
+void causal_attention_head_generic(const AttentionHeadArgs& a) { causal_attention_head_impl(a); }
+void silu_multiply_generic(float* gate, const float* up, long n) { silu_multiply_impl(gate, up, n); }
+}  // namespace kernel_detail
+
+long attention_scratch_floats(int T, int head_dim) { return (2L * head_dim + 1) * ((T + 7L) & ~7L) + head_dim; }
+
 void causal_attention_head(const AttentionHeadArgs& a) {
-#if defined(__x86_64__) || defined(__i386__)
-  if (cpu_has_avx2_fma()) return attention_detail::causal_attention_head_avx2(a);
-#endif
-  attention_detail::causal_attention_head_generic(a);
+  if (cpu_has_avx2_fma()) return kernel_detail::causal_attention_head_avx2(a);
+  kernel_detail::causal_attention_head_generic(a);
 }
 
-const char* attention_kernel_isa() { return cpu_has_avx2_fma() ? "avx2" : "generic"; }
+void silu_multiply(float* gate, const float* up, long n) {
+  if (cpu_has_avx2_fma()) return kernel_detail::silu_multiply_avx2(gate, up, n);
+  kernel_detail::silu_multiply_generic(gate, up, n);
+}
+
+const char* forward_kernels_isa() { return cpu_has_avx2_fma() ? "avx2" : "generic"; }
 
 }  // namespace fb

@@ -1,17 +1,15 @@
-// The AVX2+FMA copy of the attention kernel (flags set in models/CMakeLists.txt).
-#include "models/attention_kernel.h"
+// The AVX2+FMA copy of the forward kernels (flags set in models/CMakeLists.txt; only
+// called when the CPU reports AVX2 and FMA).
+#include "models/forward_kernels.h"
 
 namespace fb {
 namespace {
-#include "models/attention_kernel_impl.inc"
+#include "models/forward_kernels_impl.inc"
 }  // namespace
 
-namespace attention_detail {
-#if defined(__x86_64__) || defined(__i386__)
+namespace kernel_detail {
 void causal_attention_head_avx2(const AttentionHeadArgs& a) { causal_attention_head_impl(a); }
-#else
-void causal_attention_head_avx2(const AttentionHeadArgs& a) { causal_attention_head_generic(a); }
-#endif
-}  // namespace attention_detail
+void silu_multiply_avx2(float* gate, const float* up, long n) { silu_multiply_impl(gate, up, n); }
+}  // namespace kernel_detail
 
 }  // namespace fb

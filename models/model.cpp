@@ -1,7 +1,7 @@
 // The transformer forward pass: a whole window of T tokens at a time, as matrix work.
 //
 // Linear layers are T×K · Kᵀ×N products (Eigen → OpenBLAS). Attention runs per head in
-// models/attention_kernel (row by row over the causal triangle, vectorised for the CPU).
+// models/forward_kernels (row by row over the causal triangle, vectorised for the CPU).
 // Heads are spread over OpenMP threads for large windows; when the caller already runs
 // windows in parallel (the perplexity evaluator), the nested region stays serial.
 //
@@ -10,13 +10,22 @@
 // Hugging Face's OPTDecoder does it (pre-LayerNorm, positions offset by 2, ReLU MLP).
 #include "models/model.h"
 
-#include "models/attention_kernel.h"
+#include "models/forward_kernels.h"
 
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+extern "C" {  // OpenBLAS's thread control (cblas.h declares it too, but clashes with Eigen's BLAS header)
+int openblas_get_num_threads(void);
+void openblas_set_num_threads(int);
+}
 
 namespace fb {
 
@@ -134,10 +143,6 @@ Mat attention(const ModelConfig& cfg, const Mat& q, const Mat& k, const Mat& v) 
   return out;
 }
 
-void silu_times(Mat& gate, const Mat& up) {
-  gate.array() = gate.array() * (1.0f / (1.0f + (-gate.array()).exp())) * up.array();
-}
-
 void check_tokens(const ModelConfig& cfg, std::span<const int> tokens) {
   if (tokens.empty()) throw std::invalid_argument("Model::forward: empty token window");
   for (int t : tokens)
@@ -148,6 +153,33 @@ void check_tokens(const ModelConfig& cfg, std::span<const int> tokens) {
     throw std::out_of_range("Model::forward: window of " + std::to_string(tokens.size()) +
                             " tokens exceeds OPT's learned positions (" + std::to_string(cfg.max_seq_len) + ")");
 }
+
+// OpenBLAS threads its GEMMs whenever they are not tiny; for windows of small models the
+// thread hand-offs cost more than they save (and much more on a loaded machine). A forward
+// pass whose largest product is below this many multiply-adds runs BLAS single-threaded.
+constexpr double kBlasThreadingMinMacs = double(1 << 24);
+
+// Sets OpenBLAS to one thread for the scope, when the work is small and nobody else
+// manages threads (inside an OpenMP region the caller already does, e.g. ppl's windows).
+class SmallWorkBlasGuard {
+ public:
+  explicit SmallWorkBlasGuard(double largest_gemm_macs) {
+#ifdef _OPENMP
+    if (omp_in_parallel()) return;
+#endif
+    if (largest_gemm_macs >= kBlasThreadingMinMacs) return;
+    saved_ = openblas_get_num_threads();
+    if (saved_ > 1) openblas_set_num_threads(1);
+  }
+  ~SmallWorkBlasGuard() {
+    if (saved_ > 1) openblas_set_num_threads(saved_);
+  }
+  SmallWorkBlasGuard(const SmallWorkBlasGuard&) = delete;
+  SmallWorkBlasGuard& operator=(const SmallWorkBlasGuard&) = delete;
+
+ private:
+  int saved_ = 0;
+};
 
 }  // namespace
 
@@ -161,6 +193,7 @@ Mat Model::forward(std::span<const int> tokens) const {
   check_tokens(cfg, tokens);
   const int T = static_cast<int>(tokens.size());
   const bool llama = cfg.arch == Arch::llama;
+  const SmallWorkBlasGuard blas_threads(double(T) * cfg.dim * std::max(cfg.hidden_dim, cfg.vocab_size));
 
   Mat x(T, cfg.dim);
   for (int t = 0; t < T; ++t) {
@@ -190,7 +223,7 @@ Mat Model::forward(std::span<const int> tokens) const {
     if (llama) {
       run_site(*this, blk.gate, h, a);
       run_site(*this, blk.up, h, b);
-      silu_times(a, b);
+      silu_multiply(a.data(), b.data(), a.size());
       run_site(*this, blk.down, a, b);
     } else {
       run_site(*this, blk.fc1, h, a);

@@ -109,9 +109,14 @@ LoadedModel load_model(const json& spec, const fs::path& data_dir) {
   for (const auto& [key, value] : given.items()) {
     const ParamSpec* ps = find_param(src->params, key);
     if (!ps) continue;  // extra keys (e.g. a display name) are the config loader's business
-    if (!value_fits(*ps, value))
-      throw std::runtime_error("model format '" + format + "': parameter '" + key + "' must be a " +
-                               param_type_name(ps->type));
+    if (!value_fits(*ps, value)) {
+      std::string want = std::string("a ") + param_type_name(ps->type);
+      if (!ps->choices.empty()) {
+        want = "one of";
+        for (const auto& c : ps->choices) want += " " + c;
+      }
+      throw std::runtime_error("model format '" + format + "': parameter '" + key + "' must be " + want);
+    }
   }
   json params = fill_defaults(src->params, given);
   for (const auto& ps : src->params)
