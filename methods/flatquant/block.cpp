@@ -1,0 +1,372 @@
+#include "methods/flatquant/block.h"
+
+#include "methods/flatquant/block_ops.h"
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+namespace fb::flatquant {
+namespace {
+
+void update_absmax(VecD& stat, const MatD& x) {
+  if (stat.size() != x.cols()) stat = VecD::Constant(x.cols(), 1e-5);
+  stat = stat.cwiseMax(x.cwiseAbs().colwise().maxCoeff().transpose());
+}
+
+// d_k = clamp(max_n|W[n,k]|^(1−α) / xmax_k^α, min 1e-5) (official get_init_scale).
+VecD sq_style_scale(const MatD& w_cat, const VecD& x_absmax, double alpha) {
+  VecD w_absmax = w_cat.cwiseAbs().colwise().maxCoeff().transpose();
+  VecD d(w_absmax.size());
+  for (long k = 0; k < d.size(); ++k)
+    d(k) = std::max(std::pow(w_absmax(k), 1 - alpha) / std::pow(x_absmax(k), alpha), 1e-5);
+  return d;
+}
+
+MatD vstack(std::initializer_list<const MatD*> parts) {
+  long rows = 0;
+  for (auto* p : parts) rows += p->rows();
+  MatD out(rows, (*parts.begin())->cols());
+  rows = 0;
+  for (auto* p : parts) out.middleRows(rows, p->rows()) = *p, rows += p->rows();
+  return out;
+}
+
+void init_kron(KronTransform& tr, int K, bool add_diag, const VecD& diag, bool direct, std::mt19937_64& rng) {
+  auto [n1, n2] = decompose_dim(K);
+  tr.left.init(n1, direct, rng);
+  tr.right.init(n2, direct, rng);
+  if (add_diag) tr.diag.init(diag, Group::diag);
+}
+
+void init_clip(LinearClip& c, long rows, const QuantSettings& s) {
+  if (s.lwc) {
+    c.wmax.init(MatD::Constant(rows, 1, 4.0), Group::wclip);
+    c.wmin.init(MatD::Constant(rows, 1, 4.0), Group::wclip);
+  }
+  if (s.lac) {
+    c.amax.init(MatD::Constant(1, 1, 4.0), Group::aclip);
+    c.amin.init(MatD::Constant(1, 1, 4.0), Group::aclip);
+  }
+}
+
+}  // namespace
+
+MatD fp_block_forward(const BlockShape& shape, const FpBlock& fp, const MatD& x, int T, InputStats* stats) {
+  MatD h, q, k, v, att, probs, gate, up, m;
+  VecD rstd;
+  rmsnorm_forward(x, fp.attn_gamma, shape.norm_eps, h, rstd);
+  if (stats) update_absmax(stats->qkv, h);
+  q = h * fp.wq.transpose();
+  k = h * fp.wk.transpose();
+  v = h * fp.wv.transpose();
+  rope_apply(q, T, shape.head_dim(), shape.rope_theta, shape.rope_interleaved, false);
+  rope_apply(k, T, shape.head_dim(), shape.rope_theta, shape.rope_interleaved, false);
+  attention_forward(q, k, v, T, shape.n_heads, shape.n_kv_heads, att, probs);
+  MatD x2 = x + att * fp.wo.transpose();
+  rmsnorm_forward(x2, fp.mlp_gamma, shape.norm_eps, h, rstd);
+  if (stats) update_absmax(stats->upgate, h);
+  gate = h * fp.wgate.transpose();
+  up = h * fp.wup.transpose();
+  swiglu_forward(gate, up, m);
+  if (stats) update_absmax(stats->down, m);
+  return x2 + m * fp.wdown.transpose();
+}
+
+std::vector<Param*> BlockParams::all() {
+  std::vector<Param*> out;
+  for (Factor* f : factors())
+    for (Param* p : f->params()) out.push_back(p);
+  for (KronTransform* t : {&qkv, &upgate, &down})
+    if (t->has_diag()) out.push_back(&t->diag);
+  for (LinearClip* c : {&q, &k, &v, &o, &gate, &up, &dn, &q_cache, &k_cache, &v_cache})
+    for (Param* p : {&c->wmax, &c->wmin, &c->amax, &c->amin})
+      if (p->v.size()) out.push_back(p);
+  return out;
+}
+
+std::vector<Factor*> BlockParams::factors() {
+  std::vector<Factor*> out;
+  for (Factor* f : {&qkv.left, &qkv.right, &o_heads, &k_head, &v_head, &upgate.left, &upgate.right, &down.left,
+                    &down.right})
+    if (f->mat.size() || f->sigma.v.size() || f->a.v.size()) out.push_back(f);
+  return out;
+}
+
+long BlockParams::count() {
+  long n = 0;
+  for (Param* p : all()) n += p->v.size();
+  return n;
+}
+
+BlockParams init_block_params(const BlockShape& shape, const FpBlock& fp, const InputStats& stats,
+                              const QuantSettings& s, bool sq_style_diag, double alpha, std::mt19937_64& rng) {
+  if (!s.linear_transforms() && s.v_transform())
+    throw std::invalid_argument("flatquant: KV-cache-only quantization (w_bits = a_bits = 16) is not supported");
+  BlockParams p;
+  const int hd = shape.head_dim();
+  auto diag_for = [&](const MatD& w_cat, const VecD& x_absmax) {
+    return sq_style_diag ? sq_style_scale(w_cat, x_absmax, alpha) : VecD::Ones(w_cat.cols());
+  };
+  // Same construction order as the official modules: attention (ln, o, k, v), then MLP.
+  if (s.linear_transforms()) {
+    init_kron(p.qkv, shape.dim, s.add_diag, diag_for(vstack({&fp.wq, &fp.wk, &fp.wv}), stats.qkv), s.direct_inv, rng);
+    p.o_heads.init(shape.n_heads, s.direct_inv, rng);
+  }
+  if (s.k_transform()) p.k_head.init(hd, s.direct_inv, rng);
+  if (s.v_transform()) p.v_head.init(hd, s.direct_inv, rng);
+  if (s.linear_transforms()) {
+    init_kron(p.upgate, shape.dim, s.add_diag, diag_for(vstack({&fp.wup, &fp.wgate}), stats.upgate), s.direct_inv,
+              rng);
+    init_kron(p.down, shape.hidden, s.add_diag, diag_for(fp.wdown, stats.down), s.direct_inv, rng);
+  }
+  init_clip(p.q, fp.wq.rows(), s);
+  init_clip(p.k, fp.wk.rows(), s);
+  init_clip(p.v, fp.wv.rows(), s);
+  init_clip(p.o, fp.wo.rows(), s);
+  init_clip(p.gate, fp.wgate.rows(), s);
+  init_clip(p.up, fp.wup.rows(), s);
+  init_clip(p.dn, fp.wdown.rows(), s);
+  QuantSettings cache_only = s;
+  cache_only.lwc = false;
+  if (s.q.enabled()) init_clip(p.q_cache, 0, cache_only);
+  if (s.k.enabled()) init_clip(p.k_cache, 0, cache_only);
+  if (s.v.enabled()) init_clip(p.v_cache, 0, cache_only);
+  return p;
+}
+
+QuantBlock::QuantBlock(const BlockShape& shape, const FpBlock& fp, BlockParams& params, const QuantSettings& settings)
+    : shape_(shape), fp_(fp), p_(params), s_(settings), eye_hd_(MatD::Identity(shape.head_dim(), shape.head_dim())) {
+  const QuantSpec off{16, true};
+  w_ = s_.quantize ? s_.w : off;
+  a_ = s_.quantize ? s_.a : off;
+  q_ = s_.quantize ? s_.q : off;
+  k_ = s_.quantize ? s_.k : off;
+  v_ = s_.quantize ? s_.v : off;
+}
+
+void QuantBlock::transform_input(const MatD& x, KronTransform& tr, ActSide& side) {
+  side.x = x;
+  if (!s_.linear_transforms()) {
+    side.x_d = side.x_t = x;
+    return;
+  }
+  side.x_d = tr.has_diag() ? MatD(x * tr.diag.v.col(0).asDiagonal()) : x;
+  kron_apply(side.x_d, tr.left.mat, tr.right.mat, side.x_t);
+}
+
+void QuantBlock::transform_input_backward(KronTransform& tr, const ActSide& side, const MatD& g_xt, MatD* g_x) {
+  if (!s_.linear_transforms()) {
+    if (g_x) *g_x += g_xt;
+    return;
+  }
+  MatD g_xd;
+  kron_backward(side.x_d, tr.left.mat, tr.right.mat, g_xt, &g_xd, &tr.left.g_mat, &tr.right.g_mat);
+  if (tr.has_diag()) {
+    tr.diag.g.col(0) += g_xd.cwiseProduct(side.x).colwise().sum().transpose();
+    if (g_x) *g_x += g_xd * tr.diag.v.col(0).asDiagonal();
+  } else if (g_x) {
+    *g_x += g_xd;
+  }
+}
+
+void QuantBlock::weight_forward(const MatD& w, KronTransform* tr, const MatD* inv_l, const MatD* inv_r,
+                                LinearClip& clip, const MatD* out_head, WeightPath& p) {
+  p.w_in = (tr && tr->has_diag()) ? MatD(w * tr->diag.v.col(0).cwiseInverse().asDiagonal()) : w;
+  if (inv_l) kron_apply(p.w_in, *inv_l, *inv_r, p.w_t);
+  else p.w_t = p.w_in;
+  if (s_.lwc) lwc_forward(p.w_t, clip.wmax.v, clip.wmin.v, p.w_c);
+  else p.w_c = p.w_t;
+  if (out_head) {
+    // Each head's block of output rows becomes P_vᵀ·W_h, so that head's output is v_h·P_v.
+    p.w_o.resize(p.w_c.rows(), p.w_c.cols());
+    const long hd = out_head->rows();
+    for (long r = 0; r < p.w_c.rows(); r += hd)
+      p.w_o.middleRows(r, hd).noalias() = out_head->transpose() * p.w_c.middleRows(r, hd);
+  } else {
+    p.w_o = p.w_c;
+  }
+  weight_quant_forward(p.w_o, w_, p.w_q);
+}
+
+void QuantBlock::weight_backward(const MatD& w, KronTransform* tr, const MatD* inv_l, const MatD* inv_r,
+                                 LinearClip& clip, const MatD* out_head, const WeightPath& p, const MatD& g_wq,
+                                 MatD* g_inv_l, MatD* g_inv_r, MatD* g_out_head) {
+  MatD g_wo = MatD::Zero(g_wq.rows(), g_wq.cols());
+  weight_quant_backward(p.w_o, w_, g_wq, g_wo);
+  MatD g_wc;
+  if (out_head) {
+    g_wc.resize(g_wo.rows(), g_wo.cols());
+    const long hd = out_head->rows();
+    for (long r = 0; r < g_wo.rows(); r += hd) {
+      g_wc.middleRows(r, hd).noalias() = *out_head * g_wo.middleRows(r, hd);
+      g_out_head->noalias() += p.w_c.middleRows(r, hd) * g_wo.middleRows(r, hd).transpose();
+    }
+  } else {
+    g_wc = std::move(g_wo);
+  }
+  MatD g_wt;
+  if (s_.lwc) {
+    g_wt = MatD::Zero(g_wc.rows(), g_wc.cols());
+    lwc_backward(p.w_t, clip.wmax.v, clip.wmin.v, g_wc, g_wt, clip.wmax.g, clip.wmin.g);
+  } else {
+    g_wt = std::move(g_wc);
+  }
+  if (!(tr && tr->has_diag()) && !inv_l) return;
+  MatD g_win;
+  if (inv_l) kron_backward(p.w_in, *inv_l, *inv_r, g_wt, &g_win, g_inv_l, g_inv_r);
+  else g_win = std::move(g_wt);
+  if (tr && tr->has_diag()) {
+    // w_in = W ⊘ d: ∂/∂d_k = −Σ_n g[n,k]·W[n,k]/d_k².
+    VecD d = tr->diag.v.col(0);
+    VecD s = g_win.cwiseProduct(w).colwise().sum().transpose();
+    tr->diag.g.col(0) -= s.cwiseQuotient(d.cwiseAbs2());
+  }
+}
+
+void QuantBlock::linear_forward(const MatD& x, LinearClip& clip, const WeightPath& p, MatD& xq, MatD& y) {
+  act_quant_forward(x, static_cast<int>(x.cols()), a_, lac(clip.amax), lac(clip.amin), xq);
+  y.noalias() = xq * p.w_q.transpose();
+}
+
+MatD QuantBlock::linear_backward(const MatD& x, LinearClip& clip, const WeightPath& p, const MatD& xq,
+                                 const MatD& g_y, MatD& g_x) {
+  MatD g_xq = g_y * p.w_q;
+  act_quant_backward(x, static_cast<int>(x.cols()), a_, lac(clip.amax), lac(clip.amin), g_xq, g_x,
+                     lac_grad(clip.amax), lac_grad(clip.amin));
+  return g_y.transpose() * xq;
+}
+
+MatD QuantBlock::forward(const MatD& x, int T) {
+  T_ = T;
+  x_ = x;
+  const int hd = shape_.head_dim();
+  const bool lt = s_.linear_transforms(), kt = s_.k_transform(), vt = s_.v_transform();
+  for (Factor* f : p_.factors()) f->materialise();
+  const MatD* ql = lt ? &p_.qkv.left.inv_t : nullptr;
+  const MatD* qr = lt ? &p_.qkv.right.inv_t : nullptr;
+  KronTransform* qkv = lt ? &p_.qkv : nullptr;
+
+  // attention
+  rmsnorm_forward(x, fp_.attn_gamma, shape_.norm_eps, h1_, rstd1_);
+  transform_input(h1_, p_.qkv, qkv_in_);
+  weight_forward(fp_.wq, qkv, ql, qr, p_.q, nullptr, wq_);
+  weight_forward(fp_.wk, qkv, ql, qr, p_.k, nullptr, wk_);
+  weight_forward(fp_.wv, qkv, ql, qr, p_.v, vt ? &p_.v_head.mat : nullptr, wv_);
+  linear_forward(qkv_in_.x_t, p_.q, wq_, xq_q_, q_lin_);
+  linear_forward(qkv_in_.x_t, p_.k, wk_, xq_k_, k_lin_);
+  linear_forward(qkv_in_.x_t, p_.v, wv_, xq_v_, v_lin_);
+  q_rot_ = q_lin_;
+  k_rot_ = k_lin_;
+  rope_apply(q_rot_, T, hd, shape_.rope_theta, shape_.rope_interleaved, false);
+  rope_apply(k_rot_, T, hd, shape_.rope_theta, shape_.rope_interleaved, false);
+  if (kt) {
+    per_head_apply(q_rot_, p_.k_head.inv_t, q2_);
+    per_head_apply(k_rot_, p_.k_head.mat, k2_);
+  } else {
+    q2_ = q_rot_, k2_ = k_rot_;
+  }
+  act_quant_forward(q2_, hd, q_, lac(p_.q_cache.amax), lac(p_.q_cache.amin), q3_);
+  act_quant_forward(k2_, hd, k_, lac(p_.k_cache.amax), lac(p_.k_cache.amin), k3_);
+  act_quant_forward(v_lin_, hd, v_, lac(p_.v_cache.amax), lac(p_.v_cache.amin), v3_);
+  attention_forward(q3_, k3_, v3_, T, shape_.n_heads, shape_.n_kv_heads, att_, probs_);
+  if (lt) kron_apply(att_, p_.o_heads.mat, eye_hd_, a2_);  // P_oᵀ·A across heads
+  else a2_ = att_;
+  weight_forward(fp_.wo, nullptr, lt ? &p_.o_heads.inv_t : nullptr, lt ? &p_.v_head.inv_t : nullptr, p_.o, nullptr,
+                 wo_);
+  MatD o_lin;
+  linear_forward(a2_, p_.o, wo_, xq_o_, o_lin);
+  x2_ = x + o_lin;
+
+  // MLP
+  rmsnorm_forward(x2_, fp_.mlp_gamma, shape_.norm_eps, h2_, rstd2_);
+  transform_input(h2_, p_.upgate, ug_in_);
+  KronTransform* ug = lt ? &p_.upgate : nullptr;
+  weight_forward(fp_.wgate, ug, lt ? &p_.upgate.left.inv_t : nullptr, lt ? &p_.upgate.right.inv_t : nullptr, p_.gate,
+                 nullptr, wg_);
+  weight_forward(fp_.wup, ug, lt ? &p_.upgate.left.inv_t : nullptr, lt ? &p_.upgate.right.inv_t : nullptr, p_.up,
+                 nullptr, wu_);
+  linear_forward(ug_in_.x_t, p_.gate, wg_, xq_g_, gate_);
+  linear_forward(ug_in_.x_t, p_.up, wu_, xq_u_, up_);
+  MatD m;
+  swiglu_forward(gate_, up_, m);
+  transform_input(m, p_.down, dn_in_);
+  weight_forward(fp_.wdown, lt ? &p_.down : nullptr, lt ? &p_.down.left.inv_t : nullptr,
+                 lt ? &p_.down.right.inv_t : nullptr, p_.dn, nullptr, wd_);
+  MatD d_lin;
+  linear_forward(dn_in_.x_t, p_.dn, wd_, xq_d_, d_lin);
+  return x2_ + d_lin;
+}
+
+void QuantBlock::backward(const MatD& g_out) {
+  const int hd = shape_.head_dim();
+  const bool lt = s_.linear_transforms(), kt = s_.k_transform(), vt = s_.v_transform();
+  auto fac = [&](Factor& f, bool inv) -> MatD* { return lt ? (inv ? &f.g_inv_t : &f.g_mat) : nullptr; };
+  auto mat = [&](Factor& f) -> const MatD* { return lt ? &f.inv_t : nullptr; };
+
+  // MLP: out = x2 + down(...)
+  MatD g_x2 = g_out;
+  MatD g_dt = MatD::Zero(dn_in_.x_t.rows(), dn_in_.x_t.cols());
+  MatD g_wd = linear_backward(dn_in_.x_t, p_.dn, wd_, xq_d_, g_out, g_dt);
+  weight_backward(fp_.wdown, lt ? &p_.down : nullptr, mat(p_.down.left), mat(p_.down.right), p_.dn, nullptr, wd_,
+                  g_wd, fac(p_.down.left, true), fac(p_.down.right, true), nullptr);
+  MatD g_m = MatD::Zero(dn_in_.x.rows(), dn_in_.x.cols());
+  transform_input_backward(p_.down, dn_in_, g_dt, &g_m);
+  MatD g_gate, g_up;
+  swiglu_backward(gate_, up_, g_m, g_gate, g_up);
+  MatD g_ugt = MatD::Zero(ug_in_.x_t.rows(), ug_in_.x_t.cols());
+  MatD g_wg = linear_backward(ug_in_.x_t, p_.gate, wg_, xq_g_, g_gate, g_ugt);
+  MatD g_wu = linear_backward(ug_in_.x_t, p_.up, wu_, xq_u_, g_up, g_ugt);
+  KronTransform* ug = lt ? &p_.upgate : nullptr;
+  weight_backward(fp_.wgate, ug, mat(p_.upgate.left), mat(p_.upgate.right), p_.gate, nullptr, wg_, g_wg,
+                  fac(p_.upgate.left, true), fac(p_.upgate.right, true), nullptr);
+  weight_backward(fp_.wup, ug, mat(p_.upgate.left), mat(p_.upgate.right), p_.up, nullptr, wu_, g_wu,
+                  fac(p_.upgate.left, true), fac(p_.upgate.right, true), nullptr);
+  MatD g_h2 = MatD::Zero(h2_.rows(), h2_.cols());
+  transform_input_backward(p_.upgate, ug_in_, g_ugt, &g_h2);
+  rmsnorm_backward(x2_, fp_.mlp_gamma, rstd2_, g_h2, g_x2);
+
+  // attention: x2 = x + o(...); x itself is a fixed input.
+  MatD g_a2 = MatD::Zero(a2_.rows(), a2_.cols());
+  MatD g_wo = linear_backward(a2_, p_.o, wo_, xq_o_, g_x2, g_a2);
+  weight_backward(fp_.wo, nullptr, mat(p_.o_heads), mat(p_.v_head), p_.o, nullptr, wo_, g_wo, fac(p_.o_heads, true),
+                  fac(p_.v_head, true), nullptr);
+  MatD g_att;
+  if (lt) kron_backward<double>(att_, p_.o_heads.mat, eye_hd_, g_a2, &g_att, &p_.o_heads.g_mat, nullptr);
+  else g_att = g_a2;
+  MatD g_q3, g_k3, g_v3;
+  attention_backward(q3_, k3_, v3_, probs_, g_att, T_, shape_.n_heads, shape_.n_kv_heads, g_q3, g_k3, g_v3);
+  MatD g_q2 = MatD::Zero(q2_.rows(), q2_.cols()), g_k2 = MatD::Zero(k2_.rows(), k2_.cols());
+  MatD g_v = MatD::Zero(v_lin_.rows(), v_lin_.cols());
+  act_quant_backward(q2_, hd, q_, lac(p_.q_cache.amax), lac(p_.q_cache.amin), g_q3, g_q2,
+                     lac_grad(p_.q_cache.amax), lac_grad(p_.q_cache.amin));
+  act_quant_backward(k2_, hd, k_, lac(p_.k_cache.amax), lac(p_.k_cache.amin), g_k3, g_k2,
+                     lac_grad(p_.k_cache.amax), lac_grad(p_.k_cache.amin));
+  act_quant_backward(v_lin_, hd, v_, lac(p_.v_cache.amax), lac(p_.v_cache.amin), g_v3, g_v,
+                     lac_grad(p_.v_cache.amax), lac_grad(p_.v_cache.amin));
+  MatD g_q, g_k;
+  if (kt) {
+    per_head_backward(q_rot_, p_.k_head.inv_t, g_q2, &g_q, &p_.k_head.g_inv_t);
+    per_head_backward(k_rot_, p_.k_head.mat, g_k2, &g_k, &p_.k_head.g_mat);
+  } else {
+    g_q = std::move(g_q2), g_k = std::move(g_k2);
+  }
+  rope_apply(g_q, T_, hd, shape_.rope_theta, shape_.rope_interleaved, true);  // rotation⁻¹ = rotationᵀ
+  rope_apply(g_k, T_, hd, shape_.rope_theta, shape_.rope_interleaved, true);
+  MatD g_xt = MatD::Zero(qkv_in_.x_t.rows(), qkv_in_.x_t.cols());
+  MatD g_wq = linear_backward(qkv_in_.x_t, p_.q, wq_, xq_q_, g_q, g_xt);
+  MatD g_wk = linear_backward(qkv_in_.x_t, p_.k, wk_, xq_k_, g_k, g_xt);
+  MatD g_wv = linear_backward(qkv_in_.x_t, p_.v, wv_, xq_v_, g_v, g_xt);
+  KronTransform* qkv = lt ? &p_.qkv : nullptr;
+  weight_backward(fp_.wq, qkv, mat(p_.qkv.left), mat(p_.qkv.right), p_.q, nullptr, wq_, g_wq, fac(p_.qkv.left, true),
+                  fac(p_.qkv.right, true), nullptr);
+  weight_backward(fp_.wk, qkv, mat(p_.qkv.left), mat(p_.qkv.right), p_.k, nullptr, wk_, g_wk, fac(p_.qkv.left, true),
+                  fac(p_.qkv.right, true), nullptr);
+  weight_backward(fp_.wv, qkv, mat(p_.qkv.left), mat(p_.qkv.right), p_.v, vt ? &p_.v_head.mat : nullptr, wv_, g_wv,
+                  fac(p_.qkv.left, true), fac(p_.qkv.right, true), vt ? &p_.v_head.g_mat : nullptr);
+  transform_input_backward(p_.qkv, qkv_in_, g_xt, nullptr);  // the input x needs no gradient
+
+  for (Factor* f : p_.factors()) f->backward();
+}
+
+}  // namespace fb::flatquant

@@ -1,0 +1,69 @@
+// Kronecker-factored transforms, FlatQuant §2.2: x·(A⊗B) applied as Aᵀ·reshape(x)·B,
+// never as a dense K×K matrix. Templated on the scalar so calibration (double) and the
+// deployed operators (float) share one definition.
+#pragma once
+
+#include <Eigen/Core>
+
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+namespace fb::flatquant {
+
+template <class S>
+using MatX = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using MatD = MatX<double>;
+using VecD = Eigen::VectorXd;
+
+// Official get_decompose_dim: the smallest a ≥ ceil(sqrt(n)) with a² − n = b² a perfect
+// square; returns (a − b, a + b): n1·n2 = n, n1 ≤ n2, as square as possible. Throws for
+// n ≡ 2 (mod 4), which has no such split (the official loop would not terminate).
+std::pair<int, int> decompose_dim(int n);
+
+// y = x·(A⊗B) for every row of x (T×K, K = n1·n2, element k = i·n2 + j ↦ X[i, j]).
+template <class S>
+void kron_apply(const MatX<S>& x, const MatX<S>& A, const MatX<S>& B, MatX<S>& y) {
+  using Map = Eigen::Map<MatX<S>>;
+  using CMap = Eigen::Map<const MatX<S>>;
+  const long T = x.rows(), n1 = A.rows(), n2 = B.rows(), K = n1 * n2;
+  if (x.cols() != K || A.cols() != n1 || B.cols() != n2)
+    throw std::invalid_argument("kron_apply: x has " + std::to_string(x.cols()) + " columns, factors give " +
+                                std::to_string(K));
+  MatX<S> z = CMap(x.data(), T * n1, n2) * B;  // every token's X·B in one GEMM
+  y.resize(T, K);
+  for (long t = 0; t < T; ++t) Map(y.data() + t * K, n1, n2).noalias() = A.transpose() * CMap(z.data() + t * K, n1, n2);
+}
+
+// Backward of y = x·(A⊗B): gx = gy·(A⊗B)ᵀ (overwritten when gx != null), gA and gB
+// accumulated (when non-null).
+template <class S>
+void kron_backward(const MatX<S>& x, const MatX<S>& A, const MatX<S>& B, const MatX<S>& gy, MatX<S>* gx, MatX<S>* gA,
+                   MatX<S>* gB) {
+  using CMap = Eigen::Map<const MatX<S>>;
+  const long T = x.rows(), n1 = A.rows(), n2 = B.rows(), K = n1 * n2;
+  MatX<S> gz(T * n1, n2);  // gradient of Z_t = X_t·B, stacked like x
+  MatX<S> z;
+  if (gA) z = CMap(x.data(), T * n1, n2) * B;
+  for (long t = 0; t < T; ++t) {
+    CMap gyt(gy.data() + t * K, n1, n2);
+    gz.middleRows(t * n1, n1).noalias() = A * gyt;
+    if (gA) gA->noalias() += z.middleRows(t * n1, n1) * gyt.transpose();
+  }
+  if (gB) gB->noalias() += CMap(x.data(), T * n1, n2).transpose() * gz;
+  if (gx) {
+    gx->resize(T, K);
+    Eigen::Map<MatX<S>>(gx->data(), T * n1, n2).noalias() = gz * B.transpose();
+  }
+}
+
+// The explicit K×K Kronecker product (tests and tiny sizes only).
+template <class S>
+MatX<S> kron_dense(const MatX<S>& A, const MatX<S>& B) {
+  MatX<S> out(A.rows() * B.rows(), A.cols() * B.cols());
+  for (long i = 0; i < A.rows(); ++i)
+    for (long j = 0; j < A.cols(); ++j) out.block(i * B.rows(), j * B.cols(), B.rows(), B.cols()) = A(i, j) * B;
+  return out;
+}
+
+}  // namespace fb::flatquant
