@@ -6,6 +6,7 @@
 #include "harness/store.h"
 #include "kernels/gemm_backend.h"
 #include "methods/method.h"
+#include "models/convert.h"
 #include "models/source.h"
 #include "reports/summary.h"
 
@@ -28,6 +29,7 @@ struct Options {
   std::string job;
   std::string format = "text";
   std::vector<std::string> merge_inputs;
+  std::string convert_in, convert_tokenizer, convert_out;
   RunOptions run;
 };
 
@@ -150,6 +152,13 @@ int cmd_merge(Options& o) {
   return 0;
 }
 
+int cmd_convert(const Options& o) {
+  convert_llama2c_to_hf(o.convert_in, o.convert_tokenizer, o.convert_out);
+  std::cerr << fmt::format("wrote {} (config.json, model.safetensors{})\n", o.convert_out,
+                           o.convert_tokenizer.empty() ? "" : ", tokenizer.model");
+  return 0;
+}
+
 void print_schema(const std::string& title, const std::string& help, const ParamSchema& params) {
   std::cout << "  " << title << "\n      " << help << "\n";
   for (const auto& p : params) {
@@ -184,6 +193,7 @@ Examples:
   flatbench show 1a2b3c4d5e6f                        one job: metrics, sites, GEMM rows, provenance
   flatbench report --format md                       latest results as markdown
   flatbench merge shard1.db shard2.db --db all.db    fold shard or device DBs into one
+  flatbench convert model.bin out/ --tokenizer t.model   a llama2.c checkpoint as a Hugging Face folder
   flatbench catalog                                  every method, evaluation, model format and parameter
 )";
 
@@ -228,6 +238,16 @@ int cli_main(int argc, char** argv) {
   add_common(merge, o);
   merge->footer("\nExample:\n  flatbench merge results/gpu/h100.db --db results/flatbench.db\n");
 
+  auto* convert = app.add_subcommand("convert", "write a llama2.c checkpoint out as a Hugging Face LLaMA folder");
+  convert->add_option("CHECKPOINT", o.convert_in, "llama2.c .bin checkpoint")->required()->check(CLI::ExistingFile);
+  convert->add_option("OUT_DIR", o.convert_out, "folder to write (created)")->required();
+  convert->add_option("--tokenizer", o.convert_tokenizer, "SentencePiece .model to copy beside the weights")
+      ->check(CLI::ExistingFile);
+  convert->footer(
+      "\nExample:\n  flatbench convert ../shared/data/stories260K/stories260K.bin /tmp/stories260K-hf \\\n"
+      "      --tokenizer ../shared/data/stories260K/tok512.model\n"
+      "  then use it with `format: hf, path: /tmp/stories260K-hf` in a config.\n");
+
   auto* catalog = app.add_subcommand("catalog", "every registered method, evaluation, model format and GEMM backend");
   catalog->footer("\nExample:\n  flatbench catalog | less\n");
 
@@ -243,6 +263,7 @@ int cli_main(int argc, char** argv) {
     if (*report) return cmd_report(o);
     if (*merge) return cmd_merge(o);
     if (*catalog) return cmd_catalog();
+    if (*convert) return cmd_convert(o);
   } catch (const ConfigError& e) {
     std::cerr << "config error: " << e.what() << "\n";
     return 2;
