@@ -15,10 +15,10 @@ namespace {
 struct Shape {
   long m, n, k;
 };
-// Edge rows/cols, K tails of every size modulo 8, K spanning several k blocks (512), M
-// spanning several row blocks (192).
-const Shape kOddShapes[] = {{1, 1, 1}, {7, 13, 5}, {13, 67, 37}, {6, 64, 8}, {5, 129, 3},
-                            {29, 130, 1031}, {200, 70, 515}, {3, 200, 1}};
+// Edge rows/cols, K tails of every size modulo 8, K spanning several k blocks (4096, so
+// partial sums round-trip through the output), M spanning several row blocks (192).
+const Shape kOddShapes[] = {{1, 1, 1},       {7, 13, 5},     {13, 67, 37},   {6, 64, 8},  {5, 129, 3},
+                            {29, 130, 1031}, {200, 70, 515}, {3, 200, 1},    {7, 65, 8201}};
 
 std::vector<int8_t> random_s8(long count, int lo, int hi, uint32_t seed) {
   std::mt19937 rng(seed);
@@ -87,7 +87,7 @@ TEST_P(KernelsGemm, S4MatchesReferenceExactly) {
 }
 
 void expect_dequantized_equal(GemmIsa isa, WeightFormat format, long n_sa_mode, long n_sb_mode, bool with_bias) {
-  const long M = 37, N = 75, K = 1027;
+  const long M = 37, N = 75, K = 4099;  // two k blocks: the epilogue reads back int32 partials
   auto A = random_s8(M * K, -128, 127, 5);
   auto Bw = random_s8(N * K, format == WeightFormat::kS8 ? -128 : -8, format == WeightFormat::kS8 ? 127 : 7, 6);
   auto B4 = pack_int4_rows(Bw, N, K);
