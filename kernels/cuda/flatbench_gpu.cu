@@ -3,17 +3,22 @@
 //   flatbench-gpu gemm --out FILE.db [--models opt-6.7b,...] [--tokens 1,16,...]
 //                      [--shapes NxK,...] [--reps N] [--budget-ms X] [--flush-l2]
 //                      [--git SHA] [--config FILE]
+//   flatbench-gpu layer --out FILE.db [--models opt-6.7b,...] [--tokens 256,1024,...]
+//                       [--reps N] [--git SHA]
+//   flatbench-gpu probe MxNxK [MxNxK...] [--flush-l2]
 //   flatbench-gpu info
 //
 // `gemm` times cuBLAS fp16, cuBLASLt int8 and fp8, and our Hopper kernels over the linear
 // layers of the chosen models and writes its own SQLite DB in the CPU harness's schema
 // (harness/store.h): one run (provenance: GPU, clocks, driver, CUDA, cuBLAS versions) and
-// one job per (model, backend) holding that model's GemmRecord rows. `flatbench merge`
-// folds the file into the main DB.
+// one job per (model, backend) holding that model's GemmRecord rows. `layer` times an
+// OPT-style decoder layer (kernels/cuda/layer.h) in fp16 and with flatten + INT8/W4A8
+// linears, one job per model. `flatbench merge` folds either file into the main DB.
 #include "harness/store.h"
 #include "kernels/cuda/common.h"
 #include "kernels/cuda/device_buffer.h"
 #include "kernels/cuda/gemm_sweep.h"
+#include "kernels/cuda/layer.h"
 #include "kernels/cuda/shapes.h"
 
 #include <cublas_v2.h>
@@ -99,6 +104,7 @@ struct GemmArgs {
   std::cerr << "flatbench-gpu: " << error << "\n"
             << "usage: flatbench-gpu gemm --out FILE.db [--models a,b] [--tokens 1,16,...] [--shapes NxK,...]\n"
                "                          [--reps N] [--budget-ms X] [--flush-l2] [--git SHA] [--config FILE]\n"
+               "       flatbench-gpu layer --out FILE.db [--models opt-6.7b,...] [--tokens 256,...] [--reps N]\n"
                "       flatbench-gpu probe MxNxK [MxNxK...] [--flush-l2]   (tile/split tuning table)\n"
                "       flatbench-gpu info\n";
   std::exit(2);
@@ -154,6 +160,34 @@ std::map<std::string, fb::cuda::LinearShapes> shape_sets(const GemmArgs& a) {
   return sets;
 }
 
+// Writes one finished job holding `rows` (and a ms metric per row).
+void write_job(fb::Store& store, const fb::RunInfo& run, const std::string& key, const json& spec,
+               const std::vector<fb::GemmRecord>& rows, const json& info, double seconds) {
+  fb::JobResult result;
+  result.synthetic = true;  // random operands and weights, not a model's
+  for (const auto& g : rows) {
+    fb::Metric& m = result.add("ms/" + g.backend + "/" + std::to_string(g.m) + "x" + std::to_string(g.n) + "x" +
+                                   std::to_string(g.k),
+                               g.median_ms, "ms");
+    m.n = g.reps, m.samples = g.samples_ms, m.stddev = fb::summarise(g.samples_ms).stddev;
+  }
+  result.gemms = rows;
+  result.info = info;
+  const long job = store.start_job(run.uuid, key, spec);
+  store.finish_job(job, result, seconds);
+}
+
+fb::RunInfo begin_run(fb::Store& store, const std::string& tool, const std::string& git, const json& gpu,
+                      const json& options, const std::string& config) {
+  fb::RunInfo run;
+  run.uuid = fb::new_uuid();
+  run.started_at = fb::now_iso8601();
+  run.provenance = {{"tool", tool}, {"git", git}, {"gpu", gpu}, {"options", options}};
+  if (!config.empty()) run.config_path = config, run.config_text = read_file(config);
+  store.begin_run(run);
+  return run;
+}
+
 int run_gemm(const GemmArgs& args) {
   const auto sets = shape_sets(args);
   std::set<std::pair<long, long>> unique_nk;
@@ -164,14 +198,10 @@ int run_gemm(const GemmArgs& args) {
 
   const json gpu = gpu_provenance();
   fb::Store store(args.out);
-  fb::RunInfo run;
-  run.uuid = fb::new_uuid();
-  run.started_at = fb::now_iso8601();
-  run.provenance = {{"tool", "flatbench-gpu gemm"}, {"git", args.git}, {"gpu", gpu},
-                    {"options", {{"tokens", opt.tokens}, {"max_reps", opt.max_reps}, {"budget_ms", opt.budget_ms},
-                                 {"flush_l2", opt.flush_l2}, {"flatten_ratio", opt.flatten_ratio}}}};
-  if (!args.config.empty()) run.config_path = args.config, run.config_text = read_file(args.config);
-  store.begin_run(run);
+  const fb::RunInfo run = begin_run(store, "flatbench-gpu gemm", args.git, gpu,
+                                    {{"tokens", opt.tokens}, {"max_reps", opt.max_reps}, {"budget_ms", opt.budget_ms},
+                                     {"flush_l2", opt.flush_l2}, {"flatten_ratio", opt.flatten_ratio}},
+                                    args.config);
 
   const auto t0 = std::chrono::steady_clock::now();
   json notes = json::object();
@@ -181,34 +211,68 @@ int run_gemm(const GemmArgs& args) {
   // One job per (shape set, backend).
   for (const auto& [set_name, shapes] : sets) {
     for (const char* backend : fb::cuda::kSweepBackends) {
-      fb::JobResult result;
-      result.synthetic = true;  // random operands, not a model's weights
+      std::vector<fb::GemmRecord> rows;
       for (const auto& g : records) {
         auto it = shapes.find({g.n, g.k});
         if (g.backend != backend || it == shapes.end()) continue;
-        fb::GemmRecord row = g;
-        row.extra["roles"] = it->second;
-        fb::Metric& m = result.add("ms/" + g.backend + "/" + std::to_string(g.m) + "x" + std::to_string(g.n) + "x" +
-                                       std::to_string(g.k),
-                                   g.median_ms, "ms");
-        m.n = g.reps, m.samples = g.samples_ms, m.stddev = fb::summarise(g.samples_ms).stddev;
-        result.gemms.push_back(std::move(row));
+        rows.push_back(g);
+        rows.back().extra["roles"] = it->second;
       }
-      if (result.gemms.empty()) continue;
-      result.info = {{"notes", notes}, {"sweep_seconds", sweep_s},
-                     {"ratio_to_fp32", "holds cuBLAS fp16 median / this median (GPU jobs have no fp32 baseline)"}};
+      if (rows.empty()) continue;
+      const json info = {{"notes", notes}, {"sweep_seconds", sweep_s},
+                         {"ratio_to_fp32", "holds cuBLAS fp16 median / this median (GPU jobs have no fp32 baseline)"}};
       const json spec = {{"model", {{"name", set_name}}},
                          {"method", {{"name", backend}}},
                          {"eval", {{"name", "gemm"}, {"device", "cuda:" + gpu["name"].get<std::string>()},
                                    {"tokens", opt.tokens}, {"flush_l2", opt.flush_l2}, {"max_reps", opt.max_reps}}}};
-      const std::string key = "gpu-gemm/" + set_name + "/" + backend + "/" + run.uuid;
-      const long job = store.start_job(run.uuid, key, spec);
-      store.finish_job(job, result, sweep_s);
+      write_job(store, run, "gpu-gemm/" + set_name + "/" + backend + "/" + run.uuid, spec, rows, info, sweep_s);
     }
   }
   store.end_run(run.uuid);
   std::printf("wrote %zu GEMM records to %s (run %s, sweep %.1f s)\n", records.size(), args.out.c_str(),
               run.uuid.c_str(), sweep_s);
+  return 0;
+}
+
+int run_layer(int argc, char** argv) {
+  std::string out, git;
+  std::vector<std::string> models = {"opt-6.7b", "opt-13b", "opt-30b", "opt-66b"};
+  fb::cuda::LayerOptions opt;
+  opt.tokens = {256, 1024, 2048, 4096};
+  for (int i = 2; i < argc; ++i) {
+    const std::string flag = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) usage(flag + " needs a value");
+      return argv[++i];
+    };
+    if (flag == "--out") out = value();
+    else if (flag == "--git") git = value();
+    else if (flag == "--models") models = split(value(), ',');
+    else if (flag == "--reps") opt.max_reps = std::stoi(value());
+    else if (flag == "--tokens") {
+      opt.tokens.clear();
+      for (const auto& t : split(value(), ',')) opt.tokens.push_back(std::stol(t));
+    } else usage("unknown option " + flag);
+  }
+  if (out.empty()) usage("layer needs --out FILE.db");
+  const json gpu = gpu_provenance();
+  fb::Store store(out);
+  const fb::RunInfo run =
+      begin_run(store, "flatbench-gpu layer", git, gpu, {{"tokens", opt.tokens}, {"max_reps", opt.max_reps}}, "");
+  for (const auto& model : models) {
+    const auto t0 = std::chrono::steady_clock::now();
+    json notes = json::object();
+    const auto rows = fb::cuda::run_layer_sweep(model, opt, gpu["name"].get<std::string>(), notes);
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const json spec = {{"model", {{"name", model}}},
+                       {"method", {{"name", "fp16|w8a8_flatten|w4a8_flatten"}}},
+                       {"eval", {{"name", "decoder_layer"}, {"device", "cuda:" + gpu["name"].get<std::string>()},
+                                 {"tokens", opt.tokens}}}};
+    write_job(store, run, "gpu-layer/" + model + "/" + run.uuid, spec, rows,
+              {{"ratio_to_fp32", "holds the fp16 layer's median / this median"}}, secs);
+  }
+  store.end_run(run.uuid);
+  std::printf("wrote decoder-layer timings to %s (run %s)\n", out.c_str(), run.uuid.c_str());
   return 0;
 }
 
@@ -218,7 +282,7 @@ int main(int argc, char** argv) {
   if (argc < 2) usage("missing command");
   const std::string cmd = argv[1];
   try {
-    if (cmd == "info" || cmd == "gemm" || cmd == "probe") {
+    if (cmd == "info" || cmd == "gemm" || cmd == "probe" || cmd == "layer") {
       if (fb::cuda::cuda_device_count() == 0) {
         std::fprintf(stderr, "flatbench-gpu: no CUDA device\n");
         return 3;
@@ -229,6 +293,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (cmd == "gemm") return run_gemm(parse_gemm_args(argc, argv));
+    if (cmd == "layer") return run_layer(argc, argv);
     if (cmd == "probe") {  // flatbench-gpu probe MxNxK [MxNxK...] [--flush-l2]
       std::vector<std::vector<long>> shapes;
       bool flush = false;

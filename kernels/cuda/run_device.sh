@@ -5,7 +5,8 @@
 #   kernels/cuda/run_device.sh [--skip-sweep] [flatbench-gpu gemm options...]
 # Run from the repository root with .device carried (sqlite3 + nlohmann headers); writes
 # under $OUT: nvidia-smi.txt build.log sass_counts.txt test.log [sanitizer.log] [probe.log]
-# sweep.log gpu_gemm.db (FB_SANITIZE=1: compute-sanitizer pass; FB_PROBE='MxNxK ...': probe table)
+# sweep.log [layer.log] flatbench_gpu.db (FB_SANITIZE=1: compute-sanitizer pass; FB_PROBE='MxNxK ...':
+# probe table; FB_LAYER='flatbench-gpu layer options': decoder-layer timings into the same DB)
 set -uo pipefail
 OUT=${OUT:-$PWD/device-out}
 mkdir -p "$OUT"
@@ -44,5 +45,9 @@ fi
 [[ $SKIP_SWEEP == 1 ]] && exit $test_rc
 
 echo "== sweep"
-./build-cuda/flatbench-gpu gemm --out "$OUT/gpu_gemm.db" "$@" 2>&1 | tee "$OUT/sweep.log"
+./build-cuda/flatbench-gpu gemm --out "$OUT/flatbench_gpu.db" "$@" 2>&1 | tee "$OUT/sweep.log"
+if [[ -n "${FB_LAYER:-}" ]]; then
+  echo "== decoder layer"
+  ./build-cuda/flatbench-gpu layer --out "$OUT/flatbench_gpu.db" $FB_LAYER 2>&1 | tee "$OUT/layer.log"
+fi
 exit $test_rc
