@@ -44,6 +44,7 @@ struct KernelParams {
   const float* scale_b;
   int scale_a_per_row, scale_b_per_col;
   int y_vec16;          // N % 8 == 0 and Y 16-byte aligned: 16-byte output stores
+  int a_box_bytes;      // bytes of A per stage: 128 rows, or 64 when M ≤ 64 (no zero-filled half)
   float acc_scale;      // 1, or 1/16 for W4A8 (its widened weights are 16·w)
   float* workspace;     // M×N fp32, zero between launches (split-K only)
   unsigned* counters;   // one per tile, zero between launches (split-K only)
@@ -108,12 +109,12 @@ __device__ inline void widen_tile(const uint8_t* packed, uint8_t* wide, int tid)
 
 template <int BN, int STAGES, bool kW4>
 __device__ void producer(const CUtensorMap* tm_a, const CUtensorMap* tm_b, uint8_t* smem, uint64_t* full,
-                         uint64_t* empty, int tile_m, int tile_n, int kb0, int nkb) {
+                         uint64_t* empty, int tile_m, int tile_n, int kb0, int nkb, int a_box_bytes) {
   using L = Layout<BN, STAGES, kW4>;
   for (int i = 0; i < nkb; ++i) {
     const int s = i % STAGES;
     if (i >= STAGES) mbar_wait(&empty[s], ((i / STAGES) - 1) & 1);
-    mbar_arrive_expect_tx(&full[s], L::kABytes + L::kBBytes);
+    mbar_arrive_expect_tx(&full[s], a_box_bytes + L::kBBytes);
     const int kb = kb0 + i;
     tma_load_2d(smem + L::kAOffset + s * L::kABytes, tm_a, &full[s], kb * kBK, tile_m * kBM);
     tma_load_2d(smem + L::kBOffset + s * L::kBBytes, tm_b, &full[s], kW4 ? kb * kBK / 2 : kb * kBK, tile_n * BN);
@@ -237,25 +238,37 @@ __device__ void consumer(const KernelParams& p, uint8_t* smem, uint64_t* full, u
   int32_t acc[BN / 2];
 #pragma unroll
   for (int r = 0; r < BN / 2; ++r) acc[r] = 0;
+  // A warpgroup whose 64 rows all lie past M (small M) issues no wgmma; its half of the
+  // A stage may even be unloaded (64-row boxes). It still releases every stage.
+  const bool has_rows = tile_m * kBM + cw * 64 < p.m;
 
-  for (int i = 0; i < nkb; ++i) {
-    const int s = i % STAGES;
-    mbar_wait(&full[s], (i / STAGES) & 1);
-    const uint8_t* a_tile = smem + L::kAOffset + s * L::kABytes + cw * 64 * kBK;
-    const uint8_t* b_tile = smem + L::kBOffset + s * L::kBBytes;
-    if constexpr (kW4) {
-      mbar_wait(&widened[s], (i / STAGES) & 1);
-      b_tile = smem + L::kWideOffset + s * L::kWideBytes;
+  if (!has_rows) {  // keep the stage ring turning, nothing else
+    for (int i = 0; i < nkb; ++i) {
+      const int s = i % STAGES;
+      mbar_wait(&full[s], (i / STAGES) & 1);
+      if constexpr (kW4) mbar_wait(&widened[s], (i / STAGES) & 1);
+      if (ctid % 128 == 0) mbar_arrive(&empty[s]);
     }
-    wgmma_fence();
-    const uint64_t da = desc_k_major_sw128(a_tile), db = desc_k_major_sw128(b_tile);
+  } else {
+    for (int i = 0; i < nkb; ++i) {
+      const int s = i % STAGES;
+      mbar_wait(&full[s], (i / STAGES) & 1);
+      const uint8_t* a_tile = smem + L::kAOffset + s * L::kABytes + cw * 64 * kBK;
+      const uint8_t* b_tile = smem + L::kBOffset + s * L::kBBytes;
+      if constexpr (kW4) {
+        mbar_wait(&widened[s], (i / STAGES) & 1);
+        b_tile = smem + L::kWideOffset + s * L::kWideBytes;
+      }
+      wgmma_fence();
+      const uint64_t da = desc_k_major_sw128(a_tile), db = desc_k_major_sw128(b_tile);
 #pragma unroll
-    for (int kk = 0; kk < kBK / 32; ++kk) WgmmaS8<BN>::mma(acc, da + 2 * kk, db + 2 * kk, true);
-    wgmma_commit();
-    wgmma_wait<1>();  // the previous k-block's wgmma is done: release its stage
-    if (i > 0 && ctid % 128 == 0) mbar_arrive(&empty[(i - 1) % STAGES]);
+      for (int kk = 0; kk < kBK / 32; ++kk) WgmmaS8<BN>::mma(acc, da + 2 * kk, db + 2 * kk, true);
+      wgmma_commit();
+      wgmma_wait<1>();  // the previous k-block's wgmma is done: release its stage
+      if (i > 0 && ctid % 128 == 0) mbar_arrive(&empty[(i - 1) % STAGES]);
+    }
+    wgmma_wait<0>();
   }
-  wgmma_wait<0>();
 #pragma unroll
   for (int r = 0; r < BN / 2; ++r) fence_operand(acc[r]);
 
@@ -308,7 +321,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   // No setmaxnreg: under the 384-thread cap (168 registers) the consumers' 128 int32
   // accumulators already fit without spills, and the W4A8 wideners need registers too.
   if (threadIdx.x < 128) {
-    if (threadIdx.x == 0) producer<BN, STAGES, kW4>(&tm_a, &tm_b, smem, full, empty, tile_m, tile_n, kb0, nkb);
+    if (threadIdx.x == 0) producer<BN, STAGES, kW4>(&tm_a, &tm_b, smem, full, empty, tile_m, tile_n, kb0, nkb,
+                                                           p.a_box_bytes);
     if constexpr (kW4)
       if (threadIdx.x >= 32) widener<BN, STAGES>(smem, full, widened, nkb);
   } else {
@@ -428,14 +442,18 @@ GemmS8Plan::GemmS8Plan(const GemmS8Problem& prob, int force_split, int force_bn)
     FB_CUDA_CHECK(cudaMemset(kp.counters, 0, sizeof(unsigned) * tiles));
   }
 
-  im.tm_a = byte_tensor_map(prob.a, prob.k, prob.m, prob.k, kBK, kBM, CU_TENSOR_MAP_SWIZZLE_128B);
+  const int a_rows = prob.m <= 64 ? 64 : kBM;
+  kp.a_box_bytes = a_rows * kBK;
+  im.tm_a = byte_tensor_map(prob.a, prob.k, prob.m, prob.k, kBK, a_rows, CU_TENSOR_MAP_SWIZZLE_128B);
   if (w4) im.tm_b = byte_tensor_map(prob.b, prob.k / 2, prob.n, prob.k / 2, kBK / 2, bn, CU_TENSOR_MAP_SWIZZLE_NONE);
   else im.tm_b = byte_tensor_map(prob.b, prob.k, prob.n, prob.k, kBK, bn, CU_TENSOR_MAP_SWIZZLE_128B);
 
-  if (bn == 64 && !w4) im.kernel = prepared_kernel<64, 8, false>(im.smem_bytes), im.stages = 8;
-  if (bn == 64 && w4) im.kernel = prepared_kernel<64, 6, true>(im.smem_bytes), im.stages = 6;
+  // Stage counts: as many as fit in 227 KB (more bytes in flight for the streaming,
+  // small-M plans).
+  if (bn == 64 && !w4) im.kernel = prepared_kernel<64, 9, false>(im.smem_bytes), im.stages = 9;
+  if (bn == 64 && w4) im.kernel = prepared_kernel<64, 8, true>(im.smem_bytes), im.stages = 8;
   if (bn == 256 && !w4) im.kernel = prepared_kernel<256, 4, false>(im.smem_bytes), im.stages = 4;
-  if (bn == 128 && !w4) im.kernel = prepared_kernel<128, 6, false>(im.smem_bytes), im.stages = 6;
+  if (bn == 128 && !w4) im.kernel = prepared_kernel<128, 7, false>(im.smem_bytes), im.stages = 7;
   if (bn == 256 && w4) im.kernel = prepared_kernel<256, 3, true>(im.smem_bytes), im.stages = 3;
   if (bn == 128 && w4) im.kernel = prepared_kernel<128, 5, true>(im.smem_bytes), im.stages = 5;
   im.grid = dim3(unsigned(tiles), unsigned(splits));
