@@ -50,9 +50,9 @@ struct KernelParams {
   unsigned* counters;   // one per tile, zero between launches (split-K only)
 };
 
-template <int BN, int STAGES, bool kW4>
+template <int BN, int STAGES, bool kW4, int A_ROWS>
 struct Layout {
-  static constexpr int kABytes = kBM * kBK;
+  static constexpr int kABytes = A_ROWS * kBK;  // 128 rows, or 64 for the small-M plans
   static constexpr int kBBytes = kW4 ? BN * kBK / 2 : BN * kBK;  // as loaded (packed for W4)
   static constexpr int kWideBytes = BN * kBK;                    // widened int8 B tile (W4)
   static constexpr int kAOffset = 0;
@@ -107,10 +107,10 @@ __device__ inline void widen_tile(const uint8_t* packed, uint8_t* wide, int tid)
   }
 }
 
-template <int BN, int STAGES, bool kW4>
+template <int BN, int STAGES, bool kW4, int A_ROWS>
 __device__ void producer(const CUtensorMap* tm_a, const CUtensorMap* tm_b, uint8_t* smem, uint64_t* full,
                          uint64_t* empty, int tile_m, int tile_n, int kb0, int nkb, int a_box_bytes) {
-  using L = Layout<BN, STAGES, kW4>;
+  using L = Layout<BN, STAGES, kW4, A_ROWS>;
   for (int i = 0; i < nkb; ++i) {
     const int s = i % STAGES;
     if (i >= STAGES) mbar_wait(&empty[s], ((i / STAGES) - 1) & 1);
@@ -124,9 +124,9 @@ __device__ void producer(const CUtensorMap* tm_a, const CUtensorMap* tm_b, uint8
 // W4A8: warps 1-3 of the producer warpgroup widen each landed packed tile into the
 // stage's int8 tile while the consumers' wgmmas run, then arrive on `widened`. The stage
 // is refilled (and so rewritten) only after the consumers release it.
-template <int BN, int STAGES>
+template <int BN, int STAGES, int A_ROWS>
 __device__ void widener(uint8_t* smem, uint64_t* full, uint64_t* widened, int nkb) {
-  using L = Layout<BN, STAGES, true>;
+  using L = Layout<BN, STAGES, true, A_ROWS>;
   const int tid = threadIdx.x - 32;
   for (int i = 0; i < nkb; ++i) {
     const int s = i % STAGES;
@@ -229,10 +229,10 @@ __device__ void finish_split_tile(const KernelParams& p, int row_base, int col_b
   }
 }
 
-template <int BN, int STAGES, bool kW4>
+template <int BN, int STAGES, bool kW4, int A_ROWS>
 __device__ void consumer(const KernelParams& p, uint8_t* smem, uint64_t* full, uint64_t* empty, uint64_t* widened,
                          int tile_m, int tile_n, int nkb) {
-  using L = Layout<BN, STAGES, kW4>;
+  using L = Layout<BN, STAGES, kW4, A_ROWS>;
   const int cw = threadIdx.x / 128 - 1;        // consumer warpgroup 0 or 1
   const int ctid = threadIdx.x - 128;          // 0..255 among consumers
   int32_t acc[BN / 2];
@@ -292,11 +292,11 @@ __device__ void consumer(const KernelParams& p, uint8_t* smem, uint64_t* full, u
   if (ctid == 0) p.counters[tile] = 0;
 }
 
-template <int BN, int STAGES, bool kW4>
+template <int BN, int STAGES, bool kW4, int A_ROWS>
 __global__ void __launch_bounds__(kThreads, 1)
     gemm_s8_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CUtensorMap tm_b,
                    const KernelParams p) {
-  using L = Layout<BN, STAGES, kW4>;
+  using L = Layout<BN, STAGES, kW4, A_ROWS>;
   extern __shared__ uint8_t smem_raw[];
   uint8_t* smem = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
   uint64_t* full = reinterpret_cast<uint64_t*>(smem + L::kBarOffset);
@@ -321,12 +321,12 @@ __global__ void __launch_bounds__(kThreads, 1)
   // No setmaxnreg: under the 384-thread cap (168 registers) the consumers' 128 int32
   // accumulators already fit without spills, and the W4A8 wideners need registers too.
   if (threadIdx.x < 128) {
-    if (threadIdx.x == 0) producer<BN, STAGES, kW4>(&tm_a, &tm_b, smem, full, empty, tile_m, tile_n, kb0, nkb,
+    if (threadIdx.x == 0) producer<BN, STAGES, kW4, A_ROWS>(&tm_a, &tm_b, smem, full, empty, tile_m, tile_n, kb0, nkb,
                                                            p.a_box_bytes);
     if constexpr (kW4)
-      if (threadIdx.x >= 32) widener<BN, STAGES>(smem, full, widened, nkb);
+      if (threadIdx.x >= 32) widener<BN, STAGES, A_ROWS>(smem, full, widened, nkb);
   } else {
-    consumer<BN, STAGES, kW4>(p, smem, full, empty, widened, tile_m, tile_n, nkb);
+    consumer<BN, STAGES, kW4, A_ROWS>(p, smem, full, empty, widened, tile_m, tile_n, nkb);
   }
 }
 
@@ -360,17 +360,17 @@ CUtensorMap byte_tensor_map(const void* base, uint64_t inner, uint64_t outer, ui
 
 using KernelFn = void (*)(CUtensorMap, CUtensorMap, KernelParams);
 
-template <int BN, int STAGES, bool kW4>
+template <int BN, int STAGES, bool kW4, int A_ROWS>
 KernelFn prepared_kernel(int& smem_bytes) {
-  using L = Layout<BN, STAGES, kW4>;
+  using L = Layout<BN, STAGES, kW4, A_ROWS>;
   static const bool configured = [] {
-    FB_CUDA_CHECK(cudaFuncSetAttribute(gemm_s8_kernel<BN, STAGES, kW4>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    FB_CUDA_CHECK(cudaFuncSetAttribute(gemm_s8_kernel<BN, STAGES, kW4, A_ROWS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                        L::kDynamicSmem));
     return true;
   }();
   (void)configured;
   smem_bytes = L::kDynamicSmem;
-  return reinterpret_cast<KernelFn>(gemm_s8_kernel<BN, STAGES, kW4>);
+  return reinterpret_cast<KernelFn>(gemm_s8_kernel<BN, STAGES, kW4, A_ROWS>);
 }
 
 void check_problem(const GemmS8Problem& p) {
@@ -414,8 +414,9 @@ GemmS8Plan::GemmS8Plan(const GemmS8Problem& prob, int force_split, int force_bn)
   // multiprocessors idle, 128×64) tiles, and split K only when the
   // tiles would leave most multiprocessors idle (fewer than 1/8 of them busy): measured on
   // an H100, the split's atomic reduction costs more than idle SMs everywhere else.
+  const bool small_m = prob.m <= 64;
   int bn = 256;
-  if (long(tiles_m) * ceil_div(prob.n, 256) < sms) bn = 128;
+  if (small_m || long(tiles_m) * ceil_div(prob.n, 256) < sms) bn = 128;
   if (long(tiles_m) * ceil_div(prob.n, 128) * 2 < sms) bn = 64;  // small M: more CTAs streaming B
   if (force_bn) bn = force_bn;
   if (bn != 64 && bn != 128 && bn != 256) throw std::invalid_argument("GemmS8Plan: force_bn must be 0, 64, 128 or 256");
@@ -442,20 +443,29 @@ GemmS8Plan::GemmS8Plan(const GemmS8Problem& prob, int force_split, int force_bn)
     FB_CUDA_CHECK(cudaMemset(kp.counters, 0, sizeof(unsigned) * tiles));
   }
 
-  const int a_rows = prob.m <= 64 ? 64 : kBM;
+  const int a_rows = small_m ? 64 : kBM;
   kp.a_box_bytes = a_rows * kBK;
   im.tm_a = byte_tensor_map(prob.a, prob.k, prob.m, prob.k, kBK, a_rows, CU_TENSOR_MAP_SWIZZLE_128B);
   if (w4) im.tm_b = byte_tensor_map(prob.b, prob.k / 2, prob.n, prob.k / 2, kBK / 2, bn, CU_TENSOR_MAP_SWIZZLE_NONE);
   else im.tm_b = byte_tensor_map(prob.b, prob.k, prob.n, prob.k, kBK, bn, CU_TENSOR_MAP_SWIZZLE_128B);
 
-  // Stage counts: as many as fit in 227 KB (more bytes in flight for the streaming,
-  // small-M plans).
-  if (bn == 64 && !w4) im.kernel = prepared_kernel<64, 9, false>(im.smem_bytes), im.stages = 9;
-  if (bn == 64 && w4) im.kernel = prepared_kernel<64, 8, true>(im.smem_bytes), im.stages = 8;
-  if (bn == 256 && !w4) im.kernel = prepared_kernel<256, 4, false>(im.smem_bytes), im.stages = 4;
-  if (bn == 128 && !w4) im.kernel = prepared_kernel<128, 7, false>(im.smem_bytes), im.stages = 7;
-  if (bn == 256 && w4) im.kernel = prepared_kernel<256, 3, true>(im.smem_bytes), im.stages = 3;
-  if (bn == 128 && w4) im.kernel = prepared_kernel<128, 5, true>(im.smem_bytes), im.stages = 5;
+  // Stage counts: as many as fit in 227 KB. The small-M plans (M ≤ 64) keep 64-row A
+  // stages, so more k-blocks of B are in flight: they stream B and nothing else matters.
+  if (small_m) {
+    if (bn == 64 && !w4) im.kernel = prepared_kernel<64, 13, false, 64>(im.smem_bytes), im.stages = 13;
+    if (bn == 64 && w4) im.kernel = prepared_kernel<64, 11, true, 64>(im.smem_bytes), im.stages = 11;
+    if (bn == 128 && !w4) im.kernel = prepared_kernel<128, 9, false, 64>(im.smem_bytes), im.stages = 9;
+    if (bn == 128 && w4) im.kernel = prepared_kernel<128, 7, true, 64>(im.smem_bytes), im.stages = 7;
+  } else {
+    if (bn == 64 && !w4) im.kernel = prepared_kernel<64, 9, false, 128>(im.smem_bytes), im.stages = 9;
+    if (bn == 64 && w4) im.kernel = prepared_kernel<64, 8, true, 128>(im.smem_bytes), im.stages = 8;
+    if (bn == 128 && !w4) im.kernel = prepared_kernel<128, 7, false, 128>(im.smem_bytes), im.stages = 7;
+    if (bn == 128 && w4) im.kernel = prepared_kernel<128, 5, true, 128>(im.smem_bytes), im.stages = 5;
+    if (bn == 256 && !w4) im.kernel = prepared_kernel<256, 4, false, 128>(im.smem_bytes), im.stages = 4;
+    if (bn == 256 && w4) im.kernel = prepared_kernel<256, 3, true, 128>(im.smem_bytes), im.stages = 3;
+  }
+  if (!im.kernel) throw std::invalid_argument("GemmS8Plan: no kernel for tile width " + std::to_string(bn) +
+                                              (small_m ? " with M ≤ 64" : ""));
   im.grid = dim3(unsigned(tiles), unsigned(splits));
 }
 

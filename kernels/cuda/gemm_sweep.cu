@@ -214,10 +214,14 @@ void run_gemm_probe(const std::vector<std::vector<long>>& mnk, bool flush_l2, in
       p.scale_a = pool.sa.get(), p.n_scale_a = p.m, p.scale_b = pool.sb.get(), p.n_scale_b = p.n;
       std::printf("%s %5ldx%5ldx%5ld", w4 ? "w4a8" : "s8  ", s[0], s[1], s[2]);
       for (auto [bn, split] : forced) {
-        GemmS8Plan plan(p, split, bn);
-        const Summary t = summarise(time_launches([&](cudaStream_t st) { plan.run(st); }, timing, nullptr));
-        if (bn == 0) std::printf(" %7.1f [%s]", t.median * 1e3, plan.describe().c_str());
-        else std::printf(" %8.1f", t.median * 1e3);
+        try {
+          GemmS8Plan plan(p, split, bn);
+          const Summary t = summarise(time_launches([&](cudaStream_t st) { plan.run(st); }, timing, nullptr));
+          if (bn == 0) std::printf(" %7.1f [%s]", t.median * 1e3, plan.describe().c_str());
+          else std::printf(" %8.1f", t.median * 1e3);
+        } catch (const std::invalid_argument&) {
+          std::printf(" %8s", "-");  // no such plan (e.g. 256-wide tiles for M ≤ 64)
+        }
       }
       std::printf("\n");
       std::fflush(stdout);

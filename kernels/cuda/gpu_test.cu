@@ -266,7 +266,8 @@ int main() {
         test_gemm(1500, 3000, 288, int4, false, 1, 256);
         test_gemm(700, 2900, 1024, int4, true, 2, 128);         // split-K over many tiles
         test_gemm(70, 333, 640, int4, true, 1, 64);             // 64-wide tiles (small-M plan)
-        test_gemm(3, 4096, 4096, int4, true, 0, 0);             // the heuristic's small-M plan
+        test_gemm(3, 4096, 4096, int4, true, 0, 0);             // the small-M plan: 64-row A, 64-wide tiles
+        test_gemm(16, 8500, 256, int4, false, 0, 0);            // the small-M plan with 128-wide tiles
       }
       expect_invalid("gemm rejects K % 32 != 0", [] {
         int8_t* p = reinterpret_cast<int8_t*>(16);
