@@ -3,12 +3,15 @@
 #include "harness/config.h"
 #include "harness/evaluator.h"
 #include "harness/runner.h"
+#include "harness/slurm.h"
 #include "harness/store.h"
 #include "kernels/gemm_backend.h"
 #include "methods/method.h"
 #include "models/convert.h"
 #include "models/source.h"
+#include "reports/commands.h"
 #include "reports/summary.h"
+#include "reports/tables.h"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -28,8 +31,10 @@ struct Options {
   std::string shard;
   std::string job;
   std::string format = "text";
+  std::string table;  // report --table NAME
   std::vector<std::string> merge_inputs;
   std::string convert_in, convert_tokenizer, convert_out;
+  SlurmOptions slurm;
   RunOptions run;
 };
 
@@ -130,6 +135,7 @@ int cmd_show(Options& o) {
 
 int cmd_report(Options& o) {
   if (!fs::exists(o.db)) throw std::runtime_error("no results database at " + o.db + " (run a sweep first)");
+  if (!o.table.empty()) return report_table_command(o.db, o.table, o.format);
   Store store(o.db, true);
   std::vector<Table> tables;
   if (!o.config.empty())
@@ -149,6 +155,22 @@ int cmd_merge(Options& o) {
     total += added;
   }
   std::cerr << fmt::format("{}: {} jobs added\n", o.db, total);
+  return 0;
+}
+
+int cmd_slurm(Options& o) {
+  Config cfg = load(o);  // a broken config fails here, not on the cluster
+  o.slurm.config = o.config;
+  o.slurm.db = o.db;
+  o.slurm.data_dir = cfg.data_dir;
+  o.slurm.binary = fs::read_symlink("/proc/self/exe");
+  if (o.slurm.out_dir.empty()) o.slurm.out_dir = fs::path("results") / ("slurm-" + cfg.name);
+  if (o.slurm.array > static_cast<int>(cfg.jobs.size()))
+    std::cerr << fmt::format("note: {} array tasks for {} jobs: some tasks will have nothing to do\n", o.slurm.array,
+                             cfg.jobs.size());
+  SlurmScripts s = write_slurm_scripts(o.slurm);
+  std::cout << fmt::format("{} jobs in {} shards\n  array: {}\n  merge: {}\nsubmit with:\n  bash {}\n", cfg.jobs.size(),
+                           o.slurm.array, s.array_script.string(), s.merge_script.string(), s.submit_script.string());
   return 0;
 }
 
@@ -192,6 +214,11 @@ Examples:
   flatbench run configs/baselines.yaml --shard 2/4   the 2nd of 4 shards (Slurm: $SLURM_ARRAY_TASK_ID/4)
   flatbench show 1a2b3c4d5e6f                        one job: metrics, sites, GEMM rows, provenance
   flatbench report --format md                       latest results as markdown
+  flatbench report --table t10_gamma --format md     one paper table (--table all: every table)
+  flatbench plot all --out-dir results/plots         PNG + SVG plots (gnuplot)
+  flatbench dashboard --out results/dashboard.html   one offline HTML page: tables, plots, trends, drill-down
+  flatbench nightly configs/nightly.yaml --report n.md   rerun, flag significant regressions, exit 1 if any
+  flatbench compare 1a2b3c4d 5e6f7a8b                two runs or two commits: ratios and geometric mean
   flatbench merge shard1.db shard2.db --db all.db    fold shard or device DBs into one
   flatbench convert model.bin out/ --tokenizer t.model   a llama2.c checkpoint as a Hugging Face folder
   flatbench catalog                                  every method, evaluation, model format and parameter
@@ -230,8 +257,14 @@ int cli_main(int argc, char** argv) {
   auto* report = app.add_subcommand("report", "tables of the latest results in the DB");
   report->add_option("--config", o.config, "only the jobs of this config")->check(CLI::ExistingFile);
   report->add_option("--format", o.format, "text | md | csv | json")->capture_default_str();
+  report->add_option("--table", o.table, "a paper table by name (see below), or all");
   add_common(report, o);
-  report->footer("\nExample:\n  flatbench report --format md > results.md\n");
+  report->footer("\nTables (--table NAME):\n" + table_list_help() +
+                 "\nExample:\n  flatbench report --format md > results.md\n"
+                 "  flatbench report --table t4_int4_share --format csv\n");
+
+  ReportCommands reports;  // plot, dashboard, nightly, compare (reports/commands.h)
+  reports.add(app);
 
   auto* merge = app.add_subcommand("merge", "fold other result DBs (shards, device runs) into --db; idempotent");
   merge->add_option("DB", o.merge_inputs, "databases to fold in")->required()->check(CLI::ExistingFile);
@@ -248,6 +281,20 @@ int cli_main(int argc, char** argv) {
       "      --tokenizer ../shared/data/stories260K/tok512.model\n"
       "  then use it with `format: hf, path: /tmp/stories260K-hf` in a config.\n");
 
+  auto* slurm = app.add_subcommand("slurm", "write a Slurm job array (one shard per task) and a dependent merge job");
+  slurm->add_option("CONFIG", o.config, "YAML sweep config")->required()->check(CLI::ExistingFile);
+  slurm->add_option("--array", o.slurm.array, "number of array tasks (= shards)")->required()->check(CLI::PositiveNumber);
+  slurm->add_option("--out", o.slurm.out_dir, "shared folder for scripts, logs and shard DBs (default results/slurm-NAME)");
+  slurm->add_option("--partition", o.slurm.partition, "Slurm partition");
+  slurm->add_option("--account", o.slurm.account, "Slurm account");
+  slurm->add_option("--time", o.slurm.time_limit, "time limit per task")->capture_default_str();
+  slurm->add_option("--cpus-per-task", o.slurm.cpus_per_task, "CPUs per task (0 = cluster default)");
+  slurm->add_option("--mem", o.slurm.mem, "memory per task, e.g. 16G");
+  slurm->add_option("--local-dir", o.slurm.local_dir, "node-local folder for shard DBs while written")->capture_default_str();
+  add_common(slurm, o);
+  slurm->footer("\nExample:\n  flatbench slurm configs/flattenquant_table8.yaml --array 8 --partition gpu\n"
+                "  bash results/slurm-flattenquant_table8/submit.sh\n");
+
   auto* catalog = app.add_subcommand("catalog", "every registered method, evaluation, model format and GEMM backend");
   catalog->footer("\nExample:\n  flatbench catalog | less\n");
 
@@ -261,9 +308,11 @@ int cli_main(int argc, char** argv) {
     if (*list) return cmd_list(o);
     if (*show) return cmd_show(o);
     if (*report) return cmd_report(o);
+    if (auto rc = reports.run()) return *rc;
     if (*merge) return cmd_merge(o);
     if (*catalog) return cmd_catalog();
     if (*convert) return cmd_convert(o);
+    if (*slurm) return cmd_slurm(o);
   } catch (const ConfigError& e) {
     std::cerr << "config error: " << e.what() << "\n";
     return 2;
