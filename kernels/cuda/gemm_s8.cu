@@ -52,9 +52,13 @@ struct KernelParams {
 
 template <int BN, int STAGES, bool kW4, int A_ROWS>
 struct Layout {
-  static constexpr int kABytes = A_ROWS * kBK;  // 128 rows, or 64 for the small-M plans
-  static constexpr int kBBytes = kW4 ? BN * kBK / 2 : BN * kBK;  // as loaded (packed for W4)
-  static constexpr int kWideBytes = BN * kBK;                    // widened int8 B tile (W4)
+  // 128-k sub-blocks per stage: 2 for the small-M W4A8 plans, so that each TMA row of
+  // packed B is 128 bytes long (with 64-byte rows the copy engine moved half the bytes
+  // per row request and W4A8 streamed no faster than INT8).
+  static constexpr int kSub = (kW4 && A_ROWS == 64) ? 2 : 1;
+  static constexpr int kABytes = kSub * A_ROWS * kBK;  // A_ROWS: 128, or 64 for the small-M plans
+  static constexpr int kBBytes = kW4 ? kSub * BN * kBK / 2 : BN * kBK;  // as loaded (packed for W4)
+  static constexpr int kWideBytes = kSub * BN * kBK;                    // widened int8 B (W4)
   static constexpr int kAOffset = 0;
   static constexpr int kBOffset = STAGES * kABytes;
   static constexpr int kWideOffset = kBOffset + STAGES * kBBytes;
@@ -87,23 +91,25 @@ __device__ inline void widen_int4x8(uint32_t w, uint32_t& first, uint32_t& secon
   second = __byte_perm(even, odd, 0x7362);  // k4 k5 k6 k7
 }
 
-// Packed tile (BN rows × 64 bytes, plain) → int8 tile (BN rows × 128 bytes, 128-byte
-// swizzle: 16-byte chunk c of row r lives at chunk c ^ (r % 8)). tid in [0, kWideners).
-template <int BN>
+// Packed tile (BN rows × SUB·64 bytes, plain) → SUB int8 tiles (BN rows × 128 bytes each,
+// 128-byte swizzle: 16-byte chunk c of row r lives at chunk c ^ (r % 8)). tid in
+// [0, kWideners).
+template <int BN, int SUB>
 __device__ inline void widen_tile(const uint8_t* packed, uint8_t* wide, int tid) {
 #pragma unroll 4
-  for (int c = tid; c < BN * 4; c += kWideners) {
-    const int row = c >> 2, pc = c & 3;
-    const uint4 v = *reinterpret_cast<const uint4*>(packed + row * 64 + pc * 16);
+  for (int c = tid; c < BN * 4 * SUB; c += kWideners) {
+    const int row = c / (4 * SUB), pc = c % (4 * SUB);
+    const int sub = pc / 4, q = pc % 4;  // 128-k sub-block, and 32-k chunk within it
+    const uint4 v = *reinterpret_cast<const uint4*>(packed + row * 64 * SUB + pc * 16);
     uint4 lo, hi;
     widen_int4x8(v.x, lo.x, lo.y);
     widen_int4x8(v.y, lo.z, lo.w);
     widen_int4x8(v.z, hi.x, hi.y);
     widen_int4x8(v.w, hi.z, hi.w);
-    uint8_t* out = wide + row * 128;
+    uint8_t* out = wide + sub * BN * 128 + row * 128;
     const int sw = row & 7;
-    *reinterpret_cast<uint4*>(out + (((2 * pc) ^ sw) << 4)) = lo;
-    *reinterpret_cast<uint4*>(out + (((2 * pc + 1) ^ sw) << 4)) = hi;
+    *reinterpret_cast<uint4*>(out + (((2 * q) ^ sw) << 4)) = lo;
+    *reinterpret_cast<uint4*>(out + (((2 * q + 1) ^ sw) << 4)) = hi;
   }
 }
 
@@ -114,10 +120,14 @@ __device__ void producer(const CUtensorMap* tm_a, const CUtensorMap* tm_b, uint8
   for (int i = 0; i < nkb; ++i) {
     const int s = i % STAGES;
     if (i >= STAGES) mbar_wait(&empty[s], ((i / STAGES) - 1) & 1);
-    mbar_arrive_expect_tx(&full[s], a_box_bytes + L::kBBytes);
-    const int kb = kb0 + i;
-    tma_load_2d(smem + L::kAOffset + s * L::kABytes, tm_a, &full[s], kb * kBK, tile_m * kBM);
-    tma_load_2d(smem + L::kBOffset + s * L::kBBytes, tm_b, &full[s], kW4 ? kb * kBK / 2 : kb * kBK, tile_n * BN);
+    mbar_arrive_expect_tx(&full[s], L::kSub * a_box_bytes + L::kBBytes);
+    const int kb = kb0 + i;  // in stages of kSub·128 k
+#pragma unroll
+    for (int j = 0; j < L::kSub; ++j)
+      tma_load_2d(smem + L::kAOffset + s * L::kABytes + j * A_ROWS * kBK, tm_a, &full[s], (kb * L::kSub + j) * kBK,
+                  tile_m * kBM);
+    tma_load_2d(smem + L::kBOffset + s * L::kBBytes, tm_b, &full[s], kW4 ? kb * L::kSub * kBK / 2 : kb * kBK,
+                tile_n * BN);
   }
 }
 
@@ -131,7 +141,7 @@ __device__ void widener(uint8_t* smem, uint64_t* full, uint64_t* widened, int nk
   for (int i = 0; i < nkb; ++i) {
     const int s = i % STAGES;
     mbar_wait(&full[s], (i / STAGES) & 1);
-    widen_tile<BN>(smem + L::kBOffset + s * L::kBBytes, smem + L::kWideOffset + s * L::kWideBytes, tid);
+    widen_tile<BN, L::kSub>(smem + L::kBOffset + s * L::kBBytes, smem + L::kWideOffset + s * L::kWideBytes, tid);
     fence_proxy_async();  // the stores are read next by wgmma (async proxy)
     __syncwarp();
     if (tid % 32 == 0) mbar_arrive(&widened[s]);
@@ -260,9 +270,13 @@ __device__ void consumer(const KernelParams& p, uint8_t* smem, uint64_t* full, u
         b_tile = smem + L::kWideOffset + s * L::kWideBytes;
       }
       wgmma_fence();
-      const uint64_t da = desc_k_major_sw128(a_tile), db = desc_k_major_sw128(b_tile);
 #pragma unroll
-      for (int kk = 0; kk < kBK / 32; ++kk) WgmmaS8<BN>::mma(acc, da + 2 * kk, db + 2 * kk, true);
+      for (int j = 0; j < L::kSub; ++j) {
+        const uint64_t da = desc_k_major_sw128(a_tile + j * A_ROWS * kBK);
+        const uint64_t db = desc_k_major_sw128(b_tile + j * BN * kBK);
+#pragma unroll
+        for (int kk = 0; kk < kBK / 32; ++kk) WgmmaS8<BN>::mma(acc, da + 2 * kk, db + 2 * kk, true);
+      }
       wgmma_commit();
       wgmma_wait<1>();  // the previous k-block's wgmma is done: release its stage
       if (i > 0 && ctid % 128 == 0) mbar_arrive(&empty[(i - 1) % STAGES]);
@@ -400,7 +414,7 @@ struct GemmS8Plan::Impl {
   CUtensorMap tm_a{}, tm_b{};
   KernelParams params{};
   KernelFn kernel = nullptr;
-  int smem_bytes = 0, bn = 0, stages = 0;
+  int smem_bytes = 0, bn = 0, stages = 0, k_per_stage = 128;
   dim3 grid;
 };
 
@@ -408,13 +422,14 @@ GemmS8Plan::GemmS8Plan(const GemmS8Problem& prob, int force_split, int force_bn)
   check_problem(prob);
   const bool w4 = prob.weights == WeightFormat::kInt4Packed;
   const int sms = multiprocessors();
-  const int tiles_m = ceil_div(prob.m, kBM), kblocks = ceil_div(prob.k, kBK);
+  const bool small_m = prob.m <= 64;
+  const int k_sub = w4 && small_m ? 2 : 1;  // must match Layout::kSub of the chosen kernel
+  const int tiles_m = ceil_div(prob.m, kBM), kblocks = ceil_div(prob.k, kBK * k_sub);
 
   // Big problems: 128×256 tiles. Otherwise 128×128 (or, when even those leave half the
   // multiprocessors idle, 128×64) tiles, and split K only when the
   // tiles would leave most multiprocessors idle (fewer than 1/8 of them busy): measured on
   // an H100, the split's atomic reduction costs more than idle SMs everywhere else.
-  const bool small_m = prob.m <= 64;
   int bn = 256;
   if (small_m || long(tiles_m) * ceil_div(prob.n, 256) < sms) bn = 128;
   if (long(tiles_m) * ceil_div(prob.n, 128) * 2 < sms) bn = 64;  // small M: more CTAs streaming B
@@ -428,6 +443,7 @@ GemmS8Plan::GemmS8Plan(const GemmS8Problem& prob, int force_split, int force_bn)
 
   Impl& im = *impl_;
   im.bn = bn;
+  im.k_per_stage = kBK * k_sub;
   KernelParams& kp = im.params;
   kp.m = int(prob.m), kp.n = int(prob.n), kp.k = int(prob.k);
   kp.tiles_m = tiles_m, kp.tiles_n = ceil_div(prob.n, bn);
@@ -446,16 +462,17 @@ GemmS8Plan::GemmS8Plan(const GemmS8Problem& prob, int force_split, int force_bn)
   const int a_rows = small_m ? 64 : kBM;
   kp.a_box_bytes = a_rows * kBK;
   im.tm_a = byte_tensor_map(prob.a, prob.k, prob.m, prob.k, kBK, a_rows, CU_TENSOR_MAP_SWIZZLE_128B);
-  if (w4) im.tm_b = byte_tensor_map(prob.b, prob.k / 2, prob.n, prob.k / 2, kBK / 2, bn, CU_TENSOR_MAP_SWIZZLE_NONE);
+  if (w4)
+    im.tm_b = byte_tensor_map(prob.b, prob.k / 2, prob.n, prob.k / 2, k_sub * kBK / 2, bn, CU_TENSOR_MAP_SWIZZLE_NONE);
   else im.tm_b = byte_tensor_map(prob.b, prob.k, prob.n, prob.k, kBK, bn, CU_TENSOR_MAP_SWIZZLE_128B);
 
   // Stage counts: as many as fit in 227 KB. The small-M plans (M ≤ 64) keep 64-row A
   // stages, so more k-blocks of B are in flight: they stream B and nothing else matters.
   if (small_m) {
     if (bn == 64 && !w4) im.kernel = prepared_kernel<64, 13, false, 64>(im.smem_bytes), im.stages = 13;
-    if (bn == 64 && w4) im.kernel = prepared_kernel<64, 11, true, 64>(im.smem_bytes), im.stages = 11;
+    if (bn == 64 && w4) im.kernel = prepared_kernel<64, 5, true, 64>(im.smem_bytes), im.stages = 5;
     if (bn == 128 && !w4) im.kernel = prepared_kernel<128, 9, false, 64>(im.smem_bytes), im.stages = 9;
-    if (bn == 128 && w4) im.kernel = prepared_kernel<128, 7, true, 64>(im.smem_bytes), im.stages = 7;
+    if (bn == 128 && w4) im.kernel = prepared_kernel<128, 3, true, 64>(im.smem_bytes), im.stages = 3;
   } else {
     if (bn == 64 && !w4) im.kernel = prepared_kernel<64, 9, false, 128>(im.smem_bytes), im.stages = 9;
     if (bn == 64 && w4) im.kernel = prepared_kernel<64, 8, true, 128>(im.smem_bytes), im.stages = 8;
@@ -482,7 +499,7 @@ void GemmS8Plan::run(cudaStream_t stream) const {
 
 std::string GemmS8Plan::describe() const {
   const Impl& im = *impl_;
-  return "tile=128x" + std::to_string(im.bn) + "x128 stages=" + std::to_string(im.stages) +
+  return "tile=128x" + std::to_string(im.bn) + "x" + std::to_string(im.k_per_stage) + " stages=" + std::to_string(im.stages) +
          " split=" + std::to_string(im.params.splits) + " grid=" + std::to_string(im.grid.x * im.grid.y);
 }
 
