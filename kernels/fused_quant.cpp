@@ -60,16 +60,23 @@ std::vector<float> transposed(const std::vector<float>& P, long n) {
   return T;
 }
 
-// Chunk c of 16 is contiguous when src[16c + i] = src[16c] + i for all i in the chunk.
-std::vector<uint8_t> contiguous_chunks(const FlattenPlan& plan) {
+// How the fast kernel fetches each chunk of 16 outputs (see ChunkFetch): a plain load when
+// the sources are consecutive, a two-register permute when they all lie within 32 floats
+// of the first (a repeated channel shifts the run by one), else a gather.
+std::vector<uint8_t> chunk_fetch_modes(const FlattenPlan& plan) {
   const long k_flat = long(plan.src.size());
-  std::vector<uint8_t> out((k_flat + 15) / 16, 0);
-  for (long c = 0; c < long(out.size()); ++c) {
-    bool run = 16 * c + 16 <= k_flat;
-    for (long i = 1; run && i < 16; ++i) run = plan.src[16 * c + i] == plan.src[16 * c] + i;
-    out[c] = run;
+  std::vector<uint8_t> modes((k_flat + 15) / 16, kFetchGather);
+  for (long c = 0; c < long(modes.size()); ++c) {
+    if (16 * c + 16 > k_flat) continue;  // partial chunk: masked gather
+    const int32_t* src = plan.src.data() + 16 * c;
+    bool consecutive = true, near = src[0] + 32 <= plan.k_in;
+    for (long i = 1; i < 16; ++i) {
+      consecutive = consecutive && src[i] == src[0] + i;
+      near = near && src[i] >= src[0] && src[i] < src[0] + 32;
+    }
+    modes[c] = consecutive ? kFetchLoad : near ? kFetchPermute : kFetchGather;
   }
-  return out;
+  return modes;
 }
 
 }  // namespace
@@ -124,10 +131,10 @@ void flatten_quantize(const float* A, long T, const FlattenPlan& plan, float sca
   validate_flatten_plan(plan);
   if (!(scale > 0)) fail("the static activation scale must be positive");
   const float qmax = qmax_of(bits), inv_scale = 1.0f / scale;
-  const std::vector<uint8_t> contiguous = contiguous_chunks(plan);
+  const std::vector<uint8_t> modes = chunk_fetch_modes(plan);
 #pragma omp parallel for num_threads(std::max(1, threads)) schedule(static)
   for (long t = 0; t < T; ++t)
-    flatten_row_avx512(A + t * plan.k_in, plan.src.data(), plan.inv_div.data(), contiguous.data(),
+    flatten_row_avx512(A + t * plan.k_in, plan.src.data(), plan.inv_div.data(), modes.data(),
                        long(plan.src.size()), plan.k_out, inv_scale, qmax, Q + t * plan.k_out);
 }
 

@@ -80,15 +80,19 @@ float quantize_row_avx512(const float* y, long len, float qmax, float clip, int8
   return scale;
 }
 
-void flatten_row_avx512(const float* a, const int32_t* src, const float* inv_div, const uint8_t* contiguous,
+void flatten_row_avx512(const float* a, const int32_t* src, const float* inv_div, const uint8_t* modes,
                         long k_flat, long k_out, float inv_scale, float qmax, int8_t* q) {
   const __m512 inv = _mm512_set1_ps(inv_scale);
   const __m512 lo = _mm512_set1_ps(-qmax - 1), hi = _mm512_set1_ps(qmax);
   for (long j = 0; j < k_flat; j += 16) {
     const __mmask16 mask = lane_mask(k_flat - j);
     __m512 x;
-    if (contiguous[j / 16]) {
+    if (modes[j / 16] == kFetchLoad) {
       x = _mm512_loadu_ps(a + src[j]);
+    } else if (modes[j / 16] == kFetchPermute) {
+      const float* base = a + src[j];
+      const __m512i offsets = _mm512_sub_epi32(_mm512_loadu_si512(src + j), _mm512_set1_epi32(src[j]));
+      x = _mm512_permutex2var_ps(_mm512_loadu_ps(base), offsets, _mm512_loadu_ps(base + 16));
     } else {
       const __m512i idx = _mm512_maskz_loadu_epi32(mask, src + j);
       x = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mask, idx, a, 4);

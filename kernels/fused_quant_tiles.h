@@ -6,9 +6,15 @@
 
 namespace fb::fused_detail {
 
+// How chunk c (outputs 16c … 16c+15) of a flatten row is fetched.
+enum ChunkFetch : uint8_t {
+  kFetchGather = 0,   // any sources (and every partial chunk)
+  kFetchLoad = 1,     // src[16c + i] = src[16c] + i
+  kFetchPermute = 2,  // src[16c] ≤ src[16c + i] < src[16c] + 32 ≤ K: two loads and a permute
+};
+
 // One row: q[j] = clamp(nearbyint(a[src[j]]·inv_div[j]·inv_scale)), q[j] = 0 for j ≥ k_flat.
-// contiguous[c] says src[16c .. 16c+15] are consecutive (a plain load replaces the gather).
-void flatten_row_avx512(const float* a, const int32_t* src, const float* inv_div, const uint8_t* contiguous,
+void flatten_row_avx512(const float* a, const int32_t* src, const float* inv_div, const uint8_t* modes,
                         long k_flat, long k_out, float inv_scale, float qmax, int8_t* q);
 
 // C (m×n, row stride ldc) = A (m×k, row stride lda) · B (k×n, row stride ldb), each

@@ -54,7 +54,7 @@ TEST(KernelsFused, FlattenQuantizeRejectsBadInput) {
 
 TEST(KernelsFused, FlattenQuantizeFastMatchesReference) {
   if (!fused_quant_fast_path()) GTEST_SKIP() << "no AVX-512 here: flatten_quantize runs the reference itself";
-  const long T = 13, K = 203;  // chunks that are contiguous, gathered, and partial
+  const long T = 13, K = 203;  // chunks that load, permute (after repeats), gather (near the end), partial
   std::vector<int> copies(K, 1);
   for (long k = 5; k < K; k += 37) copies[k] = 2 + int(k % 3);
   FlattenPlan plan = make_flatten_plan(copies);
@@ -65,6 +65,13 @@ TEST(KernelsFused, FlattenQuantizeFastMatchesReference) {
     flatten_quantize(A.data(), T, plan, 0.02f, bits, got.data(), 2);
     EXPECT_EQ(got, want) << "bits=" << bits;
   }
+  // Sources in reverse order: every full chunk needs the gather path.
+  FlattenPlan reversed = plan;
+  for (size_t j = 0; j < reversed.src.size(); ++j) reversed.src[j] = int32_t(K - 1 - long(j) % K);
+  std::vector<int8_t> want(T * plan.k_out), got(T * plan.k_out, 55);
+  flatten_quantize_ref(A.data(), T, reversed, 0.02f, 8, want.data());
+  flatten_quantize(A.data(), T, reversed, 0.02f, 8, got.data(), 1);
+  EXPECT_EQ(got, want) << "reversed sources";
 }
 
 TEST(KernelsFused, KronFactorSizesMatchFlatQuant) {
