@@ -105,20 +105,26 @@ __device__ float warp_absmax(float v) {
   return v;
 }
 
-// Codes of one token from Y (fp32, row pitch yp) with scale s: 4 consecutive
-// elements per step when n2 % 4 == 0 (int8: one 32-bit store; int4: one 16-bit store).
-__device__ void store_codes(const float* sy, int n1, int n2, int yp, float s, float qmax, int bits, void* out) {
+// Codes of one token from Y (fp32, row pitch yp), multiplied by inv_s = 1/s. With
+// n2 % 4 == 0 each warp takes whole rows and each lane 4 consecutive columns (int8: one
+// 32-bit store; int4: one 16-bit store), so no index needs a division.
+__device__ void store_codes(const float* sy, int n1, int n2, int yp, float inv_s, float qmax, int bits, void* out) {
   const int k = n1 * n2;
-  auto code_at = [&](int i) { return int(quantize_code(sy[(i / n2) * yp + i % n2] / s, qmax)); };
   if (n2 % 4 == 0) {
-    for (int i = 4 * threadIdx.x; i < k; i += 4 * kKronThreads) {
-      const float* y = sy + (i / n2) * yp + i % n2;
-      const int c0 = quantize_code(y[0] / s, qmax), c1 = quantize_code(y[1] / s, qmax);
-      const int c2 = quantize_code(y[2] / s, qmax), c3 = quantize_code(y[3] / s, qmax);
-      if (bits == 8) reinterpret_cast<char4*>(out)[i / 4] = make_char4(c0, c1, c2, c3);
-      else reinterpret_cast<uint16_t*>(out)[i / 4] = uint16_t((c0 & 0xF) | (c1 & 0xF) << 4 | (c2 & 0xF) << 8 | (c3 & 0xF) << 12);
-    }
-  } else if (bits == 8) {
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    for (int r = warp; r < n1; r += kKronWarps)
+      for (int c = 4 * lane; c < n2; c += 128) {
+        const float4 y = *reinterpret_cast<const float4*>(sy + r * yp + c);
+        const int c0 = quantize_code(y.x * inv_s, qmax), c1 = quantize_code(y.y * inv_s, qmax);
+        const int c2 = quantize_code(y.z * inv_s, qmax), c3 = quantize_code(y.w * inv_s, qmax);
+        const int i4 = (r * n2 + c) / 4;
+        if (bits == 8) reinterpret_cast<char4*>(out)[i4] = make_char4(c0, c1, c2, c3);
+        else reinterpret_cast<uint16_t*>(out)[i4] = uint16_t((c0 & 0xF) | (c1 & 0xF) << 4 | (c2 & 0xF) << 8 | (c3 & 0xF) << 12);
+      }
+    return;
+  }
+  auto code_at = [&](int i) { return int(quantize_code(sy[(i / n2) * yp + i % n2] * inv_s, qmax)); };
+  if (bits == 8) {
     for (int i = threadIdx.x; i < k; i += kKronThreads) static_cast<int8_t*>(out)[i] = int8_t(code_at(i));
   } else {
     for (int b = threadIdx.x; b < k / 2; b += kKronThreads)
@@ -200,7 +206,7 @@ __global__ void __launch_bounds__(kKronThreads) kron_quantize_kernel(const __hal
     m = __uint_as_float(*absmax_bits);
     const float s = m > 0.0f ? m / qmax : 1.0f;
     if (threadIdx.x == 0) scales[t] = s;
-    store_codes(sy, n1, n2, yp, s, qmax, bits,
+    store_codes(sy, n1, n2, yp, 1.0f / s, qmax, bits,
                 bits == 8 ? static_cast<void*>(static_cast<int8_t*>(q) + t * k)
                           : static_cast<void*>(static_cast<uint8_t*>(q) + t * (k / 2)));
     __syncthreads();  // sx, sy and the absmax are rewritten for the next token

@@ -7,7 +7,7 @@
 // kron_quantize (FlatQuant's online transform plus per-token quantizer):
 //   X_t = x_t reshaped n1×n2 (row-major), Y_t = P1ᵀ · X_t · P2 (fp16 operands on the tensor
 //   cores, fp32 accumulation; the intermediate X_t·P2 is rounded to fp16),
-//   s_t = max|Y_t| / qmax (1 if 0), Q = clamp(rint(Y_t / s_t), −qmax−1, qmax)
+//   s_t = max|Y_t| / qmax (1 if 0), Q = clamp(rint(Y_t · (1/s_t)), −qmax−1, qmax)
 //   bits 8: int8 codes, row stride K; bits 4: packed int4 (even k in the low nibble), row
 //   stride K/2. Limits: n1, n2 ≤ 128 (shared memory), K even for bits 4.
 #pragma once

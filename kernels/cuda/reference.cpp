@@ -64,7 +64,8 @@ std::vector<int8_t> kron_quantize(const std::vector<float>& x, long tokens, int 
       }
     const float scale = absmax > 0 ? absmax / qmax : 1.0f;
     scales[t] = scale;
-    for (long e = 0; e < k; ++e) q[t * k + e] = code(y[e] / scale, qmax);
+    const float inv_scale = 1.0f / scale;  // the GPU multiplies by the reciprocal too
+    for (long e = 0; e < k; ++e) q[t * k + e] = code(y[e] * inv_scale, qmax);
   }
   return q;
 }
