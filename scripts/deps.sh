@@ -5,6 +5,8 @@ packages=(
   cmake ninja-build g++ pkg-config git
   libeigen3-dev libopenblas-dev libyaml-cpp-dev libsqlite3-dev libfmt-dev nlohmann-json3-dev libcli11-dev
   libsentencepiece-dev libxxhash-dev libdnnl-dev libbenchmark-dev libgtest-dev libgmock-dev
+  slurm-wlm munge
+  zlib1g-dev gnuplot-nox chromium  # reports: PNG reader, plots, dashboard render test
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# A single-node Slurm cluster on localhost for the integration test:
+#   cluster.sh start DIR   writes DIR/slurm.conf, starts munged (if needed), slurmctld and slurmd,
+#                          and waits until the node is idle; prints the SLURM_CONF path
+#   cluster.sh stop DIR    shuts the daemons down
+# Exits 77 (skip) with a reason on stderr where Slurm cannot run here.
+set -euo pipefail
+cmd=${1:?start|stop}
+dir=$(realpath -m "${2:?state directory}")
+conf="$dir/slurm.conf"
+if [ "$cmd" = stop ]; then
+  SLURM_CONF="$conf" scontrol shutdown >/dev/null 2>&1 || true
+  [ -f "$dir/slurmd.pid" ] && kill "$(cat "$dir/slurmd.pid")" 2>/dev/null || true
+  exit 0
+fi
+for tool in slurmctld slurmd munged sbatch sinfo scontrol; do
+  command -v "$tool" >/dev/null || { echo "slurm: $tool not installed (Debian: slurm-wlm, munge)" >&2; exit 77; }
+done
+[ "$(id -u)" = 0 ] || { echo "slurm: the test cluster needs root to start slurmd" >&2; exit 77; }
+[ -r /etc/munge/munge.key ] || { echo "slurm: /etc/munge/munge.key is missing" >&2; exit 77; }
+mkdir -p "$dir/state" "$dir/spool"
+host=$(hostname -s)
+# Ports away from the defaults, so a real cluster on this host is left alone.
+cat >"$conf" <<CONF
+ClusterName=flatbench-test
+SlurmctldHost=$host
+AuthType=auth/munge
+CredType=cred/munge
+SlurmUser=root
+SlurmdUser=root
+SlurmctldPort=16817
+SlurmdPort=16818
+StateSaveLocation=$dir/state
+SlurmdSpoolDir=$dir/spool
+SlurmctldPidFile=$dir/slurmctld.pid
+SlurmdPidFile=$dir/slurmd.pid
+SlurmctldLogFile=$dir/slurmctld.log
+SlurmdLogFile=$dir/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SchedulerType=sched/builtin
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+ReturnToService=2
+MpiDefault=none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+NodeName=$host CPUs=$(nproc) RealMemory=1000 State=UNKNOWN
+PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
+CONF
+if ! munge -n >/dev/null 2>&1; then
+  mkdir -p /run/munge
+  munged --force >/dev/null 2>&1 || { echo "slurm: munged would not start" >&2; exit 77; }
+fi
+export SLURM_CONF="$conf"
+slurmctld -f "$conf" >/dev/null 2>&1 || { echo "slurm: slurmctld would not start (see $dir/slurmctld.log)" >&2; exit 77; }
+slurmd -f "$conf" >/dev/null 2>&1 || { echo "slurm: slurmd would not start (see $dir/slurmd.log)" >&2; exit 77; }
+for _ in $(seq 1 60); do
+  if sinfo -h -o %T 2>/dev/null | grep -q idle; then echo "$conf"; exit 0; fi
+  sleep 0.5
+done
+echo "slurm: the node never became idle (see $dir/slurmctld.log, $dir/slurmd.log)" >&2
+SLURM_CONF="$conf" scontrol shutdown >/dev/null 2>&1 || true
+exit 77
