@@ -1,8 +1,9 @@
 // Integer GEMM driver: CPU detection, weight packing (prepare time, scalar) and the blocked,
 // threaded loop over register tiles (kernels/gemm_s8_tiles.h). Loop order per thread
-// (Goto/BLIS): rows in blocks of kMC (A block stays in L2) → k in blocks of kKC (partials in
-// the output buffer) → its panels of NR columns (a kKC-slice of a panel stays in L1) → MR-row
-// tiles. Threads split the panels (or the rows when there are fewer panels than threads).
+// (Goto/BLIS): rows in blocks of kMC → k in blocks of kKC (partials kept in the output
+// buffer; the vnni path packs this A block once per thread) → its panels of NR columns (the
+// panel's k-slice streams from L2, the packed A block stays in L2) → MR-row tiles. Threads
+// split the panels (or the rows when there are fewer panels than threads), statically.
 #include "kernels/gemm_s8.h"
 
 #include "kernels/gemm_ref.h"

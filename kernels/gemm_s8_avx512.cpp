@@ -1,7 +1,7 @@
 // AVX-512 VNNI register tiles for the integer GEMM (compiled with AVX-512 flags; called only
 // after the CPU check in kernels/gemm_s8.cpp). A 6 × 64 tile keeps 24 zmm accumulators; each
-// k-group of 4 costs 4 weight loads and 24 vpdpbusd whose activation operand is a broadcast
-// dword straight from the row-major A.
+// k-group of 4 costs 4 weight loads, 6 dword broadcasts from the packed A tile and 24
+// vpdpbusd (u8 weights+offset × s8 activations).
 #include "kernels/gemm_s8_tiles.h"
 
 #include <immintrin.h>
