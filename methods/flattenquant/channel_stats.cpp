@@ -1,0 +1,150 @@
+#include "methods/flattenquant/channel_stats.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <queue>
+#include <stdexcept>
+
+namespace fb {
+
+ChannelStat parse_channel_stat(const std::string& name) {
+  if (name == "max") return ChannelStat::max;
+  if (name == "percentile") return ChannelStat::percentile;
+  if (name == "seq_mean_max") return ChannelStat::seq_mean_max;
+  throw std::invalid_argument("flattenquant: stat must be max, percentile or seq_mean_max, got '" + name + "'");
+}
+
+SiteId input_leader(const SiteId& id) {
+  switch (id.role) {
+    case Role::k:
+    case Role::v: return {id.layer, Role::q};
+    case Role::up: return {id.layer, Role::gate};
+    default: return id;
+  }
+}
+
+const Vec& ChannelStats::magnitude(ChannelStat stat) const {
+  const Vec& v = stat == ChannelStat::max ? absmax : stat == ChannelStat::percentile ? percentile : seq_mean_max;
+  if (v.size() == 0) throw std::logic_error("flattenquant: the requested channel statistic was not collected");
+  return v;
+}
+
+void ChannelStats::rescale(const Vec& s) {
+  const Vec inv = s.cwiseInverse();
+  for (Vec* v : {&absmax, &percentile, &seq_mean_max})
+    if (v->size()) *v = v->cwiseProduct(inv);
+  if (rows.size()) rows = rows * inv.asDiagonal();
+  if (xtx.size()) {
+    const Eigen::VectorXd d = inv.cast<double>();
+    xtx = d.asDiagonal() * xtx * d.asDiagonal();
+  }
+}
+
+float top_rank_percentile(std::vector<float> v, double p) {
+  if (v.empty()) return 0;
+  const size_t rank = std::min(v.size(), size_t(std::floor(double(v.size()) * (1.0 - p / 100.0))) + 1);
+  std::nth_element(v.begin(), v.begin() + long(rank - 1), v.end(), std::greater<float>());
+  return v[rank - 1];
+}
+
+namespace {
+
+// One input tensor's running statistics.
+struct Collector {
+  size_t keep_top = 0;  // values kept per channel for the percentile (0: none)
+  std::vector<std::priority_queue<float, std::vector<float>, std::greater<float>>> top;  // min-heaps
+  Vec absmax, max_sum;
+  std::vector<Eigen::RowVectorXf> rows;
+  Eigen::MatrixXd xtx;
+  long tokens = 0;
+  int windows = 0;
+
+  void add(const Mat& x, long stride, int max_rows, bool hessian) {
+    const long K = x.cols();
+    if (absmax.size() == 0) {
+      absmax = max_sum = Vec::Zero(K);
+      top.resize(keep_top ? size_t(K) : 0);
+      if (hessian) xtx = Eigen::MatrixXd::Zero(K, K);
+    }
+    const Vec window_max = x.cwiseAbs().colwise().maxCoeff().transpose();
+    absmax = absmax.cwiseMax(window_max);
+    max_sum += window_max;
+    ++windows;
+    if (keep_top)
+      for (long t = 0; t < x.rows(); ++t)
+        for (long k = 0; k < K; ++k) push_top(top[size_t(k)], std::fabs(x(t, k)));
+    for (long t = 0; t < x.rows(); ++t)
+      if ((tokens + t) % stride == 0 && int(rows.size()) < max_rows) rows.push_back(x.row(t));
+    if (hessian) xtx.selfadjointView<Eigen::Lower>().rankUpdate(x.cast<double>().transpose());
+    tokens += x.rows();
+  }
+
+  void push_top(std::priority_queue<float, std::vector<float>, std::greater<float>>& h, float a) const {
+    if (h.size() < keep_top) {
+      h.push(a);
+    } else if (a > h.top()) {
+      h.pop();
+      h.push(a);
+    }
+  }
+
+  ChannelStats finish(double p, bool hessian) {
+    ChannelStats st;
+    st.absmax = absmax;
+    st.seq_mean_max = max_sum / float(std::max(windows, 1));
+    st.tokens = tokens;
+    st.windows = windows;
+    if (keep_top) {
+      // The rank-th largest of `tokens` values: the smallest kept one once the heap holds `rank`.
+      const size_t rank = std::min(size_t(tokens), size_t(std::floor(double(tokens) * (1.0 - p / 100.0))) + 1);
+      st.percentile.resize(absmax.size());
+      for (long k = 0; k < absmax.size(); ++k) {
+        auto& h = top[size_t(k)];
+        while (h.size() > rank) h.pop();
+        st.percentile[k] = h.empty() ? 0.f : h.top();
+      }
+    }
+    st.rows.resize(long(rows.size()), absmax.size());
+    for (size_t i = 0; i < rows.size(); ++i) st.rows.row(long(i)) = rows[i];
+    if (hessian) st.xtx = xtx.selfadjointView<Eigen::Lower>();
+    return st;
+  }
+};
+
+}  // namespace
+
+ChannelStatsMap collect_channel_stats(Model& m, const std::vector<std::vector<int>>& windows,
+                                      const ChannelStatsOptions& opt) {
+  long total = 0;
+  for (const auto& w : windows) total += long(w.size());
+  if (opt.percentile > 100)
+    throw std::invalid_argument(fmt::format("flattenquant: percentile must be in (0, 100], got {}", opt.percentile));
+  const size_t keep_top = opt.percentile > 0 ? size_t(std::floor(double(total) * (1.0 - opt.percentile / 100.0))) + 1 : 0;
+  const long stride = opt.max_rows > 0 ? std::max(1L, (total + opt.max_rows - 1) / opt.max_rows) : total + 1;
+
+  std::map<int, Collector> acc;
+  SiteHook saved = m.site_hook;
+  m.site_hook = [&](const SiteId& id, const Mat& x) {
+    const SiteId lead = input_leader(id);
+    if (lead.role != id.role) return;  // the leader already saw this tensor
+    Collector& c = acc[site_key(id)];
+    c.keep_top = keep_top;
+    c.add(x, stride, opt.max_rows, opt.hessian);
+  };
+  try {
+    for (const auto& w : windows) m.forward(w);
+  } catch (...) {
+    m.site_hook = saved;
+    throw;
+  }
+  m.site_hook = saved;
+
+  ChannelStatsMap out;
+  for (auto& [key, c] : acc) out[key] = c.finish(opt.percentile, opt.hessian);
+  return out;
+}
+
+}  // namespace fb

@@ -1,0 +1,77 @@
+// flattenquant: FlattenQuant (Zhang et al., LREC-COLING 2024, arXiv 2402.17985; methods.md §1).
+// Pipeline (§1.8): channel statistics at every linear input → channel smoothing (α) folded into
+// the norms (and optionally into v_proj / fc1 / up rows) → per input tensor a flatten plan with
+// threshold β → per linear INT4 or INT8 by the KL criterion with threshold γ → per-tensor
+// quantization of the flattened activation (static scale) and of the expanded weight (RTN or
+// GPTQ) → a FlattenQuantLinear on the site. Every reconstructed choice is a parameter.
+#include "methods/flattenquant/pipeline.h"
+
+#include "methods/method.h"
+
+namespace fb {
+namespace {
+
+ParamSchema flattenquant_schema() {
+  using T = ParamType;
+  return {
+      {"beta", T::Float, 0.5,
+       "flatten threshold T = beta·max_k m_k (beta ≥ 1: no flattening; with beta_ref median, T = beta·median). "
+       "The paper's value is unknown; 0.5 is the first non-trivial point of the methods.md §7 sweep"},
+      {"beta_ref", T::String, "max", "what beta scales: the tensor's largest channel magnitude or the median one",
+       {"max", "median"}},
+      {"pad_to", T::Int, 32, "flattened channel count padded to a multiple of this (32: INT4 tensor-core tile, paper)"},
+      {"bits_mode", T::String, "kl",
+       "per-layer bits: kl (INT4 iff KL4 ≤ gamma, paper), int8 / int4 (all layers), none (flatten in float, no quantization)",
+       {"kl", "int8", "int4", "none"}},
+      {"gamma", T::Float, 0.05,
+       "KL threshold γ (INT4 iff KL4 ≤ γ; < 0: all INT8; ≥ 1e30: all INT4). Paper value unknown; 0.05 sits inside the "
+       "§7 log grid 1e-3…1"},
+      {"kl_mode", T::String, "abs",
+       "KL construction (§1.7): abs = |x| histogram, 8 INT4 levels (default); signed = x on [−R, R], 16 levels; "
+       "input_weight = abs KL of the input plus that of the expanded weight; output = layer output FP vs INT4",
+       {"abs", "signed", "input_weight", "output"}},
+      {"kl_bins", T::Int, 2048, "histogram bins on [0, R] (TensorRT entropy calibration uses 2048)"},
+      {"smooth", T::Bool, true, "channel smoothing before flatten (Table 7/9 ablation; the paper reports it helps)"},
+      {"alpha", T::Float, 0.5, "smoothing migration strength α (0.5: SmoothQuant's OPT value, methods.md §7)"},
+      {"smooth_sites", T::String, "norms",
+       "norms: q/k/v and fc1 (LLaMA gate/up), folded into the norms (§7 default); all: also fold into v_proj rows "
+       "(o_proj input) and fc1 / up rows (fc2 / down input)",
+       {"norms", "all"}},
+      {"suppress", T::Bool, true,
+       "outlier suppression (Table 7/9 ablation): robust channel statistic `stat` and runtime clipping of each channel "
+       "to the plan's range; off = plain max statistic, no clipping"},
+      {"stat", T::String, "percentile", "channel statistic when suppress is on (§1.3)", {"max", "percentile", "seq_mean_max"}},
+      {"percentile", T::Float, 99.99, "p for stat = percentile (§1.3 default 99.99)"},
+      {"a_dynamic", T::Bool, false, "per-call abs-max activation scale (O2) instead of the static calibrated one (O3, paper)"},
+      {"w_granularity", T::String, "per_tensor", "weight scales: one per tensor (paper title) or per output row",
+       {"per_tensor", "per_channel"}},
+      {"w_quantizer", T::String, "gptq",
+       "weights of the expanded matrices: GPTQ (Hessian of the flattened inputs; the paper reportedly uses GPTQ) or RTN",
+       {"rtn", "gptq"}},
+      {"w_mse", T::Bool, false, "MSE clip search for the weight scale (RTN and GPTQ)"},
+      {"gptq_block", T::Int, 128, "GPTQ lazy-update block size (columns)"},
+      {"gptq_damp", T::Float, 0.01, "GPTQ dampening λ (fraction of mean diag H)"},
+      {"gptq_act_order", T::Bool, false, "GPTQ: quantize columns in decreasing Hessian-diagonal order"},
+      {"kv_bits", T::Int, 16, "KV-cache bits (16: FlattenQuant leaves the KV cache in fp16)"},
+      {"real_quant", T::Bool, false, "integer GEMMs (INT8×INT8 / INT8×INT4 packed) instead of fake-quant"},
+      {"check_windows", T::Int, 2, "held-out windows on which the logits are compared against the fp model (0: skip)"},
+      {"calib_dataset", T::String, "wikitext2-valid", "calibration corpus (name or path under the data dir)"},
+      {"calib_samples", T::Int, 32, "calibration windows"},
+      {"calib_seqlen", T::Int, 256, "tokens per calibration window (capped at the model context)"},
+      {"calib_rows", T::Int, 1024, "input rows kept per site for the reconstruction-error record"},
+  };
+}
+
+void apply_flattenquant(Model& m, MethodContext& ctx, JobResult& result) {
+  const FlattenQuantConfig cfg = flattenquant_config_from(ctx.params, ctx.seed);
+  run_flattenquant(m, cfg, ctx.tokenizer, ctx.data_dir, result);
+}
+
+}  // namespace
+
+FB_REGISTER_METHOD(MethodInfo{"flattenquant",
+                              "FlattenQuant: smoothing + channel flatten (β) + per-tensor INT4/INT8 by KL (γ), "
+                              "static activation scales, RTN/GPTQ on the expanded weights",
+                              flattenquant_schema(), apply_flattenquant});
+
+}  // namespace fb

@@ -1,0 +1,160 @@
+// The flattenquant method end to end: on the real stories260K model (skipped without the data)
+// and on synthetic OPT models with an outlier profile.
+#include "method_test_util.h"
+#include "methods/flattenquant/channel_stats.h"
+#include "methods/flattenquant/flatten_linear.h"
+#include "methods/flattenquant/flatten_plan.h"
+#include "models/synthetic.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+namespace fb {
+namespace {
+
+using test::metric;
+using test::run_method;
+
+const char* kStories = "stories260K/stories260K.bin";
+
+// Quick settings: small calibration, RTN, no logit check unless asked.
+json quick(json extra) {
+  json p = {{"calib_samples", 8}, {"calib_seqlen", 128}, {"w_quantizer", "rtn"}, {"check_windows", 0}};
+  for (auto& [k, v] : extra.items()) p[k] = v;
+  return p;
+}
+
+Mat logits_of(const Model& m, int offset) {
+  std::vector<int> tokens(96);
+  for (int i = 0; i < 96; ++i) tokens[size_t(i)] = 1 + (i * 37 + offset) % (m.cfg.vocab_size - 1);
+  return m.forward(tokens);
+}
+
+double rel_diff(const Mat& a, const Mat& b) { return double((a - b).norm() / b.norm()); }
+
+TEST(FlattenQuantMethod, FloatFlattenAndSmoothingKeepStories260KOutputs) {
+  FB_REQUIRE_DATA(kStories);
+  for (const char* sites : {"norms", "all"}) {
+    auto loaded = test::load_stories260k();
+    const Mat before = logits_of(loaded.model, 0);
+    JobResult r = run_method("flattenquant", loaded.model, loaded.tokenizer.get(),
+                             quick({{"bits_mode", "none"}, {"beta", 0.25}, {"smooth_sites", sites}, {"suppress", false}}));
+    EXPECT_GT(metric(r, "flatten_ratio"), 10.0) << "β = 0.25 must split channels of stories260K";
+    EXPECT_LT(rel_diff(logits_of(loaded.model, 0), before), 1e-5) << sites;
+    for (const SiteRecord& s : r.sites) {
+      EXPECT_EQ(s.w_bits, 16);
+      EXPECT_LT(s.extra["rel_err"].get<double>(), 1e-10) << s.layer << " " << s.role;
+    }
+  }
+}
+
+TEST(FlattenQuantMethod, SmoothingFoldsKeepSyntheticOptOutputs) {
+  SyntheticOptions so{.layers = 2, .seed = 5, .outlier_channels = 3, .outlier_scale = 40.f};
+  Model m = make_synthetic_model(synthetic_config("opt-tiny"), so);
+  const Mat before = logits_of(m, 1);
+  run_method("flattenquant", m, nullptr, quick({{"bits_mode", "none"}, {"smooth_sites", "all"}, {"beta", 0.1}, {"suppress", false}}));
+  EXPECT_LT(rel_diff(logits_of(m, 1), before), 1e-5);
+}
+
+TEST(FlattenQuantMethod, BetaOneEqualsPlainPerTensorRtn) {  // F-4 through both methods
+  FB_REQUIRE_DATA(kStories);
+  for (int bits : {8, 4}) {
+    auto a = test::load_stories260k(), b = test::load_stories260k();
+    JobResult rf = run_method("flattenquant", a.model, a.tokenizer.get(),
+                              quick({{"bits_mode", bits == 8 ? "int8" : "int4"}, {"beta", 1.0}, {"smooth", false},
+                                     {"suppress", false}, {"pad_to", 1}}));
+    run_method("rtn", b.model, b.tokenizer.get(),
+               {{"w_bits", bits}, {"a_bits", bits}, {"w_granularity", "per_tensor"}, {"a_granularity", "per_tensor"},
+                {"a_static", true}, {"calib_samples", 8}, {"calib_seqlen", 128}});
+    EXPECT_EQ(metric(rf, "flatten_ratio"), 0.0);
+    EXPECT_LT(rel_diff(logits_of(a.model, 2), logits_of(b.model, 2)), 1e-5) << "bits " << bits;
+  }
+}
+
+TEST(FlattenQuantMethod, FakeQuantEqualsRealQuantOnStories260K) {
+  FB_REQUIRE_DATA(kStories);
+  auto a = test::load_stories260k(), b = test::load_stories260k();
+  const json p = quick({{"bits_mode", "kl"}, {"gamma", 0.1}, {"beta", 0.25}, {"w_quantizer", "gptq"}});
+  json pr = p;
+  pr["real_quant"] = true;
+  JobResult rf = run_method("flattenquant", a.model, a.tokenizer.get(), p);
+  JobResult rr = run_method("flattenquant", b.model, b.tokenizer.get(), pr);
+  EXPECT_GT(metric(rf, "n_int4"), 0);
+  EXPECT_GT(metric(rf, "n_int8"), 0);
+  EXPECT_EQ(metric(rf, "n_int4"), metric(rr, "n_int4"));
+  EXPECT_LT(rel_diff(logits_of(b.model, 3), logits_of(a.model, 3)), 1e-4);
+  EXPECT_NE(b.model.sites()[0]->op->describe().find("real-quant"), std::string::npos);
+}
+
+TEST(FlattenQuantMethod, Int4SetShrinksMonotonicallyWithGamma) {  // F-6 on real activations
+  FB_REQUIRE_DATA(kStories);
+  std::set<std::pair<int, std::string>> prev;
+  bool first = true;
+  double prev_share = 101;
+  for (double gamma : {1e30, 0.3, 0.1, 0.03, 0.01, -1.0}) {
+    auto lm = test::load_stories260k();
+    JobResult r = run_method("flattenquant", lm.model, lm.tokenizer.get(),
+                             quick({{"bits_mode", "kl"}, {"gamma", gamma}, {"beta", 0.5}}));
+    std::set<std::pair<int, std::string>> int4;
+    for (const SiteRecord& s : r.sites) {
+      EXPECT_GE(s.kl, 0);
+      if (s.w_bits == 4) int4.insert({s.layer, s.role});
+      EXPECT_EQ(s.w_bits == 4, gamma >= 1e30 || s.kl <= gamma);
+    }
+    if (!first) EXPECT_TRUE(std::includes(prev.begin(), prev.end(), int4.begin(), int4.end())) << "γ " << gamma;
+    const double share = metric(r, "int4_share_layers");
+    EXPECT_LE(share, prev_share);
+    if (gamma >= 1e30) EXPECT_EQ(share, 100.0);
+    if (gamma < 0) EXPECT_EQ(share, 0.0);
+    prev = int4, prev_share = share, first = false;
+  }
+}
+
+TEST(FlattenQuantMethod, FlattenRatioAccountingMatchesThePlans) {  // F-7
+  SyntheticOptions so{.layers = 2, .seed = 7, .outlier_channels = 4, .outlier_scale = 50.f};
+  Model m = make_synthetic_model(synthetic_config("opt-tiny"), so);
+  JobResult r = run_method("flattenquant", m, nullptr, quick({{"bits_mode", "int8"}, {"beta", 0.25}, {"smooth", false}}));
+  double k = 0, kf = 0, kp = 0;
+  for (const SiteRecord& s : r.sites) {
+    k += s.k_in, kf += s.k_flat, kp += s.k_pad;
+    EXPECT_EQ(s.k_pad % 32, 0);
+    EXPECT_LT(s.k_pad - s.k_flat, 32);
+  }
+  for (LinearSite* s : m.sites()) {  // the record's widths are those of the installed operator's plan
+    const auto* op = dynamic_cast<const FlattenQuantLinear*>(s->op.get());
+    ASSERT_NE(op, nullptr);
+    const SiteRecord* rec = nullptr;
+    for (const SiteRecord& x : r.sites)
+      if (x.layer == s->id.layer && x.role == role_name(s->id.role)) rec = &x;
+    ASSERT_NE(rec, nullptr);
+    EXPECT_EQ(rec->k_flat, flat_width(op->activation().plan));
+    EXPECT_EQ(rec->k_pad, op->activation().plan.k_out);
+  }
+  EXPECT_GT(kf, k) << "outlier channels must split at β = 0.25";
+  EXPECT_NEAR(metric(r, "flatten_ratio"), 100.0 * (kf - k) / k, 1e-9);
+  EXPECT_NEAR(metric(r, "flatten_ratio_padded"), 100.0 * (kp - k) / k, 1e-9);
+}
+
+TEST(FlattenQuantMethod, FlatteningHelpsPerTensorInt8OnOutlierProfile) {
+  auto error_at = [](double beta) {
+    SyntheticOptions so{.layers = 2, .seed = 9, .outlier_channels = 4, .outlier_scale = 60.f};
+    Model m = make_synthetic_model(synthetic_config("opt-tiny"), so);
+    JobResult r = run_method("flattenquant", m, nullptr,
+                             quick({{"bits_mode", "int8"}, {"beta", beta}, {"smooth", false}, {"check_windows", 2}}));
+    return metric(r, "mean_site_rel_err");
+  };
+  EXPECT_LT(error_at(0.125), 0.5 * error_at(1.0));
+}
+
+TEST(FlattenQuantMethod, RejectsBadParameters) {
+  SyntheticOptions so{.layers = 1, .seed = 1};
+  Model m = make_synthetic_model(synthetic_config("opt-tiny"), so);
+  EXPECT_THROW(run_method("flattenquant", m, nullptr, quick({{"beta", 0.0}})), std::invalid_argument);
+  EXPECT_THROW(run_method("flattenquant", m, nullptr, quick({{"percentile", 120.0}})), std::invalid_argument);
+  EXPECT_THROW(run_method("flattenquant", m, nullptr, quick({{"bits_mode", "none"}, {"real_quant", true}})),
+               std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace fb
