@@ -1,6 +1,8 @@
 // GEMM backends for our integer kernels (kernels/gemm_s8.h), timed by the `gemm` evaluator:
 //   ours_s8   — INT8 activations (per-token scales) × INT8 weights (per-channel scales), fp32 out
 //   ours_w4a8 — the same with INT4 weights packed two per byte (per-channel scales)
+//   ours_s8_avx2, ours_w4a8_avx2 — the same kernels forced onto the AVX2 path (the path a
+//               CPU without AVX-512 VNNI runs), so both paths are measured on one machine
 // Quantizing the activations is not part of run(): it is the fused activation operators'
 // job (flatten_quant / kron_quant backends), timed on their own. The dequantizing epilogue
 // is part of run(), as it is of any real linear layer.
@@ -47,12 +49,13 @@ namespace {
 // Per-token INT8 activations × per-channel INT8/INT4 weights, packed once here.
 class OursInt : public GemmProblem {
  public:
-  OursInt(const GemmShape& s, uint64_t seed, int threads, int weight_bits)
+  OursInt(const GemmShape& s, uint64_t seed, int threads, int weight_bits, GemmIsa isa)
       : s_(s), threads_(resolve_threads(threads)), Y_(size_t(s.m * s.n)) {
     a_ = quantize_rows_symmetric(random_matrix(s.m, s.k, seed), s.m, s.k, 8);
     w_ = quantize_rows_symmetric(random_matrix(s.n, s.k, seed + 1), s.n, s.k, weight_bits);
-    packed_ = weight_bits == 8 ? pack_weights_s8(w_.codes.data(), s.n, s.k)
-                               : pack_weights_s4(pack_int4(w_.codes.data(), int(s.n), int(s.k)).data(), s.n, s.k);
+    packed_ = weight_bits == 8
+                  ? pack_weights_s8(w_.codes.data(), s.n, s.k, isa)
+                  : pack_weights_s4(pack_int4(w_.codes.data(), int(s.n), int(s.k)).data(), s.n, s.k, isa);
     epilogue_ = {a_.scales.data(), s.m, w_.scales.data(), s.n, nullptr};
   }
   void run() override { gemm_s8_packed(a_.codes.data(), s_.m, packed_, epilogue_, Y_.data(), threads_); }
@@ -72,28 +75,25 @@ class OursInt : public GemmProblem {
   std::vector<float> Y_;
 };
 
-bool has_int_path() {
-  try {
-    best_isa();
-    return true;
-  } catch (const std::exception&) {
-    return false;
-  }
+// AVX2 is the least either path needs (best_isa() picks AVX-512 VNNI where present).
+bool has_avx2() { return isa_supported(GemmIsa::kAvx2); }
+
+template <int WeightBits, GemmIsa Isa>
+std::unique_ptr<GemmProblem> make_ours(const GemmShape& s, uint64_t seed, int threads) {
+  return std::make_unique<OursInt>(s, seed, threads, WeightBits, Isa);
 }
 
 }  // namespace
 
 FB_REGISTER_GEMM_BACKEND({"ours_s8", "s8s8s32",
                           "our INT8 GEMM (AVX-512 VNNI or AVX2), per-token x per-channel dequantizing epilogue",
-                          false, has_int_path,
-                          [](const GemmShape& s, uint64_t seed, int threads) -> std::unique_ptr<GemmProblem> {
-                            return std::make_unique<OursInt>(s, seed, threads, 8);
-                          }});
+                          false, has_avx2, make_ours<8, GemmIsa::kAuto>});
 FB_REGISTER_GEMM_BACKEND({"ours_w4a8", "w4a8",
                           "our INT8 x INT4-weight GEMM (nibbles unpacked in registers), per-token x per-channel epilogue",
-                          false, has_int_path,
-                          [](const GemmShape& s, uint64_t seed, int threads) -> std::unique_ptr<GemmProblem> {
-                            return std::make_unique<OursInt>(s, seed, threads, 4);
-                          }});
+                          false, has_avx2, make_ours<4, GemmIsa::kAuto>});
+FB_REGISTER_GEMM_BACKEND({"ours_s8_avx2", "s8s8s32", "ours_s8 forced onto its AVX2 path (vpmaddwd on int16 pairs)",
+                          false, has_avx2, make_ours<8, GemmIsa::kAvx2>});
+FB_REGISTER_GEMM_BACKEND({"ours_w4a8_avx2", "w4a8", "ours_w4a8 forced onto its AVX2 path", false, has_avx2,
+                          make_ours<4, GemmIsa::kAvx2>});
 
 }  // namespace fb
