@@ -35,11 +35,17 @@ std::string load_wikitext_rows_joined(const fs::path& raw_file) {
   return out;
 }
 
+fs::path corpus_path(const std::string& name, const fs::path& data_dir) {
+  if (name == "wikitext2") return data_dir / "wikitext2" / "wiki.test.raw";
+  if (name == "wikitext2-valid") return data_dir / "wikitext2" / "wiki.valid.tokens";
+  if (name == "tinystories") return data_dir / "tinystories" / "TinyStories-valid.head30KB.txt";
+  return fs::path(name).is_absolute() ? fs::path(name) : data_dir / name;
+}
+
 std::string load_corpus(const std::string& name, const fs::path& data_dir) {
-  if (name == "wikitext2") return load_wikitext_rows_joined(data_dir / "wikitext2" / "wiki.test.raw");
-  if (name == "wikitext2-valid") return load_text(data_dir / "wikitext2" / "wiki.valid.tokens");
-  if (name == "tinystories") return load_text(data_dir / "tinystories" / "TinyStories-valid.head30KB.txt");
-  const fs::path p = fs::path(name).is_absolute() ? fs::path(name) : data_dir / name;
+  const fs::path p = corpus_path(name, data_dir);
+  if (name == "wikitext2") return load_wikitext_rows_joined(p);
+  if (name == "wikitext2-valid" || name == "tinystories") return load_text(p);
   if (!fs::is_regular_file(p))
     throw std::runtime_error("corpus '" + name + "': not a known name (wikitext2, wikitext2-valid, tinystories) and " +
                              p.string() + " is not a file");

@@ -1,5 +1,6 @@
 #include "harness/config.h"
 
+#include "datasets/corpus.h"
 #include "harness/evaluator.h"
 #include "methods/method.h"
 #include "models/source.h"
@@ -455,6 +456,18 @@ Config load_config(const fs::path& path, const fs::path& data_dir_override) {
   for (auto& j : cfg.jobs)
     if (keys.insert(j.key).second) unique.push_back(std::move(j));
   cfg.jobs = std::move(unique);
+  // Corpora named by evaluations and methods are data too: hash them into the run's provenance.
+  for (const auto& j : cfg.jobs)
+    for (const char* part : {"eval", "method"}) {
+      if (j.spec[part].is_null()) continue;
+      for (const char* key : {"dataset", "calib_dataset"}) {
+        const json& params = j.spec[part]["params"];
+        if (params.contains(key) && params[key].is_string()) {
+          fs::path p = corpus_path(params[key].get<std::string>(), cfg.data_dir);
+          if (fs::is_regular_file(p)) cfg.data_files.push_back(p);
+        }
+      }
+    }
   std::sort(cfg.data_files.begin(), cfg.data_files.end());
   cfg.data_files.erase(std::unique(cfg.data_files.begin(), cfg.data_files.end()), cfg.data_files.end());
   return cfg;
