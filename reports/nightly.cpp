@@ -1,0 +1,96 @@
+#include "reports/nightly.h"
+
+#include "harness/config.h"
+#include "harness/runner.h"
+#include "harness/store.h"
+
+#include <sqlite3.h>
+
+#include <fmt/format.h>
+
+#include <fstream>
+#include <iostream>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+
+namespace fb {
+
+namespace {
+
+std::string query_text(const Store& store, const std::string& sql) {
+  sqlite3_stmt* s = nullptr;
+  if (sqlite3_prepare_v2(store.handle(), sql.c_str(), -1, &s, nullptr) != SQLITE_OK)
+    throw std::runtime_error(std::string("SQL prepare failed: ") + sqlite3_errmsg(store.handle()));
+  std::string out;
+  if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
+    out = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
+  sqlite3_finalize(s);
+  return out;
+}
+
+long max_job_id(const std::filesystem::path& db) {
+  if (!std::filesystem::exists(db)) return 0;
+  Store store(db, true);
+  std::string v = query_text(store, "SELECT COALESCE(MAX(id), 0) FROM jobs");
+  return v.empty() ? 0 : std::stol(v);
+}
+
+// Runs the sweep with force, so every job of the config gets a new row; returns how many failed.
+int run_fresh(const NightlyOptions& opt, const Config& cfg, std::ostream& log) {
+  RunOptions ro;
+  ro.db_path = opt.db;
+  ro.force = true;
+  ro.quiet = opt.quiet;
+  std::ostringstream table;  // the sweep's own summary goes to the log, not into the report
+  RunCounts c = run_sweep(cfg, ro, table);
+  log << table.str();
+  log << fmt::format("nightly: {} jobs ran, {} failed\n", c.ran, c.failed);
+  return c.failed;
+}
+
+void write_report(const NightlyOptions& opt, const std::string& md) {
+  if (opt.report.empty()) {
+    std::cout << md;
+    return;
+  }
+  if (opt.report.has_parent_path()) std::filesystem::create_directories(opt.report.parent_path());
+  std::ofstream f(opt.report);
+  if (!f) throw std::runtime_error("cannot write nightly report " + opt.report.string());
+  f << md;
+}
+
+}  // namespace
+
+int run_nightly(const NightlyOptions& opt, std::ostream& log) {
+  CheckReport rep;
+  int failed = 0;
+  if (opt.check_only) {
+    if (!std::filesystem::exists(opt.db)) throw std::runtime_error("no results database at " + opt.db.string());
+    Store store(opt.db, true);
+    std::string run = opt.run.empty() ? query_text(store, "SELECT uuid FROM runs ORDER BY started_at DESC LIMIT 1") : opt.run;
+    if (run.empty()) throw std::runtime_error("no runs in " + opt.db.string());
+    rep = check_run(store, run, opt.check);
+    write_report(opt, rep.markdown(store, opt.check));
+  } else {
+    Config cfg = load_config(opt.config, opt.data_dir);
+    long before = max_job_id(opt.db);
+    failed = run_fresh(opt, cfg, log);
+    Store store(opt.db, true);
+    std::set<std::string> keys;
+    for (const auto& j : cfg.jobs) keys.insert(j.key);
+    std::vector<ReportRow> rows;
+    for (const auto& j : store.jobs("WHERE status = 'done' AND id > ? ORDER BY id", {std::to_string(before)}))
+      if (keys.count(j.key)) rows.push_back(load_row(store, j));
+    rep = check_rows(store, rows, opt.check);
+    std::string md = rep.markdown(store, opt.check);
+    if (failed) md += fmt::format("\n**{} job(s) failed** — see `flatbench list {}`.\n", failed, opt.config.string());
+    write_report(opt, md);
+  }
+  log << fmt::format("nightly: {} regressions, {} improvements, {} other changes{}\n", rep.count("regression"),
+                     rep.count("improvement"), rep.count("changed"),
+                     opt.report.empty() ? "" : " — report in " + opt.report.string());
+  return rep.count("regression") > 0 || failed > 0 ? 1 : 0;
+}
+
+}  // namespace fb

@@ -1,0 +1,167 @@
+#include "reports/query.h"
+
+#include <fmt/format.h>
+
+#include <set>
+
+namespace fb {
+
+double ReportRow::value(const std::string& name) const {
+  auto it = metrics.find(name);
+  return it == metrics.end() ? std::nan("") : it->second.value;
+}
+
+std::string RunRef::describe() const {
+  return fmt::format("run {}: commit {}{}, host {}{}, {}", uuid.substr(0, 8), commit.substr(0, 10),
+                     dirty ? " (dirty)" : "", host.empty() ? "?" : host, cpu.empty() ? "" : " (" + cpu + ")",
+                     started_at.substr(0, 16));
+}
+
+ReportRow load_row(const Store& store, const JobRow& job) {
+  ReportRow r{job, {}};
+  for (auto& m : store.metrics(job.id)) r.metrics.emplace(m.name, m);
+  return r;
+}
+
+namespace {
+// SQL filter for a method / evaluation name: "" any, "-" none.
+void add_name_filter(std::string& where, std::vector<std::string>& args, const char* column, const std::string& name) {
+  if (name.empty()) return;
+  if (name == "-") {
+    where += fmt::format(" AND ({0} IS NULL OR {0} = '')", column);
+    return;
+  }
+  where += fmt::format(" AND {} = ?", column);
+  args.push_back(name);
+}
+}  // namespace
+
+std::vector<ReportRow> latest_rows(const Store& store, const std::string& method, const std::string& eval) {
+  std::string where = "WHERE id IN (SELECT MAX(id) FROM jobs WHERE status = 'done' GROUP BY key)";
+  std::vector<std::string> args;
+  add_name_filter(where, args, "method", method);
+  add_name_filter(where, args, "evaluation", eval);
+  std::vector<ReportRow> out;
+  for (const auto& j : store.jobs(where + " ORDER BY id", args)) out.push_back(load_row(store, j));
+  return out;
+}
+
+std::vector<ReportRow> all_rows(const Store& store, const std::string& key) {
+  std::vector<JobRow> jobs = key.empty() ? store.jobs("WHERE status = 'done' ORDER BY id")
+                                         : store.jobs("WHERE status = 'done' AND key = ? ORDER BY id", {key});
+  std::vector<ReportRow> out;
+  for (const auto& j : jobs) out.push_back(load_row(store, j));
+  return out;
+}
+
+RunRef run_ref(const Store& store, const std::string& run_uuid) {
+  RunRef ref;
+  ref.uuid = run_uuid;
+  auto run = store.run(run_uuid);
+  if (!run) return ref;
+  const json& p = run->provenance;
+  ref.started_at = run->started_at;
+  if (p.contains("git") && p["git"].is_object()) {
+    ref.commit = p["git"].value("commit", "unknown");
+    ref.dirty = p["git"].value("dirty", false);
+  }
+  ref.host = p.value("host", "");
+  if (p.contains("cpu") && p["cpu"].is_object()) ref.cpu = p["cpu"].value("model", "");
+  return ref;
+}
+
+const json* spec_param(const json& spec, const std::string& part, std::initializer_list<const char*> names) {
+  if (!spec.is_object() || !spec.contains(part) || !spec[part].is_object()) return nullptr;
+  const json& p = spec[part];
+  const json& params = part == "model" ? p : (p.contains("params") && p["params"].is_object() ? p["params"] : p);
+  for (const char* n : names)
+    if (params.contains(n) && !params[n].is_null()) return &params[n];
+  return nullptr;
+}
+
+std::optional<double> num_param(const json& spec, const std::string& part, std::initializer_list<const char*> names) {
+  const json* v = spec_param(spec, part, names);
+  if (!v) return std::nullopt;
+  if (v->is_number()) return v->get<double>();
+  if (v->is_boolean()) return v->get<bool>() ? 1.0 : 0.0;
+  if (v->is_string()) {
+    const std::string& s = v->get_ref<const std::string&>();
+    if (s == "inf" || s == "infinity" || s == ".inf") return INFINITY;
+    char* end = nullptr;
+    double d = std::strtod(s.c_str(), &end);
+    if (!s.empty() && *end == '\0') return d;
+  }
+  return std::nullopt;
+}
+
+std::string text_param(const json& spec, const std::string& part, std::initializer_list<const char*> names) {
+  const json* v = spec_param(spec, part, names);
+  if (!v) return "";
+  if (v->is_string()) return v->get<std::string>();
+  if (v->is_number()) return fmt_num(v->get<double>());
+  return v->dump();
+}
+
+std::string part_name(const json& spec, const std::string& part) {
+  if (!spec.is_object() || !spec.contains(part) || !spec[part].is_object()) return "";
+  return spec[part].value("name", "");
+}
+
+std::vector<MergedRow> merge_by_method(const std::vector<ReportRow>& rows) {
+  std::vector<MergedRow> out;
+  std::map<std::string, size_t> index;
+  for (const auto& r : rows) {
+    const json& s = r.job.spec;
+    std::string key = s.value("model", json()).dump() + s.value("method", json()).dump() + s.value("seed", json()).dump();
+    auto [it, fresh] = index.emplace(key, out.size());
+    if (fresh) out.push_back({r, {}});
+    MergedRow& m = out[it->second];
+    for (const auto& [name, metric] : r.metrics) m.row.metrics.emplace(name, metric);
+    m.sources.push_back(&r);
+  }
+  return out;
+}
+
+std::vector<const ReportRow*> all_sources(const std::vector<MergedRow>& rows) {
+  std::vector<const ReportRow*> out;
+  for (const auto& m : rows) out.insert(out.end(), m.sources.begin(), m.sources.end());
+  return out;
+}
+
+std::string model_name(const ReportRow& r) {
+  std::string n = part_name(r.job.spec, "model");
+  return n.empty() ? r.job.model : n;
+}
+
+std::string model_cell(const ReportRow& r) {
+  std::string name = part_name(r.job.spec, "model");
+  if (name.empty()) name = r.job.model.empty() ? "-" : r.job.model;
+  return r.job.synthetic ? name + " [synthetic]" : name;
+}
+
+std::string num_cell(double v, int digits) { return std::isnan(v) ? "" : fmt_num(v, digits); }
+
+std::string pct_cell(double fraction, int digits) {
+  return std::isnan(fraction) ? "" : fmt::format("{:.{}f}%", 100 * fraction, std::max(0, digits - 2));
+}
+
+void add_provenance_notes(Table& t, const Store& store, const std::vector<const ReportRow*>& rows) {
+  std::set<std::string> seen;
+  bool synthetic = false;
+  for (const ReportRow* r : rows) {
+    synthetic = synthetic || r->job.synthetic;
+    if (seen.insert(r->job.run_uuid).second) t.notes.push_back("source: " + run_ref(store, r->job.run_uuid).describe());
+  }
+  if (rows.empty()) t.notes.push_back("no matching jobs in the database yet");
+  if (synthetic)
+    t.notes.push_back("[synthetic] = generated weights: the row shows mechanics (latency, memory, flatten counts), "
+                      "not accuracy a real model would reach");
+}
+
+void add_provenance_notes(Table& t, const Store& store, const std::vector<ReportRow>& rows) {
+  std::vector<const ReportRow*> ptrs;
+  for (const auto& r : rows) ptrs.push_back(&r);
+  add_provenance_notes(t, store, ptrs);
+}
+
+}  // namespace fb

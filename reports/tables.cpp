@@ -1,0 +1,428 @@
+#include "reports/tables.h"
+
+#include "harness/registry.h"
+#include "harness/store.h"
+#include "methods/method.h"
+#include "reports/paper.h"
+#include "reports/summary.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <stdexcept>
+
+namespace fb {
+
+namespace {
+
+// Parameter spellings the FlattenQuant method may use; the first present wins.
+#define FQ_BETA {"beta", "flatten_beta", "flatten_threshold"}
+#define FQ_GAMMA {"gamma", "kl_gamma", "kl_threshold"}
+#define FQ_ALPHA {"alpha", "smooth_alpha", "smoothing_alpha"}
+#define FQ_SMOOTH {"smoothing", "smooth", "channel_smoothing"}
+#define FQ_SUPPRESS {"suppression", "outlier_suppression", "suppress"}
+
+constexpr double kMiB = 1024.0 * 1024.0;
+
+double param_or_nan(const json& spec, std::initializer_list<const char*> names) {
+  auto v = num_param(spec, "method", names);
+  return v ? *v : NAN;
+}
+
+
+// Sort key: model, then one numeric method parameter.
+void sort_by_param(std::vector<MergedRow>& rows, std::initializer_list<const char*> names) {
+  std::stable_sort(rows.begin(), rows.end(), [&](const MergedRow& a, const MergedRow& b) {
+    if (model_name(a.row) != model_name(b.row)) return model_name(a.row) < model_name(b.row);
+    return param_or_nan(a.row.job.spec, names) < param_or_nan(b.row.job.spec, names);
+  });
+}
+
+std::string paper_cell(const std::optional<PaperNumber>& p) { return p ? p->display() : ""; }
+std::string paper_source(const std::optional<PaperNumber>& p) { return p ? p->source : ""; }
+
+// ---------------------------------------------------------------- Table 4: INT4 share per model
+std::vector<Table> table4(const Store& store) {
+  Table t{"FlattenQuant Table 4 — INT4 share of linear layers per model",
+          {"model", "method", "γ", "sites", "INT4 share (layers)", "INT4 share (FLOPs)", "paper", "paper source"},
+          {},
+          {}};
+  auto jobs = latest_rows(store, "flattenquant");
+  auto rows = merge_by_method(jobs);
+  sort_by_param(rows, FQ_GAMMA);
+  std::set<std::string> matched;
+  for (const auto& m : rows) {
+    Int4Share s = int4_share(store, m.row);
+    auto paper = paper_lookup("flattenquant-t4", model_name(m.row), "FlattenQuant", "", "int4_share");
+    if (paper) matched.insert(paper->model);
+    t.add_row({model_cell(m.row), method_cell(m.row.job.spec), num_cell(param_or_nan(m.row.job.spec, FQ_GAMMA)),
+               std::to_string(s.sites), pct_cell(s.layers), pct_cell(s.flops), paper_cell(paper), paper_source(paper)});
+  }
+  for (const auto& p : paper_numbers("flattenquant-t4"))
+    if (!matched.count(p.model)) t.add_row({p.model + " (paper only)", p.method, "", "", "", "", p.display(), p.source});
+  t.notes.push_back("INT4 share (FLOPs) weights each site by its 2·N·K FLOPs; the paper's 48.29% may be either kind.");
+  add_provenance_notes(t, store, all_sources(rows));
+  return {t};
+}
+
+// ---------------------------------------------------------------- Table 5: GEMM / flatten latency
+struct ShapeKey {
+  std::string device;
+  long m, n, k;
+  auto operator<=>(const ShapeKey&) const = default;
+};
+
+std::vector<Table> table5(const Store& store) {
+  Table t{"FlattenQuant Table 5 — GEMM and flatten latency per precision (best backend, median ms)",
+          {"device", "M", "N", "K", "fp32 ms", "fp16 ms", "int8 ms", "int4 ms", "flatten ms", "INT8 speedup",
+           "INT4 speedup", "source"},
+          {},
+          {}};
+  std::map<ShapeKey, std::map<std::string, double>> best;
+  auto rows = latest_rows(store, "", "gemm");
+  for (const auto& r : rows)
+    for (const auto& g : store.gemms(r.job.id)) {
+      std::string cls = precision_class(g.dtype);
+      if (cls.empty() || g.median_ms <= 0) continue;
+      auto& slot = best[{g.device, g.m, g.n, g.k}];
+      if (!slot.count(cls) || g.median_ms < slot[cls]) slot[cls] = g.median_ms;
+    }
+  auto get = [](const std::map<std::string, double>& m, const char* c) { return m.count(c) ? m.at(c) : NAN; };
+  auto speedup = [&](const std::map<std::string, double>& m, const char* c) {
+    double base = m.count("fp16") ? m.at("fp16") : get(m, "fp32");
+    return base / get(m, c);
+  };
+  for (const auto& [key, m] : best)
+    t.add_row({key.device, std::to_string(key.m), std::to_string(key.n), std::to_string(key.k), num_cell(get(m, "fp32")),
+               num_cell(get(m, "fp16")), num_cell(get(m, "int8")), num_cell(get(m, "int4")),
+               num_cell(get(m, "flatten")), num_cell(speedup(m, "int8"), 3), num_cell(speedup(m, "int4"), 3), "ours"});
+  std::map<std::string, double> paper;
+  std::string source, device;
+  for (const auto& p : paper_numbers("flattenquant-t5")) {
+    paper[p.setting] = p.value;
+    source = p.source;
+    device = p.model;
+  }
+  t.add_row({device + " (paper)", "", "", "", "", num_cell(get(paper, "fp16")), "", num_cell(get(paper, "int4")),
+             num_cell(get(paper, "flatten")), "", num_cell(speedup(paper, "int4"), 3), source});
+  t.notes.push_back("speedup = fastest fp16 median (fp32 where no fp16 ran) / this precision's median, same shape");
+  add_provenance_notes(t, store, rows);
+  return {t};
+}
+
+// ---------------------------------------------------------------- Table 6: memory
+std::vector<Table> table6(const Store& store) {
+  Table t{"FlattenQuant Table 6 — memory (MiB) per model and method",
+          {"model", "method", "linear weights", "scales", "other weights", "activations", "KV cache", "total",
+           "reduction vs fp16", "source"},
+          {},
+          {}};
+  auto rows = latest_rows(store, "", "memory");
+  std::map<std::string, double> fp16_total;  // model → total of its fp16 (or unquantized) job
+  for (const auto& r : rows) {
+    std::string method = part_name(r.job.spec, "method");
+    if (method.empty() || method == "fp16") fp16_total[model_name(r)] = r.value("mem_total");
+  }
+  for (const auto& r : rows) {
+    double total = r.value("mem_total");
+    double base = fp16_total.count(model_name(r)) ? fp16_total[model_name(r)] : NAN;
+    t.add_row({model_cell(r), method_cell(r.job.spec), num_cell(r.value("mem_linear_weights") / kMiB),
+               num_cell(r.value("mem_scales") / kMiB), num_cell(r.value("mem_other_weights") / kMiB),
+               num_cell(r.value("mem_activations") / kMiB), num_cell(r.value("mem_kv_cache") / kMiB),
+               num_cell(total / kMiB), std::isnan(base) ? "" : fmt_num(base / total, 3) + "x", "ours"});
+  }
+  for (const auto& p : paper_numbers("flattenquant-t6")) {
+    bool reduction = p.metric == "memory_reduction";
+    t.add_row({p.model + " (paper)", p.method, "", "", "", "", "", reduction ? "" : p.display(),
+               reduction ? p.display() : "", p.source});
+  }
+  add_provenance_notes(t, store, rows);
+  return {t};
+}
+
+// ---------------------------------------------------------------- Tables 7/9: smoothing and suppression ablation
+std::string switch_cell(const json& spec, std::initializer_list<const char*> names) {
+  auto v = num_param(spec, "method", names);
+  if (!v) return text_param(spec, "method", names);
+  return *v != 0 ? "on" : "off";
+}
+
+std::vector<Table> table7(const Store& store) {
+  Table t{"FlattenQuant Tables 7/9 — channel smoothing and outlier suppression ablation (PPL)",
+          {"model", "dataset", "smoothing", "α", "suppression", "PPL", "paper PPL", "paper source"},
+          {},
+          {}};
+  auto jobs = latest_rows(store, "flattenquant", "ppl");
+  auto rows = merge_by_method(jobs);
+  sort_by_param(rows, FQ_ALPHA);
+  for (const auto& m : rows) {
+    const json& s = m.row.job.spec;
+    std::string smooth = switch_cell(s, FQ_SMOOTH);
+    double alpha = param_or_nan(s, FQ_ALPHA);
+    if (smooth.empty() && !std::isnan(alpha)) smooth = alpha > 0 ? "on" : "off";
+    auto paper = paper_lookup("flattenquant-t7", model_name(m.row), "FlattenQuant",
+                              smooth == "on" ? "smoothing" : "no smoothing", "ppl");
+    t.add_row({model_cell(m.row), text_param(s, "eval", {"dataset"}), smooth, num_cell(alpha),
+               switch_cell(s, FQ_SUPPRESS), num_cell(m.row.value("ppl")), paper_cell(paper), paper_source(paper)});
+  }
+  for (const auto& p : paper_numbers("flattenquant-t7"))
+    t.add_row({p.model + " (paper)", "wikitext2", p.method == "FP16" ? "FP16 model" : p.setting == "smoothing" ? "on" : "off",
+               "", "", "", p.display(), p.source});
+  add_provenance_notes(t, store, all_sources(rows));
+  return {t};
+}
+
+// ---------------------------------------------------------------- Table 8: β sweep
+std::vector<Table> table8(const Store& store) {
+  Table t{"FlattenQuant Table 8 — β sweep: flatten ratio, memory, PPL",
+          {"model", "β", "flatten ratio", "flatten ratio (padded)", "linear weights MiB", "total memory MiB", "PPL"},
+          {},
+          {}};
+  auto jobs = latest_rows(store, "flattenquant");
+  auto rows = merge_by_method(jobs);
+  sort_by_param(rows, FQ_BETA);
+  for (const auto& m : rows) {
+    double weights = m.row.has("mem_linear_weights") ? m.row.value("mem_linear_weights")
+                                                     : m.row.value("linear_weight_bytes");
+    t.add_row({model_cell(m.row), num_cell(param_or_nan(m.row.job.spec, FQ_BETA)),
+               pct_cell(fraction_metric(m.row, "flatten_ratio")), pct_cell(fraction_metric(m.row, "flatten_ratio_padded")),
+               num_cell(weights / kMiB), num_cell(m.row.value("mem_total") / kMiB), num_cell(m.row.value("ppl"))});
+  }
+  for (const auto& p : paper_numbers("flattenquant-t8")) t.notes.push_back("paper: " + p.text + " — " + p.source);
+  add_provenance_notes(t, store, all_sources(rows));
+  return {t};
+}
+
+// ---------------------------------------------------------------- Table 10: γ sweep
+std::vector<Table> table10(const Store& store) {
+  Table t{"FlattenQuant Table 10 — γ sweep: INT4 share and PPL",
+          {"model", "γ", "INT4 share (layers)", "INT4 share (FLOPs)", "PPL"},
+          {},
+          {}};
+  auto jobs = latest_rows(store, "flattenquant");
+  auto rows = merge_by_method(jobs);
+  sort_by_param(rows, FQ_GAMMA);
+  for (const auto& m : rows) {
+    Int4Share s = int4_share(store, m.row);
+    t.add_row({model_cell(m.row), num_cell(param_or_nan(m.row.job.spec, FQ_GAMMA)), pct_cell(s.layers),
+               pct_cell(s.flops), num_cell(m.row.value("ppl"))});
+  }
+  for (const auto& p : paper_numbers("flattenquant-t10")) t.notes.push_back("paper: " + p.text + " — " + p.source);
+  add_provenance_notes(t, store, all_sources(rows));
+  return {t};
+}
+
+// ---------------------------------------------------------------- FlatQuant comparison
+std::string bits_setting(const json& spec) {
+  std::string method = part_name(spec, "method");
+  if (method.empty() || method == "fp16") return "FP16";
+  auto w = num_param(spec, "method", {"w_bits"}), a = num_param(spec, "method", {"a_bits"}),
+       kv = num_param(spec, "method", {"kv_bits"});
+  std::string out = fmt::format("W{}A{}", w ? fmt_num(*w) : "16", a ? fmt_num(*a) : "16");
+  if (kv && *kv < 16) out += "KV" + fmt_num(*kv);
+  return out;
+}
+
+std::string weight_quantizer(const json& spec) {
+  if (part_name(spec, "method").empty() || part_name(spec, "method") == "fp16") return "-";
+  std::string wq = text_param(spec, "method", {"w_quantizer", "weight_quantizer", "wq", "w_method"});
+  auto gptq = num_param(spec, "method", {"gptq"});
+  if ((gptq && *gptq != 0) || wq == "gptq" || wq == "GPTQ") return "GPTQ";
+  return "RTN";
+}
+
+// Calibration seconds: a total calib metric in seconds, else the sum of per-block ones, else the method's time.
+double calibration_seconds(const ReportRow& r) {
+  double sum = 0;
+  bool any = false;
+  for (const auto& [name, m] : r.metrics) {
+    if (name.find("calib") == std::string::npos || m.unit != "s") continue;
+    if (name.find('/') == std::string::npos) return m.value;
+    sum += m.value;
+    any = true;
+  }
+  return any ? sum : r.value("method_seconds");
+}
+
+const std::map<std::string, std::string> kPaperMethodNames = {
+    {"fp16", "FP16"}, {"flatquant", "FlatQuant"}, {"quarot", "QuaRot"}, {"smoothquant", "SmoothQuant"},
+    {"spinquant", "SpinQuant"}, {"flattenquant", "FlattenQuant"}};
+
+std::vector<Table> flatquant_tables(const Store& store) {
+  Table t{"FlatQuant comparison — PPL per method and bit setting, calibration time",
+          {"model", "dataset", "method", "W quant", "bits", "PPL", "calibration s", "paper PPL", "paper source"},
+          {},
+          {}};
+  auto rows = latest_rows(store, "", "ppl");
+  std::stable_sort(rows.begin(), rows.end(), [](const ReportRow& a, const ReportRow& b) {
+    return std::make_tuple(model_name(a), text_param(a.job.spec, "eval", {"dataset"}), a.value("ppl")) <
+           std::make_tuple(model_name(b), text_param(b.job.spec, "eval", {"dataset"}), b.value("ppl"));
+  });
+  for (const auto& r : rows) {
+    const json& s = r.job.spec;
+    std::string method = part_name(s, "method"), dataset = text_param(s, "eval", {"dataset"});
+    std::string bits = bits_setting(s), wq = weight_quantizer(s);
+    auto pm = kPaperMethodNames.find(method.empty() ? "fp16" : method);
+    std::optional<PaperNumber> paper;
+    if (pm != kPaperMethodNames.end())
+      paper = paper_lookup("flatquant-ppl", model_name(r), pm->second, bits == "FP16" ? "FP16" : bits + " " + wq,
+                           "ppl:" + dataset);
+    t.add_row({model_cell(r), dataset, method_cell(s), wq, bits, num_cell(r.value("ppl")),
+               method.empty() || method == "fp16" ? "" : num_cell(calibration_seconds(r), 3), paper_cell(paper),
+               paper_source(paper)});
+  }
+  for (const auto& p : paper_numbers("flatquant-calib")) t.notes.push_back("paper calibration time: " + p.text + " — " + p.source);
+  t.notes.push_back("calibration s = the method's calibration metrics in seconds (summed over blocks), else its wall time");
+  add_provenance_notes(t, store, rows);
+
+  // The paper's own table, for models we cannot run here.
+  Table ref{"FlatQuant paper reference — PPL, W4A4KV4, seqlen 2048", {"dataset", "method", "W quant"}, {}, {}};
+  std::vector<std::string> models;
+  std::map<std::tuple<std::string, std::string, std::string>, std::map<std::string, std::string>> cells;
+  for (const auto& p : paper_numbers("flatquant-ppl")) {
+    if (std::find(models.begin(), models.end(), p.model) == models.end()) models.push_back(p.model);
+    std::string wq = p.setting == "FP16" ? "-" : p.setting.substr(p.setting.find(' ') + 1);
+    cells[{p.metric.substr(4), p.method, wq}][p.model] = p.display();
+  }
+  for (const auto& m : models) ref.headers.push_back(m);
+  for (const auto& [k, byModel] : cells) {
+    std::vector<std::string> row = {std::get<0>(k), std::get<1>(k), std::get<2>(k)};
+    for (const auto& m : models) row.push_back(byModel.count(m) ? byModel.at(m) : "");
+    ref.add_row(row);
+  }
+  ref.notes.push_back(std::string("source: ") + kFlatQuantSource + ", Tables 1 and 2");
+  return {t, ref};
+}
+
+// ---------------------------------------------------------------- GEMM table per device
+std::vector<Table> gemm_tables(const Store& store) {
+  std::map<std::string, Table> by_device;
+  std::map<std::string, std::vector<const ReportRow*>> sources;
+  auto rows = latest_rows(store, "", "gemm");
+  for (const auto& r : rows)
+    for (const auto& g : store.gemms(r.job.id)) {
+      auto [it, fresh] = by_device.try_emplace(g.device);
+      Table& t = it->second;
+      if (fresh) {
+        t.title = "GEMM latency on " + g.device;
+        t.headers = {"backend", "dtype", "M", "N", "K", "reps", "min ms", "median ms", "max ms", "GOP/s", "×fp32"};
+      }
+      t.add_row({g.backend, g.dtype, std::to_string(g.m), std::to_string(g.n), std::to_string(g.k),
+                 std::to_string(g.reps), fmt_num(g.min_ms), fmt_num(g.median_ms), fmt_num(g.max_ms), fmt_num(g.gops),
+                 g.ratio_to_fp32 > 0 ? fmt_num(g.ratio_to_fp32, 3) + "x" : ""});
+      auto& src = sources[g.device];
+      if (src.empty() || src.back() != &r) src.push_back(&r);
+    }
+  std::vector<Table> out;
+  for (auto& [device, t] : by_device) {
+    add_provenance_notes(t, store, sources[device]);
+    out.push_back(std::move(t));
+  }
+  if (out.empty()) {
+    Table empty{"GEMM latency", {"backend", "dtype", "M", "N", "K", "median ms"}, {}, {}};
+    add_provenance_notes(empty, store, std::vector<const ReportRow*>{});
+    out.push_back(empty);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string precision_class(const std::string& dtype) {
+  auto has = [&](const char* s) { return dtype.find(s) != std::string::npos; };
+  if (has("flatten")) return "flatten";
+  if (has("fp32") || has("f32") || dtype == "float") return "fp32";
+  if (has("fp16") || has("bf16") || has("f16")) return "fp16";
+  if (has("w4") || has("int4") || has("s4") || has("u4")) return "int4";
+  if (has("s8") || has("int8") || has("u8") || has("w8")) return "int8";
+  return "";
+}
+
+std::string method_cell(const json& spec) {
+  std::string name = part_name(spec, "method");
+  if (name.empty()) return "-";
+  static const json kNone = json::object();
+  const json& p = spec["method"].contains("params") ? spec["method"]["params"] : kNone;
+  const MethodInfo* info = Registry<MethodInfo>::instance().find(name);
+  std::string out;
+  for (const auto& [k, v] : p.items()) {
+    if (info) {
+      auto it = std::find_if(info->params.begin(), info->params.end(), [&](const ParamSpec& s) { return s.name == k; });
+      if (it != info->params.end() && (it->is_path || (!it->default_value.is_null() && it->default_value == v))) continue;
+    }
+    std::string vs = v.is_string() ? v.get<std::string>() : v.is_number() ? fmt_num(v.get<double>()) : v.dump();
+    if (vs.size() > 24) vs = vs.substr(0, 21) + "...";
+    out += (out.empty() ? "" : ",") + k + "=" + vs;
+  }
+  return out.empty() ? name : name + "(" + out + ")";
+}
+
+double fraction_metric(const ReportRow& row, const std::string& name) {
+  auto it = row.metrics.find(name);
+  if (it == row.metrics.end()) return NAN;
+  return it->second.unit == "%" ? it->second.value / 100 : it->second.value;
+}
+
+Int4Share int4_share(const Store& store, const ReportRow& row) {
+  Int4Share s;
+  auto sites = store.sites(row.job.id);
+  s.sites = static_cast<int>(sites.size());
+  double n4 = 0, f4 = 0, ftotal = 0;
+  for (const auto& x : sites) {
+    bool int4 = x.w_bits == 4 || x.a_bits == 4;
+    n4 += int4;
+    ftotal += x.flops;
+    f4 += int4 ? x.flops : 0;
+  }
+  s.layers = row.has("int4_share_layers") ? fraction_metric(row, "int4_share_layers") : sites.empty() ? NAN : n4 / sites.size();
+  s.flops = row.has("int4_share_flops") ? fraction_metric(row, "int4_share_flops") : ftotal > 0 ? f4 / ftotal : NAN;
+  return s;
+}
+
+const std::vector<TableDef>& table_defs() {
+  static const std::vector<TableDef> defs = {
+      {"summary", "one row per job with its headline metrics, then the GEMM rows (the default report)",
+       [](const Store& s) { return summary_tables(s); }},
+      {"t4_int4_share", "FlattenQuant Table 4: INT4 share of linear layers per model (by count and by FLOPs)", table4},
+      {"t5_latency", "FlattenQuant Table 5: GEMM latency per precision and shape, flatten op, INT4/INT8 speedup", table5},
+      {"t6_memory", "FlattenQuant Table 6: memory terms per model and method, reduction vs fp16", table6},
+      {"t7_ablation", "FlattenQuant Tables 7/9: channel smoothing and outlier suppression ablation (PPL)", table7},
+      {"t8_beta", "FlattenQuant Table 8: β sweep — flatten ratio, memory, PPL", table8},
+      {"t10_gamma", "FlattenQuant Table 10: γ sweep — INT4 share, PPL", table10},
+      {"flatquant", "FlatQuant comparison: PPL per method and bit setting, calibration time, paper reference",
+       flatquant_tables},
+      {"gemm", "GEMM latency table per device (every backend, dtype and shape)", gemm_tables},
+  };
+  return defs;
+}
+
+const TableDef* find_table(const std::string& name) {
+  for (const auto& d : table_defs())
+    if (d.name == name) return &d;
+  return nullptr;
+}
+
+std::vector<Table> build_tables(const Store& store, const std::string& name) {
+  if (name == "all") {
+    std::vector<Table> out;
+    for (const auto& d : table_defs()) {
+      auto t = d.build(store);
+      out.insert(out.end(), t.begin(), t.end());
+    }
+    return out;
+  }
+  if (const TableDef* d = find_table(name)) return d->build(store);
+  std::string known;
+  for (const auto& d : table_defs()) known += (known.empty() ? "" : ", ") + d.name;
+  throw std::invalid_argument("unknown table '" + name + "' (known: " + known + ", all)");
+}
+
+std::string table_list_help() {
+  std::string out;
+  for (const auto& d : table_defs()) out += fmt::format("  {:<15} {}\n", d.name, d.help);
+  return out;
+}
+
+}  // namespace fb

@@ -1,0 +1,170 @@
+// The dashboard is one offline HTML file; headless Chromium renders it to a screenshot whose pixels
+// are checked (not blank), and its DOM holds the tables. Plots and the CLI's plot command with gnuplot.
+#include "reports/dashboard.h"
+
+#include "reports/plot.h"
+#include "reports/png.h"
+#include "reports/tables.h"
+#include "reports_test_util.h"
+
+#include <gtest/gtest.h>
+
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <regex>
+#include <unistd.h>
+
+namespace fb {
+namespace {
+
+using test::make_spec;
+using test::metric;
+using test::noisy;
+
+// A DB with FlattenQuant sites, a γ sweep, GEMM rows and a history of two runs.
+void fill(test::ReportDb& db) {
+  for (int r = 0; r < 2; ++r) {
+    std::string run = db.run("hostA", "abc1234", fmt::format("2026-11-2{}T02:00:00.000Z", r));
+    for (double gamma : {0.01, 0.1, 1.0}) {
+      JobResult res;
+      res.synthetic = true;
+      for (int layer = 0; layer < 4; ++layer) {
+        SiteRecord s;
+        s.layer = layer;
+        s.role = "fc1";
+        s.w_bits = s.a_bits = layer < gamma * 4 ? 4 : 8;
+        s.k_in = 64, s.k_flat = 64 + 3 * layer, s.k_pad = 96, s.kl = 0.1 * layer, s.flops = 1;
+        res.sites.push_back(s);
+      }
+      res.metrics = {metric("ppl", 10 + gamma + 0.1 * r), metric("flatten_ratio", 0.1)};
+      db.job(run, make_spec("opt-synth", "flattenquant", {{"gamma", gamma}, {"beta", 2}}, "ppl"), res,
+             fmt::format("opt-synth flattenquant(gamma={}) ppl", gamma));
+    }
+    JobResult gemm;
+    for (auto [dtype, ms] : {std::pair{"fp32", 2.0}, {"s8s8s32", 1.0}, {"w4a8", 0.6}}) {
+      GemmRecord g;
+      g.backend = "b", g.dtype = dtype, g.m = 256, g.n = g.k = 768, g.median_ms = ms * (1 + 0.1 * r);
+      gemm.gemms.push_back(g);
+    }
+    gemm.metrics = {metric("ms/b/256x768x768", 2.0 * (1 + 0.1 * r), "ms", noisy(2.0, 0.05, 5, r))};
+    db.job(run, make_spec("", "", json::object(), "gemm"), gemm, "gemm");
+  }
+}
+
+std::string find_program(std::initializer_list<const char*> names) {
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "/usr/bin";
+  for (const char* n : names) {
+    size_t start = 0;
+    while (start <= dirs.size()) {
+      size_t end = dirs.find(':', start);
+      std::string exe = dirs.substr(start, end - start) + "/" + n;
+      if (access(exe.c_str(), X_OK) == 0) return exe;
+      if (end == std::string::npos) break;
+      start = end + 1;
+    }
+  }
+  return "";
+}
+
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream f(p);
+  return {(std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>()};
+}
+
+TEST(ReportDashboard, IsOneOfflineFileWithTablesTrendsAndDrillDown) {
+  test::ReportDb db;
+  fill(db);
+  DashboardOptions opt;
+  opt.plots = !find_gnuplot().empty();
+  std::string html = dashboard_html(db.store, opt);
+  EXPECT_NE(html.find("<table"), std::string::npos);
+  for (const auto& def : table_defs()) EXPECT_NE(html.find("id=\"t-" + def.name + "\""), std::string::npos) << def.name;
+  EXPECT_NE(html.find("<details>"), std::string::npos);
+  EXPECT_NE(html.find("class=\"spark\""), std::string::npos);  // trend sparklines: two runs of each job
+  EXPECT_NE(html.find("K flat"), std::string::npos);           // per-site drill-down
+  // Offline: nothing is loaded from anywhere (SVG's xmlns is a name, not a fetch).
+  EXPECT_FALSE(std::regex_search(html, std::regex(R"((src|href)\s*=\s*"(https?:)?//)"))) << "external reference";
+  EXPECT_EQ(html.find("<link"), std::string::npos);
+  if (opt.plots) {
+    EXPECT_NE(html.find("id=\"p-gamma_opt-synth__synthetic_\""), std::string::npos);
+    EXPECT_NE(html.find("id=\"p-latency_cpu\""), std::string::npos);
+    EXPECT_EQ(html.find("<?xml"), std::string::npos);
+  }
+}
+
+TEST(ReportDashboard, RendersInHeadlessChromium) {
+  std::string chromium = find_program({"chromium", "chromium-browser", "google-chrome"});
+  if (chromium.empty()) GTEST_SKIP() << "chromium is not installed (Debian package `chromium`): render test skipped";
+  test::ReportDb db;
+  fill(db);
+  auto html = db.dir / "dashboard.html";
+  DashboardOptions opt;
+  opt.plots = !find_gnuplot().empty();
+  write_dashboard(db.store, html, opt);
+  auto png = db.dir / "shot.png", dom = db.dir / "dom.html";
+  std::string flags = fmt::format(
+      "--headless --no-sandbox --disable-gpu --disable-background-networking --disable-component-update "
+      "--disable-sync --no-first-run --user-data-dir='{}'",
+      (db.dir / "profile").string());
+  std::string shot = fmt::format("timeout 120 '{}' {} --screenshot='{}' --window-size=1280,2000 'file://{}' >/dev/null 2>&1",
+                                 chromium, flags, png.string(), html.string());
+  ASSERT_EQ(std::system(shot.c_str()), 0) << shot;
+  Image img = read_png(png);
+  EXPECT_EQ(img.width, 1280);
+  EXPECT_EQ(img.height, 2000);
+  PixelStats s = pixel_stats(img);
+  EXPECT_GT(s.non_background, 0.05) << "screenshot is nearly blank";
+  EXPECT_GT(s.distinct_colours, 16) << "screenshot has almost no colours";
+
+  std::string dump = fmt::format("timeout 120 '{}' {} --dump-dom 'file://{}' > '{}' 2>/dev/null", chromium, flags,
+                                 html.string(), dom.string());
+  ASSERT_EQ(std::system(dump.c_str()), 0) << dump;
+  std::string dom_text = slurp(dom);
+  EXPECT_NE(dom_text.find("FlattenQuant Table 10"), std::string::npos);
+  size_t tables = 0;
+  for (size_t p = 0; (p = dom_text.find("<table", p)) != std::string::npos; ++p) ++tables;
+  EXPECT_GE(tables, table_defs().size());
+}
+
+TEST(ReportPlots, GnuplotWritesPngAndSvgOfEveryPlotWithData) {
+  if (find_gnuplot().empty()) GTEST_SKIP() << "gnuplot is not installed (Debian package gnuplot-nox)";
+  test::ReportDb db;
+  fill(db);
+  auto plots = build_plots(db.store, "all");
+  std::vector<std::string> names;
+  for (const auto& p : plots) names.push_back(p.name);
+  for (const char* want : {"beta_opt-synth__synthetic_", "gamma_opt-synth__synthetic_", "latency_cpu",
+                           "sites_opt-synth__synthetic_", "trend_latency", "trend_ppl"})
+    EXPECT_NE(std::find(names.begin(), names.end(), want), names.end()) << want;
+  for (const auto& p : plots) {
+    auto files = render_plot(p, db.dir / "plots");
+    ASSERT_EQ(files.size(), 2u);
+    Image img = read_png(files[0]);
+    EXPECT_EQ(img.width, 960);
+    EXPECT_GT(pixel_stats(img).non_background, 0.01) << p.name;
+    EXPECT_NE(slurp(files[1]).find("<svg"), std::string::npos);
+  }
+}
+
+TEST(ReportPlots, ScriptsCarryTheDataAndMissingValues) {
+  Plot p{"x", "t", "β", "PPL", "ratio", false, false, {}, {}};
+  p.series = {Series{"PPL \"a\"", {{1, 2.5}, {2, NAN}}, false, "linespoints"}, Series{"r", {{1, 3}}, true, "points"}};
+  std::string s = gnuplot_script(p, "svg", "/tmp/x.svg");
+  EXPECT_NE(s.find("$d0 << EOD\n1 2.5\n2 ?\nEOD"), std::string::npos) << s;
+  EXPECT_NE(s.find("title \"PPL \\\"a\\\"\""), std::string::npos) << s;
+  EXPECT_NE(s.find("axes x1y2"), std::string::npos);
+  EXPECT_THROW(gnuplot_script(p, "pdf", "/tmp/x.pdf"), std::invalid_argument);
+  EXPECT_NEAR(iso_to_unix("2026-11-23T19:00:00.500Z") - iso_to_unix("2026-11-23T18:00:00.000Z"), 3600.5, 1e-6);
+}
+
+TEST(ReportPlots, SparklineAndEscaping) {
+  EXPECT_EQ(sparkline_svg({1}), "");
+  EXPECT_NE(sparkline_svg({1, 2, 3}).find("<polyline"), std::string::npos);
+  EXPECT_EQ(html_escape("<a & \"b\">"), "&lt;a &amp; &quot;b&quot;&gt;");
+}
+
+}  // namespace
+}  // namespace fb

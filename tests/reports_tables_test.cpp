@@ -1,0 +1,258 @@
+// Paper tables built from a DB filled with known values: every number a table prints is checked.
+#include "reports/tables.h"
+
+#include "reports/paper.h"
+#include "reports_test_util.h"
+
+#include <gtest/gtest.h>
+
+namespace fb {
+namespace {
+
+using test::make_spec;
+using test::metric;
+
+// The row whose first cell starts with `first` and whose column `col` equals `value`, else nullptr.
+const std::vector<std::string>* find_row(const Table& t, const std::string& first, size_t col = 0,
+                                         const std::string& value = "") {
+  for (const auto& r : t.rows)
+    if (r[0].rfind(first, 0) == 0 && (value.empty() || r[col] == value)) return &r;
+  return nullptr;
+}
+
+size_t column(const Table& t, const std::string& header) {
+  auto it = std::find(t.headers.begin(), t.headers.end(), header);
+  EXPECT_NE(it, t.headers.end()) << "no column " << header << " in " << t.title;
+  return static_cast<size_t>(it - t.headers.begin());
+}
+
+std::string cell(const Table& t, const std::vector<std::string>* row, const std::string& header) {
+  EXPECT_NE(row, nullptr) << t.title;
+  return row ? (*row)[column(t, header)] : "";
+}
+
+SiteRecord site(int layer, const std::string& role, int bits, double flops, int k_in, int k_flat, double kl) {
+  SiteRecord s;
+  s.layer = layer;
+  s.role = role;
+  s.w_bits = s.a_bits = bits;
+  s.flops = flops;
+  s.k_in = k_in;
+  s.k_flat = k_flat;
+  s.k_pad = (k_flat + 31) / 32 * 32;
+  s.kl = kl;
+  return s;
+}
+
+class ReportTables : public ::testing::Test {
+ protected:
+  test::ReportDb db;
+  std::string run = db.run();
+};
+
+TEST_F(ReportTables, Table4CountsInt4SitesByLayerAndByFlopsAndShowsThePaperNumber) {
+  JobResult fromSites;
+  fromSites.synthetic = true;
+  fromSites.sites = {site(0, "q", 4, 1, 64, 64, 0.01), site(0, "k", 8, 1, 64, 70, 0.3), site(0, "fc1", 8, 4, 64, 64, 0.5),
+                     site(0, "fc2", 8, 4, 256, 256, 0.4)};
+  fromSites.metrics = {metric("ppl", 20)};
+  db.job(run, make_spec("opt-synth", "flattenquant", {{"gamma", 0.1}}, "ppl"), fromSites);
+  JobResult fromMetrics;
+  fromMetrics.metrics = {metric("int4_share_layers", 0.5), metric("int4_share_flops", 40, "%")};
+  db.job(run, make_spec("opt-synth", "flattenquant", {{"gamma", 0.5}}, "ppl"), fromMetrics);
+
+  Table t = build_tables(db.store, "t4_int4_share").at(0);
+  auto low = find_row(t, "opt-synth [synthetic]", column(t, "γ"), "0.1");
+  EXPECT_EQ(cell(t, low, "INT4 share (layers)"), "25.00%");   // 1 of 4 sites
+  EXPECT_EQ(cell(t, low, "INT4 share (FLOPs)"), "10.00%");    // 1 of 10 FLOPs
+  EXPECT_EQ(cell(t, low, "sites"), "4");
+  auto high = find_row(t, "opt-synth", column(t, "γ"), "0.5");
+  EXPECT_EQ(cell(t, high, "INT4 share (layers)"), "50.00%");  // metric as a fraction
+  EXPECT_EQ(cell(t, high, "INT4 share (FLOPs)"), "40.00%");   // metric in %
+  auto paper = find_row(t, "OPT-30B (paper only)");
+  EXPECT_EQ(cell(t, paper, "paper"), "48.29%");
+  EXPECT_NE(cell(t, paper, "paper source").find("2402.17985"), std::string::npos);
+
+  std::string md = t.render("md");
+  EXPECT_NE(md.find("source: run " + run.substr(0, 8) + ": commit abc1234def, host hostA (Test CPU)"), std::string::npos) << md;
+  EXPECT_NE(md.find("[synthetic] = generated weights"), std::string::npos);
+}
+
+TEST_F(ReportTables, Table5TakesTheFastestBackendPerPrecisionAndComputesSpeedups) {
+  JobResult r;
+  auto g = [](const char* backend, const char* dtype, double ms) {
+    GemmRecord x;
+    x.backend = backend;
+    x.dtype = dtype;
+    x.m = 256, x.n = 768, x.k = 768;
+    x.median_ms = ms;
+    return x;
+  };
+  r.gemms = {g("openblas", "fp32", 2.0), g("eigen", "fp32", 3.0), g("ours_s8", "s8s8s32", 1.0), g("ours_w4a8", "w4a8", 0.5),
+             g("fused", "flatten_quant", 0.1)};
+  db.job(run, make_spec("", "", json::object(), "gemm"), r);
+  Table t = build_tables(db.store, "t5_latency").at(0);
+  auto row = find_row(t, "cpu");
+  EXPECT_EQ(cell(t, row, "fp32 ms"), "2");
+  EXPECT_EQ(cell(t, row, "int8 ms"), "1");
+  EXPECT_EQ(cell(t, row, "int4 ms"), "0.5");
+  EXPECT_EQ(cell(t, row, "flatten ms"), "0.1");
+  EXPECT_EQ(cell(t, row, "INT8 speedup"), "2");
+  EXPECT_EQ(cell(t, row, "INT4 speedup"), "4");
+  auto paper = find_row(t, "A100");
+  EXPECT_EQ(cell(t, paper, "fp16 ms"), "3.12");
+  EXPECT_EQ(cell(t, paper, "int4 ms"), "1.57");
+  EXPECT_EQ(cell(t, paper, "flatten ms"), "0.19");
+  EXPECT_EQ(cell(t, paper, "INT4 speedup"), "1.99");  // 3.12 / 1.57
+}
+
+TEST_F(ReportTables, Table6ReportsMiBAndTheReductionAgainstTheFp16JobOfTheSameModel) {
+  const double MiB = 1024.0 * 1024.0;
+  JobResult fp16, fq;
+  fp16.metrics = {metric("mem_linear_weights", 80 * MiB, "bytes"), metric("mem_total", 100 * MiB, "bytes")};
+  fq.metrics = {metric("mem_linear_weights", 20 * MiB, "bytes"), metric("mem_scales", 0.5 * MiB, "bytes"),
+                metric("mem_total", 40 * MiB, "bytes")};
+  db.job(run, make_spec("opt-synth", "fp16", json::object(), "memory"), fp16);
+  db.job(run, make_spec("opt-synth", "flattenquant", {{"beta", 2}}, "memory"), fq);
+  Table t = build_tables(db.store, "t6_memory").at(0);
+  auto row = find_row(t, "opt-synth", column(t, "method"), "flattenquant(beta=2)");
+  EXPECT_EQ(cell(t, row, "linear weights"), "20");
+  EXPECT_EQ(cell(t, row, "scales"), "0.5");
+  EXPECT_EQ(cell(t, row, "total"), "40");
+  EXPECT_EQ(cell(t, row, "reduction vs fp16"), "2.5x");
+  EXPECT_EQ(cell(t, find_row(t, "opt-synth", column(t, "method"), "fp16"), "reduction vs fp16"), "1x");
+  EXPECT_NE(t.render("text").find("26.1–60.2 GB"), std::string::npos);
+}
+
+TEST_F(ReportTables, Table7PutsThePaperPplBesideTheMatchingSmoothingSetting) {
+  JobResult on, off;
+  on.metrics = {metric("ppl", 11.9)};
+  off.metrics = {metric("ppl", 12.5)};
+  db.job(run, make_spec("opt-6.7b", "flattenquant", {{"smoothing", true}, {"alpha", 0.5}}, "ppl", {{"dataset", "wikitext2"}}), on);
+  db.job(run, make_spec("opt-6.7b", "flattenquant", {{"smoothing", false}, {"alpha", 0.5}}, "ppl", {{"dataset", "wikitext2"}}), off);
+  Table t = build_tables(db.store, "t7_ablation").at(0);
+  auto smooth = find_row(t, "opt-6.7b", column(t, "smoothing"), "on");
+  EXPECT_EQ(cell(t, smooth, "PPL"), "11.9");
+  EXPECT_EQ(cell(t, smooth, "paper PPL"), "11.68");
+  auto plain = find_row(t, "opt-6.7b", column(t, "smoothing"), "off");
+  EXPECT_EQ(cell(t, plain, "PPL"), "12.5");
+  EXPECT_EQ(cell(t, plain, "paper PPL"), "12.16");
+  EXPECT_EQ(cell(t, plain, "dataset"), "wikitext2");
+}
+
+TEST_F(ReportTables, Table8MergesPplAndMemoryJobsOfOneSettingAndSortsByBeta) {
+  const double MiB = 1024.0 * 1024.0;
+  const double betas[] = {4, 1, 2}, ratios[] = {0.05, 0.4, 0.2}, ppls[] = {8.7, 9.0, 8.5};
+  for (int i = 0; i < 3; ++i) {
+    JobResult ppl, mem;
+    ppl.metrics = {metric("flatten_ratio", ratios[i]), metric("flatten_ratio_padded", ratios[i] + 0.1), metric("ppl", ppls[i])};
+    mem.metrics = {metric("flatten_ratio", ratios[i]), metric("mem_total", (10 + 10 * ratios[i]) * MiB, "bytes")};
+    db.job(run, make_spec("stories260K", "flattenquant", {{"beta", betas[i]}}, "ppl"), ppl);
+    db.job(run, make_spec("stories260K", "flattenquant", {{"beta", betas[i]}}, "memory"), mem);
+  }
+  Table t = build_tables(db.store, "t8_beta").at(0);
+  ASSERT_EQ(t.rows.size(), 3u);
+  EXPECT_EQ(t.rows[0][column(t, "β")], "1");
+  EXPECT_EQ(t.rows[1][column(t, "β")], "2");
+  EXPECT_EQ(t.rows[2][column(t, "β")], "4");
+  EXPECT_EQ(t.rows[0][column(t, "flatten ratio")], "40.00%");
+  EXPECT_EQ(t.rows[0][column(t, "flatten ratio (padded)")], "50.00%");
+  EXPECT_EQ(t.rows[0][column(t, "total memory MiB")], "14");
+  EXPECT_EQ(t.rows[0][column(t, "PPL")], "9");
+  EXPECT_EQ(t.rows[1][column(t, "PPL")], "8.5");
+  EXPECT_NE(t.render("md").find("flatten ratio > 30%"), std::string::npos);  // the paper's qualitative finding
+}
+
+TEST_F(ReportTables, Table10ListsInt4ShareAndPplPerGamma) {
+  const double gammas[] = {0.01, 0.1}, shares[] = {0.25, 0.75}, ppls[] = {9.5, 11.25};
+  for (int i = 0; i < 2; ++i) {
+    JobResult r;
+    r.metrics = {metric("int4_share_layers", shares[i]), metric("int4_share_flops", shares[i] / 2), metric("ppl", ppls[i])};
+    db.job(run, make_spec("stories260K", "flattenquant", {{"gamma", gammas[i]}}, "ppl"), r);
+  }
+  Table t = build_tables(db.store, "t10_gamma").at(0);
+  ASSERT_EQ(t.rows.size(), 2u);
+  EXPECT_EQ(t.rows[1][column(t, "γ")], "0.1");
+  EXPECT_EQ(t.rows[1][column(t, "INT4 share (layers)")], "75.00%");
+  EXPECT_EQ(t.rows[1][column(t, "INT4 share (FLOPs)")], "37.50%");
+  EXPECT_EQ(t.rows[1][column(t, "PPL")], "11.25");
+  nlohmann::json j = t.to_json();
+  EXPECT_EQ(j["rows"][1]["PPL"].get<double>(), 11.25);
+}
+
+TEST_F(ReportTables, FlatQuantComparisonMatchesPaperRowsAndSumsCalibrationTimePerBlock) {
+  JobResult fp16, fq;
+  fp16.metrics = {metric("ppl", 5.5)};
+  fq.metrics = {metric("ppl", 5.9), metric("calib_s/block0", 2, "s"), metric("calib_s/block1", 3, "s"),
+                metric("method_seconds", 7, "s")};
+  db.job(run, make_spec("Llama-2-7b-hf", "fp16", json::object(), "ppl", {{"dataset", "wikitext2"}}), fp16);
+  db.job(run, make_spec("Llama-2-7b-hf", "flatquant", {{"w_bits", 4}, {"a_bits", 4}, {"kv_bits", 4}}, "ppl",
+                        {{"dataset", "wikitext2"}}),
+         fq);
+  auto tables = build_tables(db.store, "flatquant");
+  ASSERT_EQ(tables.size(), 2u);
+  const Table& t = tables[0];
+  auto ours = find_row(t, "Llama-2-7b-hf", column(t, "bits"), "W4A4KV4");
+  EXPECT_EQ(cell(t, ours, "W quant"), "RTN");
+  EXPECT_EQ(cell(t, ours, "PPL"), "5.9");
+  EXPECT_EQ(cell(t, ours, "calibration s"), "5");
+  EXPECT_EQ(cell(t, ours, "paper PPL"), "5.79");
+  auto base = find_row(t, "Llama-2-7b-hf", column(t, "bits"), "FP16");
+  EXPECT_EQ(cell(t, base, "paper PPL"), "5.47");
+  const Table& ref = tables[1];
+  int found = 0;
+  for (const auto& r : ref.rows) {
+    if (r[0] == "wikitext2" && r[1] == "FlatQuant" && r[2] == "GPTQ") found += r[column(ref, "LLaMA-3-8B")] == "6.9";
+    if (r[0] == "c4" && r[1] == "FlatQuant" && r[2] == "GPTQ") found += r[column(ref, "LLaMA-3-70B")] == "7.93";
+    if (r[0] == "c4" && r[1] == "FP16") found += r[column(ref, "LLaMA-2-7B")] == "7.26";
+  }
+  EXPECT_EQ(found, 3);
+}
+
+TEST_F(ReportTables, GemmTablesComeOnePerDevice) {
+  JobResult r;
+  GemmRecord cpu, gpu;
+  cpu.device = "cpu", cpu.backend = "openblas", cpu.dtype = "fp32", cpu.m = cpu.n = cpu.k = 512, cpu.median_ms = 4;
+  gpu.device = "cuda:H100", gpu.backend = "cublas", gpu.dtype = "fp16", gpu.m = gpu.n = gpu.k = 512, gpu.median_ms = 0.05;
+  r.gemms = {cpu, gpu};
+  db.job(run, make_spec("", "", json::object(), "gemm"), r);
+  auto tables = build_tables(db.store, "gemm");
+  ASSERT_EQ(tables.size(), 2u);
+  EXPECT_EQ(tables[0].title, "GEMM latency on cpu");
+  EXPECT_EQ(tables[1].title, "GEMM latency on cuda:H100");
+  EXPECT_EQ(tables[1].rows.at(0)[column(tables[1], "median ms")], "0.05");
+  std::string csv = tables[0].render("csv");
+  EXPECT_EQ(csv.substr(0, csv.find('\n')), "backend,dtype,M,N,K,reps,min ms,median ms,max ms,GOP/s,×fp32");
+}
+
+TEST_F(ReportTables, EveryTableRendersOnAnEmptyDbAndUnknownNamesListTheKnownOnes) {
+  for (const auto& def : table_defs())
+    for (const auto& t : def.build(db.store))
+      for (const char* format : {"text", "md", "csv", "json"}) EXPECT_FALSE(t.render(format).empty()) << def.name;
+  try {
+    build_tables(db.store, "t99");
+    FAIL() << "expected an error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("t4_int4_share"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ReportPaper, ModelKeysMatchAcrossSpellings) {
+  EXPECT_EQ(model_key("Llama-2-7b-hf"), model_key("LLaMA-2-7B"));
+  EXPECT_EQ(model_key("meta-llama/Meta-Llama-3-8B"), model_key("llama-3-8b"));
+  EXPECT_NE(model_key("LLaMA-2-7B"), model_key("LLaMA-2-70B"));
+  EXPECT_EQ(paper_lookup("flatquant-ppl", "llama-3-70b", "FlatQuant", "W4A4KV4 GPTQ", "ppl:c4")->value, 7.93);
+  EXPECT_FALSE(paper_lookup("flatquant-ppl", "stories260K", "FlatQuant", "W4A4KV4 RTN", "ppl:wikitext2"));
+}
+
+TEST(ReportPaper, PrecisionClassesOfGemmDtypes) {
+  EXPECT_EQ(precision_class("fp32"), "fp32");
+  EXPECT_EQ(precision_class("fp16"), "fp16");
+  EXPECT_EQ(precision_class("s8s8s32"), "int8");
+  EXPECT_EQ(precision_class("w4a8"), "int4");
+  EXPECT_EQ(precision_class("flatten_quant"), "flatten");
+  EXPECT_EQ(precision_class("fp8e4m3"), "");
+}
+
+}  // namespace
+}  // namespace fb

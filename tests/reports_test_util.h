@@ -1,0 +1,68 @@
+// A results DB filled with known values through Store's API, for the reports tests.
+#pragma once
+
+#include "harness/config.h"
+#include "harness/store.h"
+#include "test_util.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace fb::test {
+
+struct ReportDb {
+  TempDir dir;
+  std::filesystem::path path = dir / "results.db";
+  Store store{path};
+
+  // A run on `host` at commit `commit`, started at `started` (ISO-8601).
+  std::string run(const std::string& host = "hostA", const std::string& commit = "abc1234def",
+                  const std::string& started = "2026-11-20T10:00:00.000Z") {
+    RunInfo r;
+    r.uuid = new_uuid();
+    r.started_at = started;
+    r.provenance = {{"git", {{"commit", commit}, {"dirty", false}}}, {"host", host}, {"cpu", {{"model", "Test CPU"}}}};
+    store.begin_run(r);
+    return r.uuid;
+  }
+
+  // Records a finished job; the key is the spec's hash, as the runner computes it.
+  long job(const std::string& run_uuid, const json& spec, const JobResult& result, const std::string& label = "") {
+    long id = store.start_job(run_uuid, hash_text(spec.dump()), spec, label.empty() ? spec.dump() : label);
+    store.finish_job(id, result, 1.0);
+    return id;
+  }
+};
+
+inline json make_spec(const std::string& model, const std::string& method, const json& method_params,
+                      const std::string& eval, const json& eval_params = json::object()) {
+  json spec = {{"model", {{"name", model}, {"format", "synthetic"}}},
+               {"eval", {{"name", eval}, {"params", eval_params}}},
+               {"rep", 0},
+               {"seed", 0}};
+  spec["method"] = method.empty() ? json() : json{{"name", method}, {"params", method_params}};
+  return spec;
+}
+
+inline Metric metric(const std::string& name, double value, const std::string& unit = "",
+                     std::vector<double> samples = {}) {
+  Metric m{name, value, unit};
+  m.n = samples.empty() ? 1 : static_cast<int>(samples.size());
+  m.samples = std::move(samples);
+  return m;
+}
+
+// Deterministic samples around `centre` with relative spread ±spread/2 (uniform, LCG-driven).
+inline std::vector<double> noisy(double centre, double spread, int n, uint32_t seed) {
+  std::vector<double> v;
+  uint32_t s = seed * 2654435761u + 12345u;
+  for (int i = 0; i < n; ++i) {
+    s = s * 1664525u + 1013904223u;
+    double u = (s >> 8) / double(1u << 24) - 0.5;
+    v.push_back(centre * (1 + spread * u));
+  }
+  return v;
+}
+
+}  // namespace fb::test
