@@ -1,0 +1,239 @@
+// Zero-shot accuracy with lm-evaluation-harness's rules (protocols-and-peers.md §2,
+// methods.md §4.4): every choice of a document is a log-likelihood request, tokenised as
+// lm-eval's HFLM does (datasets/tasks/lm_eval_rules.h); acc = argmax of the summed
+// log-likelihood, acc_norm = argmax of log-likelihood / len(choice) in characters; LAMBADA's
+// acc is the greedy match of the last word and its perplexity exp(-mean ll). Standard
+// errors are lm-eval's mean_stderr. The headline `avg` is the unweighted mean of each task's
+// paper metric (acc_norm where defined, else acc), as FlatQuant and QuaRot report it.
+//
+// Documents are independent, so they run in parallel (one document per thread, BLAS single-
+// threaded meanwhile, as the ppl evaluator does). Inside a document, requests whose model
+// input is the same token window (e.g. single-token continuations of one context) share one
+// forward pass — lm-eval's "contexts" grouping.
+#include "harness/evaluator.h"
+
+#include "datasets/tasks/lm_eval_rules.h"
+#include "datasets/tasks/task.h"
+#include "models/model.h"
+#include "models/tokenizer.h"
+
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <stdexcept>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+extern "C" {
+int openblas_get_num_threads(void);
+void openblas_set_num_threads(int);
+}
+
+namespace fb {
+namespace {
+
+constexpr const char* kProtocol =
+    "lm-eval 0.4 rules: 0-shot, context+continuation encoded whole and the continuation taken as the tail, "
+    "trailing context whitespace moved to the continuation, left truncation to the model context; "
+    "acc = argmax sum ll, acc_norm = argmax ll/len(choice chars), stderr = sample sd/sqrt(n)";
+
+const std::vector<std::string> kDefaultTasks = {"piqa",     "hellaswag",     "openbookqa", "lambada_openai",
+                                                "arc_easy", "arc_challenge", "winogrande"};
+
+struct ScoringOptions {
+  int max_length = 0;
+  bool add_bos = false;
+};
+
+// The log-likelihood and greedy flag of every request of one document.
+struct DocScores {
+  std::vector<double> loglik;
+  std::vector<bool> greedy;
+};
+
+DocScores score_doc(const Model& model, const Tokenizer& tok, const TaskDoc& doc, const ScoringOptions& opt) {
+  DocScores out;
+  std::map<std::vector<int>, Mat> logits_of_input;  // requests with one input share a forward
+  for (const LogLikelihoodRequest& req : doc.requests) {
+    const ScoringWindow w = scoring_window(encode_request(tok, req.context, req.continuation, opt.add_bos), opt.max_length);
+    ContinuationScore s;
+    if (!w.targets.empty()) {
+      auto it = logits_of_input.find(w.input);
+      if (it == logits_of_input.end()) it = logits_of_input.emplace(w.input, model.forward(w.input)).first;
+      s = score_continuation(it->second, w.first_row, w.targets);
+    }
+    out.loglik.push_back(s.loglik);
+    out.greedy.push_back(s.greedy);
+  }
+  return out;
+}
+
+// Runs fn(i) for every document, threaded unless a hook must observe forwards in order.
+template <class Fn>
+void for_each_doc(const Model& model, int n, int threads, Progress& progress, Fn fn) {
+  const bool serial = model.site_hook || model.attention_hook || threads == 1;
+#ifdef _OPENMP
+  const int use = serial ? 1 : (threads > 0 ? threads : omp_get_max_threads());
+#else
+  const int use = 1;
+#endif
+  const int blas_threads = openblas_get_num_threads();
+  if (use > 1) openblas_set_num_threads(1);
+  long done = 0;
+  std::exception_ptr error;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(use) if (use > 1)
+  for (int i = 0; i < n; ++i) {
+    try {
+      fn(i);
+    } catch (...) {
+#pragma omp critical(zeroshot_error)
+      if (!error) error = std::current_exception();
+    }
+#pragma omp critical(zeroshot_progress)
+    progress.step(++done);
+  }
+  if (use > 1) openblas_set_num_threads(blas_threads);
+  if (error) std::rethrow_exception(error);
+}
+
+// Per-document correctness (1/0) for each metric of the task, and the LAMBADA lls.
+struct TaskOutcome {
+  std::vector<double> acc, acc_norm, loglik;
+};
+
+TaskOutcome judge(const TaskData& task, const std::vector<DocScores>& scores) {
+  TaskOutcome o;
+  for (size_t d = 0; d < task.docs.size(); ++d) {
+    const TaskDoc& doc = task.docs[d];
+    const DocScores& s = scores[d];
+    if (task.kind == TaskKind::last_word) {
+      o.acc.push_back(s.greedy[0] ? 1 : 0);
+      o.loglik.push_back(s.loglik[0]);
+      continue;
+    }
+    o.acc.push_back(argmax_first(s.loglik) == doc.gold ? 1 : 0);
+    if (task.kind == TaskKind::multiple_choice) {
+      std::vector<double> normed;
+      for (size_t c = 0; c < s.loglik.size(); ++c) normed.push_back(s.loglik[c] / python_length(doc.choices[c]));
+      o.acc_norm.push_back(argmax_first(normed) == doc.gold ? 1 : 0);
+    }
+  }
+  return o;
+}
+
+double mean_of(const std::vector<double>& v) {
+  double sum = 0;
+  for (double x : v) sum += x;
+  return v.empty() ? 0 : sum / double(v.size());
+}
+
+// <task>_<metric> with per-document samples, and <task>_<metric>_stderr.
+void add_mean_metric(JobResult& result, const std::string& name, const std::vector<double>& per_doc) {
+  Metric& m = result.add(name, mean_of(per_doc));
+  m.n = int(per_doc.size());
+  m.samples = per_doc;
+  result.add(name + "_stderr", mean_stderr(per_doc)).n = int(per_doc.size());
+}
+
+// Writes the task's metrics and returns its paper metric (acc_norm where defined, else acc).
+double report_task(const TaskData& task, const TaskOutcome& o, JobResult& result) {
+  add_mean_metric(result, task.name + "_acc", o.acc);
+  if (!o.acc_norm.empty()) add_mean_metric(result, task.name + "_acc_norm", o.acc_norm);
+  if (task.kind == TaskKind::last_word) result.add(task.name + "_ppl", std::exp(-mean_of(o.loglik))).n = int(o.loglik.size());
+  result.add(task.name + "_n", double(task.docs.size()));
+  return o.acc_norm.empty() ? mean_of(o.acc) : mean_of(o.acc_norm);
+}
+
+json samples_json(const TaskData& task, const std::vector<DocScores>& scores) {
+  json out = json::array();
+  for (size_t d = 0; d < scores.size(); ++d)
+    out.push_back({{"gold", task.docs[d].gold}, {"loglik", scores[d].loglik}, {"greedy", scores[d].greedy}});
+  return out;
+}
+
+std::vector<std::string> task_names(const json& params) {
+  std::vector<std::string> names = params.at("tasks").get<std::vector<std::string>>();
+  if (names.empty()) names = kDefaultTasks;
+  for (const std::string& n : names) {
+    if (find_task(n)) continue;
+    std::string known;
+    for (const TaskSpec& s : task_specs()) known += (known.empty() ? "" : ", ") + s.name;
+    throw std::runtime_error("zeroshot: unknown task '" + n + "' (known: " + known + ")");
+  }
+  return names;
+}
+
+void run_zeroshot(EvalContext& ctx, JobResult& result) {
+  if (!ctx.model) throw std::runtime_error("zeroshot: no model");
+  if (!ctx.tokenizer) throw std::runtime_error("zeroshot needs a tokenizer; synthetic models have none");
+  const Model& model = *ctx.model;
+  result.synthetic = model.cfg.synthetic;
+
+  ScoringOptions opt;
+  opt.max_length = param_int(ctx.params, "max_length");
+  if (opt.max_length <= 0) opt.max_length = model.cfg.max_seq_len;
+  opt.add_bos = param_bool(ctx.params, "add_bos");
+  const int limit = param_int(ctx.params, "limit");
+  const int threads = param_int(ctx.params, "threads");
+  const bool log_samples = param_bool(ctx.params, "log_samples");
+  const std::string task_dir = param_string(ctx.params, "task_dir");
+  const std::filesystem::path dir = task_dir.empty() ? ctx.data_dir : ctx.data_dir / task_dir;
+
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<double> paper_metrics;
+  json avg_tasks = json::array(), skipped = json::object(), files = json::object();
+  for (const std::string& name : task_names(ctx.params)) {
+    const TaskSpec& spec = *find_task(name);
+    std::optional<TaskData> task = load_task(spec, dir, limit);
+    if (!task) {
+      skipped[name] = "no task file under " + dir.string();
+      ctx.progress.message("zeroshot: skipping " + name + " (no task file under " + dir.string() + ")");
+      continue;
+    }
+    std::vector<DocScores> scores(task->docs.size());
+    ctx.progress.begin("zeroshot " + name, long(task->docs.size()));
+    for_each_doc(model, int(task->docs.size()), threads, ctx.progress,
+                 [&](int d) { scores[size_t(d)] = score_doc(model, *ctx.tokenizer, task->docs[size_t(d)], opt); });
+    ctx.progress.end();
+
+    paper_metrics.push_back(report_task(*task, judge(*task, scores), result));
+    avg_tasks.push_back(name + ":" + spec.paper_metric);
+    files[name] = {{"file", task->file.string()}, {"format", task->format}};
+    if (log_samples) result.info["samples"][name] = samples_json(*task, scores);
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  if (!paper_metrics.empty()) result.add("avg", mean_of(paper_metrics)).n = int(paper_metrics.size());
+  result.add("skipped_tasks", double(skipped.size()));
+  result.add("eval_s", seconds, "s");
+  result.info["protocol"] = kProtocol;
+  result.info["avg_tasks"] = avg_tasks;
+  result.info["skipped"] = skipped;
+  result.info["task_files"] = files;
+  result.info["max_length"] = opt.max_length;
+  result.info["add_bos"] = opt.add_bos;
+  result.info["limit"] = limit;
+}
+
+FB_REGISTER_EVALUATOR(EvaluatorInfo{
+    "zeroshot",
+    "Zero-shot accuracy with lm-evaluation-harness scoring (acc, acc_norm, stderr; LAMBADA acc + ppl) and the "
+    "paper average.",
+    {
+        {"tasks", ParamType::StringList, json(kDefaultTasks),
+         "piqa | hellaswag | openbookqa | lambada_openai | arc_easy | arc_challenge | winogrande"},
+        {"limit", ParamType::Int, 0, "first N documents of each task (0 = all)"},
+        {"threads", ParamType::Int, 0, "documents scored in parallel (0 = all cores)"},
+        {"max_length", ParamType::Int, 0, "model context in tokens; longer inputs lose tokens on the left (0 = model's)"},
+        {"add_bos", ParamType::Bool, false,
+         "prepend BOS to every encoding (lm-eval add_bos_token=True; off in lm-eval <= 0.4.9 for causal LMs)"},
+        {"task_dir", ParamType::String, "", "folder under the data dir holding the task folders (empty = data dir)"},
+        {"log_samples", ParamType::Bool, false, "store every request's log-likelihood in the job's info"},
+    },
+    true,
+    run_zeroshot});
+
+}  // namespace
+}  // namespace fb
