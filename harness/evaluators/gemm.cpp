@@ -8,6 +8,7 @@
 // across runs.
 #include "harness/evaluator.h"
 #include "kernels/gemm_backend.h"
+#include "models/synthetic.h"
 
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
@@ -20,35 +21,23 @@ namespace fb {
 
 namespace {
 
-// Linear-layer shapes (output N, input K) of published architectures: hidden size d,
-// MLP width h, query heads, key/value heads. q/o: d×d, k/v: (d·kv/heads)×d, MLP: h×d and d×h.
-struct ArchDims {
-  const char* name;
-  long d, h, heads, kv_heads;
-  bool gated;  // LLaMA SwiGLU: gate and up share a shape
-};
-constexpr ArchDims kArchDims[] = {
-    {"opt-125m", 768, 3072, 12, 12, false},     {"opt-1.3b", 2048, 8192, 32, 32, false},
-    {"opt-6.7b", 4096, 16384, 32, 32, false},   {"opt-13b", 5120, 20480, 40, 40, false},
-    {"opt-30b", 7168, 28672, 56, 56, false},    {"opt-66b", 9216, 36864, 72, 72, false},
-    {"llama-2-7b", 4096, 11008, 32, 32, true},  {"llama-2-13b", 5120, 13824, 40, 40, true},
-    {"llama-2-70b", 8192, 28672, 64, 8, true},  {"llama-3-8b", 4096, 14336, 32, 8, true},
-    {"llama-3-70b", 8192, 28672, 64, 8, true},
-};
-
+// Linear-layer shapes (output N, input K) of a published architecture (the synthetic
+// models' table): q/o d×d, k/v (d·kv_heads/heads)×d, MLP h×d and d×h (gate and up share one).
 std::vector<GemmShape> arch_shapes(const std::string& arch, const std::vector<long>& tokens) {
-  for (const auto& a : kArchDims) {
-    if (arch != a.name) continue;
-    long kv = a.d * a.kv_heads / a.heads;
-    std::set<std::pair<long, long>> nk = {{a.d, a.d}, {kv, a.d}, {a.h, a.d}, {a.d, a.h}};
-    std::vector<GemmShape> out;
-    for (long t : tokens)
-      for (auto [n, k] : nk) out.push_back({t, n, k});
-    return out;
+  ModelConfig c;
+  try {
+    c = synthetic_config(arch);
+  } catch (const std::invalid_argument&) {
+    std::string known;
+    for (const auto& a : synthetic_arch_names()) known += (known.empty() ? "" : ", ") + a;
+    throw std::runtime_error("gemm: unknown architecture '" + arch + "' in layers_of (known: " + known + ")");
   }
-  std::string known;
-  for (const auto& a : kArchDims) known += std::string(known.empty() ? "" : ", ") + a.name;
-  throw std::runtime_error("gemm: unknown architecture '" + arch + "' in layers_of (known: " + known + ")");
+  const long d = c.dim, h = c.hidden_dim, kv = long(c.dim) * c.n_kv_heads / c.n_heads;
+  std::set<std::pair<long, long>> nk = {{d, d}, {kv, d}, {h, d}, {d, h}};
+  std::vector<GemmShape> out;
+  for (long t : tokens)
+    for (auto [n, k] : nk) out.push_back({t, n, k});
+  return out;
 }
 
 // Collects the per-call real time (ms) of each repetition.
