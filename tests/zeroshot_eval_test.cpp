@@ -178,8 +178,16 @@ TEST(ZeroshotRules, LongInputsAreTruncatedFromTheLeft) {
   const ScoringWindow full = scoring_window(r, 100);
   EXPECT_EQ(full.input.size(), 11u);
   EXPECT_EQ(full.first_row, 9);
-  r.continuation.assign(6, 3);
-  EXPECT_THROW(scoring_window(r, 5), std::runtime_error);
+  EXPECT_EQ(full.dropped, 0);
+  EXPECT_TRUE(w.truncated);
+  EXPECT_FALSE(full.truncated);
+  // A continuation longer than the window keeps its last max_length tokens as targets.
+  r.continuation = {11, 12, 13, 14, 15, 16};
+  const ScoringWindow tail = scoring_window(r, 5);
+  EXPECT_EQ(tail.input, (std::vector<int>{11, 12, 13, 14, 15}));
+  EXPECT_EQ(tail.targets, (std::vector<int>{12, 13, 14, 15, 16}));
+  EXPECT_EQ(tail.first_row, 0);
+  EXPECT_EQ(tail.dropped, 1);
 }
 
 TEST(ZeroshotRules, LengthArgmaxAndStderrFollowPythonAndNumpy) {

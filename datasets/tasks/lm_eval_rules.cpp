@@ -43,16 +43,17 @@ EncodedRequest encode_request(const Tokenizer& tok, std::string_view context, st
 }
 
 ScoringWindow scoring_window(const EncodedRequest& r, int max_length) {
-  if (int(r.continuation.size()) > max_length)
-    throw std::runtime_error("zeroshot: a continuation of " + std::to_string(r.continuation.size()) +
-                             " tokens does not fit the model context of " + std::to_string(max_length));
+  if (max_length < 1) throw std::runtime_error("zeroshot: max_length must be at least 1");
   std::vector<int> all = r.context;
   all.insert(all.end(), r.continuation.begin(), r.continuation.end());
   const size_t keep = std::min(all.size(), size_t(max_length) + 1);
+  const size_t scored = std::min(r.continuation.size(), keep - 1);
   ScoringWindow w;
   w.input.assign(all.end() - long(keep), all.end() - 1);
-  w.targets = r.continuation;
-  w.first_row = int(w.input.size()) - int(w.targets.size());
+  w.targets.assign(r.continuation.end() - long(scored), r.continuation.end());
+  w.first_row = int(w.input.size() - scored);
+  w.dropped = int(r.continuation.size() - scored);
+  w.truncated = keep < all.size();
   return w;
 }
 

@@ -32,12 +32,17 @@ EncodedRequest encode_request(const Tokenizer& tok, std::string_view context, st
 // What one forward pass sees: (context + continuation)[-(max_length + 1):][:-1] — contexts
 // too long for the model lose tokens from the left — and which logits rows predict the
 // continuation tokens (rows first_row .. first_row + targets.size() - 1).
+//
+// A continuation longer than max_length keeps only its last max_length tokens as targets
+// (the rest fall outside the window, like the context): lm-eval mis-slices its logits in
+// that case, so there is no reference behaviour to follow; `dropped` counts them.
 struct ScoringWindow {
   std::vector<int> input;
   std::vector<int> targets;
   int first_row = 0;
+  int dropped = 0;         // continuation tokens outside the window, not scored
+  bool truncated = false;  // the request lost tokens on the left
 };
-// Throws when the continuation alone does not fit in max_length tokens.
 ScoringWindow scoring_window(const EncodedRequest& r, int max_length);
 
 // Sum of log-softmax(logits row)[target] over the continuation, and whether every target

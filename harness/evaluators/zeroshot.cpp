@@ -51,6 +51,7 @@ struct ScoringOptions {
 struct DocScores {
   std::vector<double> loglik;
   std::vector<bool> greedy;
+  int truncated = 0;  // requests that lost tokens on the left to fit max_length
 };
 
 DocScores score_doc(const Model& model, const Tokenizer& tok, const TaskDoc& doc, const ScoringOptions& opt) {
@@ -58,6 +59,7 @@ DocScores score_doc(const Model& model, const Tokenizer& tok, const TaskDoc& doc
   std::map<std::vector<int>, Mat> logits_of_input;  // requests with one input share a forward
   for (const LogLikelihoodRequest& req : doc.requests) {
     const ScoringWindow w = scoring_window(encode_request(tok, req.context, req.continuation, opt.add_bos), opt.max_length);
+    out.truncated += w.truncated ? 1 : 0;
     ContinuationScore s;
     if (!w.targets.empty()) {
       auto it = logits_of_input.find(w.input);
@@ -200,7 +202,9 @@ void run_zeroshot(EvalContext& ctx, JobResult& result) {
 
     paper_metrics.push_back(report_task(*task, judge(*task, scores), result));
     avg_tasks.push_back(name + ":" + spec.paper_metric);
-    files[name] = {{"file", task->file.string()}, {"format", task->format}};
+    int truncated = 0;
+    for (const DocScores& s : scores) truncated += s.truncated;
+    files[name] = {{"file", task->file.string()}, {"format", task->format}, {"truncated_requests", truncated}};
     if (log_samples) result.info["samples"][name] = samples_json(*task, scores);
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
