@@ -15,6 +15,11 @@ using namespace fused_detail;
 
 namespace {
 
+// Threads worth a fork/join for `work` element-operations (≈ 30 µs per thread at least).
+int useful_threads(int threads, long work) {
+  return int(std::max(1L, std::min(long(threads), work / (1L << 18))));
+}
+
 [[noreturn]] void fail(const std::string& what) { throw std::invalid_argument("kernels/fused_quant: " + what); }
 
 float qmax_of(int bits) {
@@ -132,7 +137,8 @@ void flatten_quantize(const float* A, long T, const FlattenPlan& plan, float sca
   if (!(scale > 0)) fail("the static activation scale must be positive");
   const float qmax = qmax_of(bits), inv_scale = 1.0f / scale;
   const std::vector<uint8_t> modes = chunk_fetch_modes(plan);
-#pragma omp parallel for num_threads(std::max(1, threads)) schedule(static)
+  const int team = useful_threads(threads, T * plan.k_out);
+#pragma omp parallel for if (team > 1) num_threads(team) schedule(static)
   for (long t = 0; t < T; ++t)
     flatten_row_avx512(A + t * plan.k_in, plan.src.data(), plan.inv_div.data(), modes.data(),
                        long(plan.src.size()), plan.k_out, inv_scale, qmax, Q + t * plan.k_out);
@@ -175,7 +181,8 @@ void kron_quantize(const float* X, long T, const KronFactors& f, int bits, float
   const float qmax = qmax_of(bits);
   const long n1 = f.n1, n2 = f.n2, K = n1 * n2;
   const std::vector<float> p1t = transposed(f.p1, n1);
-#pragma omp parallel num_threads(std::max(1, threads))
+  const int team = useful_threads(threads, T * K * (n1 + n2) / 4);  // fmas, 4 per element-op
+#pragma omp parallel if (team > 1) num_threads(team)
   {
     std::vector<float> Z(K), Y(K);
 #pragma omp for schedule(static)

@@ -213,6 +213,16 @@ long widened_stride(long K) {
   return (2 * ld) % 1024 == 0 ? ld + 32 : ld;
 }
 
+// Threads worth a fork/join: each must get at least kMinMacsPerThread of work (≈ 30 µs on
+// one core) and a tile of its own; a team whose members wait on a descheduled sibling costs
+// more than it saves on small shapes, most of all on a shared machine.
+constexpr long kMinMacsPerThread = 1L << 22;
+int useful_threads(int threads, long M, const PackedWeights& W, const Layout& L) {
+  const long by_work = std::max(1L, M * W.n * W.k / kMinMacsPerThread);
+  const long by_tiles = W.panels * ((M + L.mr - 1) / L.mr);
+  return int(std::max(1L, std::min({long(threads), by_work, by_tiles})));
+}
+
 void check_epilogue(const DequantEpilogue& ep, long M, long N) {
   if (!ep.sa || !ep.sb) fail("the dequantizing epilogue needs both scale arrays");
   if (ep.n_sa != 1 && ep.n_sa != M)
@@ -238,7 +248,8 @@ void run(const int8_t* A, long M, const PackedWeights& W, const Output& out, int
     src.a16 = ws.a16.data();
   }
 
-#pragma omp parallel num_threads(std::max(1, threads))
+  const int team = useful_threads(threads, M, W, L);
+#pragma omp parallel if (team > 1) num_threads(team)
   {
     // Row sums (and int16 widening) first: every tile of a row needs its correction.
 #pragma omp for schedule(static)

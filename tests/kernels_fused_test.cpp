@@ -74,6 +74,30 @@ TEST(KernelsFused, FlattenQuantizeFastMatchesReference) {
   EXPECT_EQ(got, want) << "reversed sources";
 }
 
+TEST(KernelsFused, FusedOperatorsThreadedMatchReference) {
+  if (!fused_quant_fast_path()) GTEST_SKIP() << "no AVX-512 here: the operators run the references themselves";
+  // Large enough that both operators fork two threads.
+  std::vector<int> copies(1000, 1);
+  for (long k = 0; k < 1000; k += 64) copies[k] = 3;
+  FlattenPlan plan = make_flatten_plan(copies);
+  const long T = 600;
+  auto A = random_floats(T * 1000, -1.0f, 1.0f, 10);
+  std::vector<int8_t> want(T * plan.k_out), got(T * plan.k_out);
+  flatten_quantize_ref(A.data(), T, plan, 0.01f, 8, want.data());
+  flatten_quantize(A.data(), T, plan, 0.01f, 8, got.data(), 2);
+  EXPECT_EQ(got, want);
+
+  KronFactors f{64, 64, random_floats(64 * 64, -0.2f, 0.2f, 11), random_floats(64 * 64, -0.2f, 0.2f, 12)};
+  const long tokens = 40;
+  auto X = random_floats(tokens * 4096, -1.0f, 1.0f, 13);
+  std::vector<int8_t> qw(tokens * 4096), qg(tokens * 4096);
+  std::vector<float> sw(tokens), sg(tokens);
+  kron_quantize_ref(X.data(), tokens, f, 4, 1.0f, qw.data(), sw.data());
+  kron_quantize(X.data(), tokens, f, 4, 1.0f, qg.data(), sg.data(), 2);
+  EXPECT_EQ(qg, qw);
+  EXPECT_EQ(sg, sw);
+}
+
 TEST(KernelsFused, KronFactorSizesMatchFlatQuant) {
   EXPECT_EQ(kron_factor_sizes(4096), (std::pair<long, long>{64, 64}));
   EXPECT_EQ(kron_factor_sizes(11008), (std::pair<long, long>{86, 128}));

@@ -86,6 +86,26 @@ TEST_P(KernelsGemm, S4MatchesReferenceExactly) {
   }
 }
 
+// Shapes big enough that the kernels really fork (≥ 4M multiply-adds per thread): one
+// splitting the panels between threads, one with a single panel splitting the rows.
+TEST_P(KernelsGemm, ThreadedSplitsMatchReference) {
+  for (const Shape& s : {Shape{50, 300, 1101}, Shape{400, 60, 701}}) {
+    SCOPED_TRACE(testing::Message() << "M=" << s.m << " N=" << s.n << " K=" << s.k);
+    auto A = random_s8(s.m * s.k, -128, 127, 8);
+    auto Bw = random_s8(s.n * s.k, -8, 7, 9);
+    auto B4 = pack_int4_rows(Bw, s.n, s.k);
+    std::vector<int32_t> want8(s.m * s.n), want4(s.m * s.n), got(s.m * s.n);
+    gemm_s8s8s32_ref(A.data(), Bw.data(), want8.data(), s.m, s.n, s.k);
+    gemm_s8s4s32_ref(A.data(), B4.data(), want4.data(), s.m, s.n, s.k);
+    for (int threads : {2, 3}) {
+      gemm_s8_packed(A.data(), s.m, pack_weights_s8(Bw.data(), s.n, s.k, GetParam()), got.data(), threads);
+      EXPECT_EQ(got, want8) << "s8, threads=" << threads;
+      gemm_s8_packed(A.data(), s.m, pack_weights_s4(B4.data(), s.n, s.k, GetParam()), got.data(), threads);
+      EXPECT_EQ(got, want4) << "s4, threads=" << threads;
+    }
+  }
+}
+
 void expect_dequantized_equal(GemmIsa isa, WeightFormat format, long n_sa_mode, long n_sb_mode, bool with_bias) {
   const long M = 37, N = 75, K = 4099;  // two k blocks: the epilogue reads back int32 partials
   auto A = random_s8(M * K, -128, 127, 5);
