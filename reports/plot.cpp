@@ -11,6 +11,7 @@
 #include <ctime>
 #include <fstream>
 #include <map>
+#include <tuple>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -106,6 +107,7 @@ std::string gnuplot_script(const Plot& p, const std::string& format, const fs::p
   for (const auto& sr : p.series) any_y2 = any_y2 || sr.y2;
   if (any_y2) s += "set y2label " + quoted(p.y2label) + "\nset ytics nomirror\nset y2tics\n";
   if (p.logy) s += "set logscale y\n";
+  if (p.logx) s += "set logscale x 2\n";
   if (p.x_is_time) s += "set xdata time\nset timefmt \"%s\"\nset format x \"%m-%d\\n%H:%M\"\n";
   if (!p.categories.empty())
     s += "set style data histograms\nset style histogram clustered gap 1\nset style fill solid 0.85 border -1\n"
@@ -189,35 +191,44 @@ std::string safe_stem(std::string s) {
   return s;
 }
 
-// FlattenQuant rows grouped per model, sorted by a numeric method parameter.
-std::map<std::string, std::vector<MergedRow>> fq_by_model(const std::vector<ReportRow>& jobs,
-                                                         std::initializer_list<const char*> param) {
-  std::map<std::string, std::vector<MergedRow>> out;
-  for (auto& m : merge_by_method(jobs)) {
-    auto v = num_param(m.row.job.spec, "method", param);
-    if (v && std::isfinite(*v)) out[model_cell(m.row)].push_back(std::move(m));
+// FlattenQuant rows per model, then per setting (the method's other non-default parameters), sorted by
+// the swept parameter; points outside (0, 1e29) are left out (γ < 0 and γ = 1e30 are "all INT8/INT4").
+using Sweep = std::map<std::string, std::map<std::string, std::vector<std::pair<double, const MergedRow*>>>>;
+Sweep sweep_by_model(const std::vector<MergedRow>& merged, const std::vector<std::string>& param) {
+  Sweep out;
+  for (const auto& m : merged) {
+    const json* v = nullptr;
+    for (const auto& n : param)
+      if (!v) v = spec_param(m.row.job.spec, "method", {n.c_str()});
+    if (!v || !v->is_number()) continue;
+    double x = v->get<double>();
+    if (!(x > 0 && x < 1e29)) continue;
+    out[model_cell(m.row)][method_cell(m.row.job.spec, param)].push_back({x, &m});
   }
-  for (auto& [model, rows] : out)
-    std::sort(rows.begin(), rows.end(), [&](const MergedRow& a, const MergedRow& b) {
-      return *num_param(a.row.job.spec, "method", param) < *num_param(b.row.job.spec, "method", param);
-    });
+  for (auto& [model, settings] : out)
+    for (auto& [setting, pts] : settings)
+      std::sort(pts.begin(), pts.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   return out;
 }
 
 std::vector<Plot> beta_plots(const Store& store) {
   std::vector<Plot> out;
   auto jobs = latest_rows(store, "flattenquant");
-  for (const auto& [model, rows] : fq_by_model(jobs, {"beta", "flatten_beta", "flatten_threshold"})) {
-    Plot p{"beta_" + safe_stem(model), "PPL and flatten ratio vs β — " + model, "β (flatten threshold)", "PPL",
+  auto merged = merge_by_method(jobs);
+  for (const auto& [model, settings] : sweep_by_model(merged, {"beta", "flatten_beta", "flatten_threshold"})) {
+    Plot p{"beta_" + safe_stem(model), "PPL and flatten ratio vs β — " + model, "β (flatten threshold, log scale)", "PPL",
            "flatten ratio (%)", false, false, {}, {}};
-    Series ppl{"PPL", {}, false, "linespoints"}, ratio{"flatten ratio %", {}, true, "linespoints"};
-    for (const auto& m : rows) {
-      double beta = *num_param(m.row.job.spec, "method", {"beta", "flatten_beta", "flatten_threshold"});
-      if (m.row.has("ppl")) ppl.points.push_back({beta, m.row.value("ppl")});
-      double r = fraction_metric(m.row, "flatten_ratio");
-      if (!std::isnan(r)) ratio.points.push_back({beta, 100 * r});
+    p.logx = true;
+    for (const auto& [setting, pts] : settings) {
+      Series ppl{"PPL " + setting, {}, false, "linespoints"}, ratio{"flatten % " + setting, {}, true, "linespoints dt 2"};
+      for (const auto& [beta, m] : pts) {
+        if (m->row.has("ppl")) ppl.points.push_back({beta, m->row.value("ppl")});
+        double r = fraction_metric(m->row, "flatten_ratio");
+        if (!std::isnan(r)) ratio.points.push_back({beta, 100 * r});
+      }
+      for (auto* s : {&ppl, &ratio})
+        if (!s->points.empty()) p.series.push_back(*s);
     }
-    p.series = {ppl, ratio};
     out.push_back(p);
   }
   return out;
@@ -226,19 +237,23 @@ std::vector<Plot> beta_plots(const Store& store) {
 std::vector<Plot> gamma_plots(const Store& store) {
   std::vector<Plot> out;
   auto jobs = latest_rows(store, "flattenquant");
-  for (const auto& [model, rows] : fq_by_model(jobs, {"gamma", "kl_gamma", "kl_threshold"})) {
-    Plot p{"gamma_" + safe_stem(model), "INT4 share and PPL vs γ — " + model, "γ (KL threshold)", "INT4 share (%)",
-           "PPL", false, false, {}, {}};
-    Series layers{"INT4 share (layers) %", {}, false, "linespoints"}, flops{"INT4 share (FLOPs) %", {}, false, "linespoints"},
-        ppl{"PPL", {}, true, "linespoints"};
-    for (const auto& m : rows) {
-      double g = *num_param(m.row.job.spec, "method", {"gamma", "kl_gamma", "kl_threshold"});
-      Int4Share s = int4_share(store, m.row);
-      if (!std::isnan(s.layers)) layers.points.push_back({g, 100 * s.layers});
-      if (!std::isnan(s.flops)) flops.points.push_back({g, 100 * s.flops});
-      if (m.row.has("ppl")) ppl.points.push_back({g, m.row.value("ppl")});
+  auto merged = merge_by_method(jobs);
+  for (const auto& [model, settings] : sweep_by_model(merged, {"gamma", "kl_gamma", "kl_threshold"})) {
+    Plot p{"gamma_" + safe_stem(model), "INT4 share and PPL vs γ — " + model, "γ (KL threshold, log scale)",
+           "INT4 share (%)", "PPL", false, false, {}, {}};
+    p.logx = true;
+    for (const auto& [setting, pts] : settings) {
+      Series layers{"INT4 % (layers) " + setting, {}, false, "linespoints"},
+          flops{"INT4 % (FLOPs) " + setting, {}, false, "linespoints dt 3"}, ppl{"PPL " + setting, {}, true, "linespoints dt 2"};
+      for (const auto& [g, m] : pts) {
+        Int4Share s = int4_share(store, m->row);
+        if (!std::isnan(s.layers)) layers.points.push_back({g, 100 * s.layers});
+        if (!std::isnan(s.flops)) flops.points.push_back({g, 100 * s.flops});
+        if (m->row.has("ppl")) ppl.points.push_back({g, m->row.value("ppl")});
+      }
+      for (auto* s : {&layers, &flops, &ppl})
+        if (!s->points.empty()) p.series.push_back(*s);
     }
-    p.series = {layers, flops, ppl};
     out.push_back(p);
   }
   return out;
@@ -246,12 +261,13 @@ std::vector<Plot> gamma_plots(const Store& store) {
 
 std::vector<Plot> latency_plots(const Store& store) {
   // One plot per device: bars per shape, one bar per precision (best backend's median).
-  std::map<std::string, std::map<std::string, std::map<std::string, double>>> best;  // device → shape → class → ms
+  using Shape = std::tuple<long, long, long>;  // M, N, K: numeric order on the x axis
+  std::map<std::string, std::map<Shape, std::map<std::string, double>>> best;  // device → shape → class → ms
   for (const auto& r : latest_rows(store, "", "gemm"))
     for (const auto& g : store.gemms(r.job.id)) {
       std::string cls = precision_class(g.dtype);
       if (cls.empty() || g.median_ms <= 0) continue;
-      auto& slot = best[g.device][fmt::format("{}x{}x{}", g.m, g.n, g.k)];
+      auto& slot = best[g.device][{g.m, g.n, g.k}];
       if (!slot.count(cls) || g.median_ms < slot[cls]) slot[cls] = g.median_ms;
     }
   std::vector<Plot> out;
@@ -262,7 +278,8 @@ std::vector<Plot> latency_plots(const Store& store) {
     for (const char* c : {"fp32", "fp16", "int8", "int4", "flatten"})
       for (const auto& [shape, m] : shapes)
         if (m.count(c) && std::find(classes.begin(), classes.end(), c) == classes.end()) classes.push_back(c);
-    for (const auto& [shape, m] : shapes) p.categories.push_back(shape);
+    for (const auto& [shape, m] : shapes)
+      p.categories.push_back(fmt::format("{}x{}x{}", std::get<0>(shape), std::get<1>(shape), std::get<2>(shape)));
     for (const auto& c : classes) {
       Series s{c, {}, false, "boxes"};
       size_t i = 0;

@@ -28,6 +28,7 @@ struct Plot {
   bool x_is_time = false;               // x = Unix seconds, shown as dates
   std::vector<std::string> categories;  // non-empty: clustered bars, one bar per series per category
   std::vector<Series> series;
+  bool logx = false;
   bool empty() const;
 };
 

@@ -45,9 +45,11 @@ Finding judge(const Metric& current, const std::vector<Metric>& history, const C
   Finding f;
   f.metric = current.name;
   f.unit = current.unit;
-  std::vector<double> cur = samples_of(current), base;
+  MetricPolicy pol = metric_policy(current.name, current.unit, opt.thresholds);
+  // A deterministic metric's samples (e.g. per-window NLL) are not repetitions: compare its value.
+  std::vector<double> cur = pol.deterministic ? std::vector<double>{current.value} : samples_of(current), base;
   for (const auto& h : history) {
-    auto s = samples_of(h);
+    auto s = pol.deterministic ? std::vector<double>{h.value} : samples_of(h);
     base.insert(base.end(), s.begin(), s.end());
   }
   f.current = median(cur);
@@ -60,7 +62,6 @@ Finding judge(const Metric& current, const std::vector<Metric>& history, const C
   }
   f.baseline = median(base);
   f.change = f.baseline != 0 ? (f.current - f.baseline) / std::fabs(f.baseline) : (f.current == 0 ? 0 : INFINITY);
-  MetricPolicy pol = metric_policy(current.name, current.unit, opt.thresholds);
 
   bool significant = false;
   if (pol.deterministic) {

@@ -32,12 +32,37 @@ double param_or_nan(const json& spec, std::initializer_list<const char*> names) 
 }
 
 
-// Sort key: model, then one numeric method parameter.
+// Sort key: model, the other settings (method_cell without the swept parameters), then the swept parameter.
 void sort_by_param(std::vector<MergedRow>& rows, std::initializer_list<const char*> names) {
+  std::vector<std::string> swept(names.begin(), names.end());
   std::stable_sort(rows.begin(), rows.end(), [&](const MergedRow& a, const MergedRow& b) {
-    if (model_name(a.row) != model_name(b.row)) return model_name(a.row) < model_name(b.row);
-    return param_or_nan(a.row.job.spec, names) < param_or_nan(b.row.job.spec, names);
+    auto ka = std::make_tuple(model_name(a.row), method_cell(a.row.job.spec, swept), param_or_nan(a.row.job.spec, names));
+    auto kb = std::make_tuple(model_name(b.row), method_cell(b.row.job.spec, swept), param_or_nan(b.row.job.spec, names));
+    return ka < kb;
   });
+}
+
+const std::vector<std::string> kBetaNames = FQ_BETA, kGammaNames = FQ_GAMMA;
+std::vector<std::string> kAblationNames() {
+  std::vector<std::string> v = FQ_SMOOTH;
+  for (const char* n : FQ_SUPPRESS) v.push_back(n);
+  for (const char* n : FQ_ALPHA) v.push_back(n);
+  return v;
+}
+
+// One reference row per model of `rows`: the newest fp16 PPL job of that model, PPL in the table's "PPL" column.
+void add_fp16_references(Table& t, const std::vector<ReportRow>& fp16_jobs, const std::vector<MergedRow>& rows) {
+  std::set<std::string> models;
+  for (const auto& m : rows) models.insert(model_name(m.row));
+  size_t ppl_col = std::find(t.headers.begin(), t.headers.end(), "PPL") - t.headers.begin();
+  for (const auto& r : fp16_jobs) {
+    if (!models.count(model_name(r)) || !r.has("ppl") || ppl_col == t.headers.size()) continue;
+    std::vector<std::string> row(t.headers.size());
+    row[0] = model_cell(r);
+    row[1] = "fp16 (reference)";
+    row[ppl_col] = num_cell(r.value("ppl"));
+    t.add_row(row);
+  }
 }
 
 std::string paper_cell(const std::optional<PaperNumber>& p) { return p ? p->display() : ""; }
@@ -46,7 +71,7 @@ std::string paper_source(const std::optional<PaperNumber>& p) { return p ? p->so
 // ---------------------------------------------------------------- Table 4: INT4 share per model
 std::vector<Table> table4(const Store& store) {
   Table t{"FlattenQuant Table 4 — INT4 share of linear layers per model",
-          {"model", "method", "γ", "sites", "INT4 share (layers)", "INT4 share (FLOPs)", "paper", "paper source"},
+          {"model", "setting", "γ", "sites", "INT4 share (layers)", "INT4 share (FLOPs)", "paper", "paper source"},
           {},
           {}};
   auto jobs = latest_rows(store, "flattenquant");
@@ -57,7 +82,7 @@ std::vector<Table> table4(const Store& store) {
     Int4Share s = int4_share(store, m.row);
     auto paper = paper_lookup("flattenquant-t4", model_name(m.row), "FlattenQuant", "", "int4_share");
     if (paper) matched.insert(paper->model);
-    t.add_row({model_cell(m.row), method_cell(m.row.job.spec), num_cell(param_or_nan(m.row.job.spec, FQ_GAMMA)),
+    t.add_row({model_cell(m.row), method_cell(m.row.job.spec, kGammaNames), gamma_cell(param_or_nan(m.row.job.spec, FQ_GAMMA)),
                std::to_string(s.sites), pct_cell(s.layers), pct_cell(s.flops), paper_cell(paper), paper_source(paper)});
   }
   for (const auto& p : paper_numbers("flattenquant-t4"))
@@ -151,7 +176,7 @@ std::string switch_cell(const json& spec, std::initializer_list<const char*> nam
 
 std::vector<Table> table7(const Store& store) {
   Table t{"FlattenQuant Tables 7/9 — channel smoothing and outlier suppression ablation (PPL)",
-          {"model", "dataset", "smoothing", "α", "suppression", "PPL", "paper PPL", "paper source"},
+          {"model", "dataset", "smoothing", "α", "suppression", "other settings", "PPL", "paper PPL", "paper source"},
           {},
           {}};
   auto jobs = latest_rows(store, "flattenquant", "ppl");
@@ -165,11 +190,12 @@ std::vector<Table> table7(const Store& store) {
     auto paper = paper_lookup("flattenquant-t7", model_name(m.row), "FlattenQuant",
                               smooth == "on" ? "smoothing" : "no smoothing", "ppl");
     t.add_row({model_cell(m.row), text_param(s, "eval", {"dataset"}), smooth, num_cell(alpha),
-               switch_cell(s, FQ_SUPPRESS), num_cell(m.row.value("ppl")), paper_cell(paper), paper_source(paper)});
+               switch_cell(s, FQ_SUPPRESS), method_cell(s, kAblationNames()), num_cell(m.row.value("ppl")), paper_cell(paper),
+               paper_source(paper)});
   }
   for (const auto& p : paper_numbers("flattenquant-t7"))
     t.add_row({p.model + " (paper)", "wikitext2", p.method == "FP16" ? "FP16 model" : p.setting == "smoothing" ? "on" : "off",
-               "", "", "", p.display(), p.source});
+               "", "", "", "", p.display(), p.source});
   add_provenance_notes(t, store, all_sources(rows));
   return {t};
 }
@@ -177,7 +203,7 @@ std::vector<Table> table7(const Store& store) {
 // ---------------------------------------------------------------- Table 8: β sweep
 std::vector<Table> table8(const Store& store) {
   Table t{"FlattenQuant Table 8 — β sweep: flatten ratio, memory, PPL",
-          {"model", "β", "flatten ratio", "flatten ratio (padded)", "linear weights MiB", "total memory MiB", "PPL"},
+          {"model", "setting", "β", "flatten ratio", "flatten ratio (padded)", "linear weights MiB", "total memory MiB", "PPL"},
           {},
           {}};
   auto jobs = latest_rows(store, "flattenquant");
@@ -186,10 +212,12 @@ std::vector<Table> table8(const Store& store) {
   for (const auto& m : rows) {
     double weights = m.row.has("mem_linear_weights") ? m.row.value("mem_linear_weights")
                                                      : m.row.value("linear_weight_bytes");
-    t.add_row({model_cell(m.row), num_cell(param_or_nan(m.row.job.spec, FQ_BETA)),
+    t.add_row({model_cell(m.row), method_cell(m.row.job.spec, kBetaNames), num_cell(param_or_nan(m.row.job.spec, FQ_BETA)),
                pct_cell(fraction_metric(m.row, "flatten_ratio")), pct_cell(fraction_metric(m.row, "flatten_ratio_padded")),
                num_cell(weights / kMiB), num_cell(m.row.value("mem_total") / kMiB), num_cell(m.row.value("ppl"))});
   }
+  auto fp16 = latest_rows(store, "fp16", "ppl");
+  add_fp16_references(t, fp16, rows);
   for (const auto& p : paper_numbers("flattenquant-t8")) t.notes.push_back("paper: " + p.text + " — " + p.source);
   add_provenance_notes(t, store, all_sources(rows));
   return {t};
@@ -198,7 +226,7 @@ std::vector<Table> table8(const Store& store) {
 // ---------------------------------------------------------------- Table 10: γ sweep
 std::vector<Table> table10(const Store& store) {
   Table t{"FlattenQuant Table 10 — γ sweep: INT4 share and PPL",
-          {"model", "γ", "INT4 share (layers)", "INT4 share (FLOPs)", "PPL"},
+          {"model", "setting", "γ", "INT4 share (layers)", "INT4 share (FLOPs)", "PPL"},
           {},
           {}};
   auto jobs = latest_rows(store, "flattenquant");
@@ -206,9 +234,12 @@ std::vector<Table> table10(const Store& store) {
   sort_by_param(rows, FQ_GAMMA);
   for (const auto& m : rows) {
     Int4Share s = int4_share(store, m.row);
-    t.add_row({model_cell(m.row), num_cell(param_or_nan(m.row.job.spec, FQ_GAMMA)), pct_cell(s.layers),
+    t.add_row({model_cell(m.row), method_cell(m.row.job.spec, kGammaNames), gamma_cell(param_or_nan(m.row.job.spec, FQ_GAMMA)),
+               pct_cell(s.layers),
                pct_cell(s.flops), num_cell(m.row.value("ppl"))});
   }
+  auto fp16 = latest_rows(store, "fp16", "ppl");
+  add_fp16_references(t, fp16, rows);
   for (const auto& p : paper_numbers("flattenquant-t10")) t.notes.push_back("paper: " + p.text + " — " + p.source);
   add_provenance_notes(t, store, all_sources(rows));
   return {t};
@@ -340,7 +371,14 @@ std::string precision_class(const std::string& dtype) {
   return "";
 }
 
-std::string method_cell(const json& spec) {
+std::string gamma_cell(double gamma) {
+  if (std::isnan(gamma)) return "";
+  if (gamma >= 1e29) return "∞ (all INT4)";
+  if (gamma < 0) return fmt_num(gamma) + " (all INT8)";
+  return fmt_num(gamma);
+}
+
+std::string method_cell(const json& spec, const std::vector<std::string>& leave_out) {
   std::string name = part_name(spec, "method");
   if (name.empty()) return "-";
   static const json kNone = json::object();
@@ -348,6 +386,7 @@ std::string method_cell(const json& spec) {
   const MethodInfo* info = Registry<MethodInfo>::instance().find(name);
   std::string out;
   for (const auto& [k, v] : p.items()) {
+    if (std::find(leave_out.begin(), leave_out.end(), k) != leave_out.end()) continue;
     if (info) {
       auto it = std::find_if(info->params.begin(), info->params.end(), [&](const ParamSpec& s) { return s.name == k; });
       if (it != info->params.end() && (it->is_path || (!it->default_value.is_null() && it->default_value == v))) continue;

@@ -28,7 +28,10 @@ std::vector<Table> build_tables(const Store& store, const std::string& name);
 std::string table_list_help();  // "  name  help" lines for --help
 
 // "rtn(w_bits=4,a_bits=8)": the method's name and the parameters that differ from its schema's defaults.
-std::string method_cell(const json& spec);
+// Parameters named in `leave_out` are not shown (the table has a column for them).
+std::string method_cell(const json& spec, const std::vector<std::string>& leave_out = {});
+// A γ value as the FlattenQuant method reads it: < 0 means all INT8, ≥ 1e30 all INT4.
+std::string gamma_cell(double gamma);
 // INT4 share of a FlattenQuant job as a fraction: the job's metric when recorded, else counted from its sites.
 struct Int4Share {
   double layers = NAN, flops = NAN;

@@ -103,6 +103,18 @@ TEST_F(NightlyCheck, OnlyTheSameMachineCountsAsHistory) {
   EXPECT_EQ(rep.count("regression"), 0);
 }
 
+TEST(ReportJudge, DeterministicMetricsCompareTheirValueNotTheirPerWindowSamples) {
+  // mean_nll carries per-window NLLs as samples; those are not repetitions. A 1% higher mean is a regression
+  // even though the window samples are identical.
+  std::vector<double> windows = noisy(4.8, 0.5, 200, 1);
+  Metric past = metric("mean_nll", 4.80, "nats", windows), now = metric("mean_nll", 4.848, "nats", windows);
+  Finding f = judge(now, {past, past}, CheckOptions{});
+  EXPECT_EQ(f.test, "deterministic");
+  EXPECT_DOUBLE_EQ(f.baseline, 4.80);
+  EXPECT_EQ(f.verdict, "regression");
+  EXPECT_EQ(f.n_current, 1);
+}
+
 TEST(ReportPolicy, DirectionsAndThresholds) {
   EXPECT_EQ(metric_policy("ms/x/1x1x1", "ms").better, Better::Lower);
   EXPECT_DOUBLE_EQ(metric_policy("ms/x/1x1x1", "ms").min_change, 0.05);
