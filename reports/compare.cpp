@@ -78,7 +78,8 @@ std::vector<Table> compare_tables(const Store& store, const std::string& a_ref, 
       double ratio = va != 0 ? vb / va : NAN;
       MetricPolicy pol = metric_policy(name, ma.unit, opt.thresholds);
       double p = NAN;
-      if (ma.samples.size() >= 2 && mb->second.samples.size() >= 2) p = mann_whitney_u(ma.samples, mb->second.samples).p;
+      if (!pol.deterministic && ma.samples.size() >= 2 && mb->second.samples.size() >= 2)
+        p = mann_whitney_u(ma.samples, mb->second.samples).p;  // per-window samples of a deterministic metric are no repetitions
       std::string verdict = verdict_of(ratio, pol.better, pol.min_change);
       if (!pol.deterministic && std::isfinite(p) && p >= opt.alpha && !verdict.empty()) verdict += " (not significant)";
       better += verdict == "better";
