@@ -6,7 +6,7 @@
 //   avx512_vnni — vpdpbusd on 64-col × 6-row register tiles. vpdpbusd multiplies unsigned
 //                 by signed bytes, so the weights are stored with an offset (s8: w+128,
 //                 s4: w+8, both non-negative) and each row's offset·Σₖ a[m,k] is subtracted
-//                 at the end: exact in int32 for any K < 2³¹ / (255·128). Activations are
+//                 at the end: exact in int32 for K ≤ 65793 (larger K is refused). Activations are
 //                 packed per (row block, k block) so a tile's broadcasts are contiguous.
 //   avx2        — vpmaddwd on sign-extended int16 pairs (16-col × 4-row tiles); exact, and
 //                 free of vpmaddubsw's int16 saturation. INT4 weights use the same offset

@@ -69,6 +69,12 @@ TEST_P(KernelsGemm, S8ExtremeValuesDoNotOverflowOrSaturate) {
   std::vector<int32_t> got(M * N);
   gemm_s8_packed(A.data(), M, pack_weights_s8(B.data(), N, K, GetParam()), got.data());
   for (int32_t v : got) ASSERT_EQ(v, 128 * 128 * K);
+  // At the largest K accepted, the offset accumulator's worst case (a = −128, w + 128 = 255).
+  const long K_max = 65793;
+  std::vector<int8_t> a_max(K_max, -128), b_max(K_max, 127);
+  int32_t c = 0;
+  gemm_s8_packed(a_max.data(), 1, pack_weights_s8(b_max.data(), 1, K_max, GetParam()), &c);
+  EXPECT_EQ(c, -128 * 127 * K_max);
 }
 
 TEST_P(KernelsGemm, S4MatchesReferenceExactly) {
@@ -156,6 +162,9 @@ INSTANTIATE_TEST_SUITE_P(Isa, KernelsGemm, ::testing::Values(GemmIsa::kAvx2, Gem
 TEST(KernelsGemmPacking, RejectsEmptyWeightsAndUnknownPaths) {
   std::vector<int8_t> B(4, 1);
   EXPECT_THROW(pack_weights_s8(B.data(), 0, 4), std::invalid_argument);
+  std::vector<int8_t> wide(65794, 1);  // one past the K whose int32 sums provably fit
+  EXPECT_THROW(pack_weights_s8(wide.data(), 1, 65794), std::invalid_argument);
+  EXPECT_NO_THROW(pack_weights_s8(wide.data(), 1, 65793));
   EXPECT_NO_THROW(pack_weights_s8(B.data(), 1, 4, GemmIsa::kAuto));
   if (!isa_supported(GemmIsa::kAvx512Vnni)) {
     EXPECT_THROW(pack_weights_s8(B.data(), 1, 4, GemmIsa::kAvx512Vnni), std::runtime_error);
