@@ -160,6 +160,20 @@ TEST(ReportPlots, ScriptsCarryTheDataAndMissingValues) {
   EXPECT_NEAR(iso_to_unix("2026-11-23T19:00:00.500Z") - iso_to_unix("2026-11-23T18:00:00.000Z"), 3600.5, 1e-6);
 }
 
+TEST(ReportPlots, MissingGnuplotIsAClearError) {
+  std::string saved = std::getenv("PATH") ? std::getenv("PATH") : "";
+  setenv("PATH", "/nonexistent", 1);
+  Plot p{"x", "t", "x", "y", "", false, false, {}, {Series{"s", {{1, 2}}, false, "lines"}}};
+  test::TempDir dir;
+  try {
+    render_plot(p, dir.path);
+    ADD_FAILURE() << "expected an error without gnuplot";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("gnuplot-nox"), std::string::npos) << e.what();
+  }
+  setenv("PATH", saved.c_str(), 1);
+}
+
 TEST(ReportPlots, SparklineAndEscaping) {
   EXPECT_EQ(sparkline_svg({1}), "");
   EXPECT_NE(sparkline_svg({1, 2, 3}).find("<polyline"), std::string::npos);
