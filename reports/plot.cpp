@@ -101,13 +101,13 @@ std::string gnuplot_script(const Plot& p, const std::string& format, const fs::p
   else
     throw std::invalid_argument("plot format must be png or svg, got '" + format + "'");
   s += "set output " + quoted(output.string()) + "\n";
-  s += "set datafile missing \"?\"\nset grid\nset key outside right top\n";
+  s += "set datafile missing \"?\"\nset grid\nset key outside below\n";
   s += "set title " + quoted(p.title) + "\nset xlabel " + quoted(p.xlabel) + "\nset ylabel " + quoted(p.ylabel) + "\n";
   bool any_y2 = false;
   for (const auto& sr : p.series) any_y2 = any_y2 || sr.y2;
   if (any_y2) s += "set y2label " + quoted(p.y2label) + "\nset ytics nomirror\nset y2tics\n";
   if (p.logy) s += "set logscale y\n";
-  if (p.logx) s += "set logscale x 2\n";
+  if (p.logx) s += "set logscale x\n";
   if (p.x_is_time) s += "set xdata time\nset timefmt \"%s\"\nset format x \"%m-%d\\n%H:%M\"\n";
   if (!p.categories.empty())
     s += "set style data histograms\nset style histogram clustered gap 1\nset style fill solid 0.85 border -1\n"
@@ -295,16 +295,22 @@ std::vector<Plot> latency_plots(const Store& store) {
 }
 
 std::vector<Plot> site_plots(const Store& store) {
-  // The newest FlattenQuant job per model: extra channels from flattening and KL value per site.
-  std::map<std::string, ReportRow> newest;
-  for (auto& r : latest_rows(store, "flattenquant")) newest.insert_or_assign(model_cell(r), std::move(r));
+  // Per model, the FlattenQuant job that flattened most (newest among equals): channels added and KL per site.
+  std::map<std::string, std::pair<long, ReportRow>> chosen;  // model → (channels added, job)
+  for (auto& r : latest_rows(store, "flattenquant")) {
+    long added = 0;
+    for (const auto& x : store.sites(r.job.id)) added += x.k_flat - x.k_in;
+    auto it = chosen.find(model_cell(r));
+    if (it == chosen.end() || added >= it->second.first) chosen.insert_or_assign(model_cell(r), std::make_pair(added, r));
+  }
   std::vector<Plot> out;
-  for (const auto& [model, row] : newest) {
+  for (const auto& [model, choice] : chosen) {
+    const ReportRow& row = choice.second;
     auto sites = store.sites(row.job.id);
     if (sites.empty()) continue;
     Plot p{"sites_" + safe_stem(model), "Per-site flatten counts and KL — " + model + " (" + method_cell(row.job.spec) + ")",
            "site (layer-major order)", "channels added by flatten", "KL value", false, false, {}, {}};
-    Series added{"K flat − K in", {}, false, "impulses lw 3"}, kl{"KL", {}, true, "points pt 7"};
+    Series added{"K flat − K in", {}, false, "boxes fill solid 0.5"}, kl{"KL (INT4 histogram)", {}, true, "points pt 7"};
     for (size_t i = 0; i < sites.size(); ++i) {
       added.points.push_back({double(i), double(sites[i].k_flat - sites[i].k_in)});
       if (sites[i].kl >= 0) kl.points.push_back({double(i), sites[i].kl});
