@@ -9,8 +9,17 @@ cmd=${1:?start|stop}
 dir=$(realpath -m "${2:?state directory}")
 conf="$dir/slurm.conf"
 if [ "$cmd" = stop ]; then
+  pids=$(cat "$dir/slurmctld.pid" "$dir/slurmd.pid" 2>/dev/null || true)
   SLURM_CONF="$conf" scontrol shutdown >/dev/null 2>&1 || true
-  [ -f "$dir/slurmd.pid" ] && kill "$(cat "$dir/slurmd.pid")" 2>/dev/null || true
+  for p in $pids; do kill "$p" 2>/dev/null || true; done
+  # Wait until both daemons are gone, so nothing writes into DIR while it is removed.
+  for _ in $(seq 1 40); do
+    alive=0
+    for p in $pids; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && exit 0
+    sleep 0.25
+  done
+  for p in $pids; do kill -9 "$p" 2>/dev/null || true; done
   exit 0
 fi
 for tool in slurmctld slurmd munged sbatch sinfo scontrol; do
