@@ -36,7 +36,14 @@ void add_thresholds(CLI::App* cmd, CheckOptions& c) {
 int report_table_command(const std::string& db, const std::string& table, const std::string& format) {
   require_db(db);
   Store store(db, true);
-  for (const auto& t : build_tables(store, table)) std::cout << t.render(format) << "\n";
+  auto tables = build_tables(store, table);
+  if (format == "json") {  // one JSON document (an array of tables), so tools can parse the output whole
+    nlohmann::json all = nlohmann::json::array();
+    for (const auto& t : tables) all.push_back(t.to_json());
+    std::cout << all.dump(2) << "\n";
+    return 0;
+  }
+  for (const auto& t : tables) std::cout << t.render(format) << "\n";
   return 0;
 }
 
@@ -111,7 +118,14 @@ std::optional<int> ReportCommands::run() {
   if (compare_ && *compare_) {
     require_db(db_);
     Store store(db_, true);
-    for (const auto& t : compare_tables(store, run_a_, run_b_, compare_opt_)) std::cout << t.render(format_) << "\n";
+    auto tables = compare_tables(store, run_a_, run_b_, compare_opt_);
+    if (format_ == "json") {
+      nlohmann::json all = nlohmann::json::array();
+      for (const auto& t : tables) all.push_back(t.to_json());
+      std::cout << all.dump(2) << "\n";
+      return 0;
+    }
+    for (const auto& t : tables) std::cout << t.render(format_) << "\n";
     return 0;
   }
   return std::nullopt;

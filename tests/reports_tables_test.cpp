@@ -163,6 +163,25 @@ TEST_F(ReportTables, Table8MergesPplAndMemoryJobsOfOneSettingAndSortsByBeta) {
   EXPECT_NE(t.render("md").find("flatten ratio > 30%"), std::string::npos);  // the paper's qualitative finding
 }
 
+TEST_F(ReportTables, SweepTablesShowOtherSettingsAndTheFp16Reference) {
+  JobResult fp16, int8, int4;
+  fp16.metrics = {metric("ppl", 7.5)};
+  int8.metrics = {metric("ppl", 7.6), metric("flatten_ratio", 10, "%")};
+  int4.metrics = {metric("ppl", 9.0), metric("flatten_ratio", 10, "%")};
+  db.job(run, make_spec("stories260K", "fp16", json::object(), "ppl"), fp16);
+  db.job(run, make_spec("stories260K", "flattenquant", {{"beta", 0.5}, {"bits_mode", "int8"}}, "ppl"), int8);
+  db.job(run, make_spec("stories260K", "flattenquant", {{"beta", 0.5}, {"bits_mode", "int4"}}, "ppl"), int4);
+  Table t = build_tables(db.store, "t8_beta").at(0);
+  ASSERT_EQ(t.rows.size(), 3u);
+  EXPECT_EQ(t.rows[0][column(t, "setting")], "flattenquant(bits_mode=int4)");  // β is its own column
+  EXPECT_EQ(t.rows[0][column(t, "flatten ratio")], "10.00%");                  // a metric in % read as %
+  EXPECT_EQ(t.rows[1][column(t, "PPL")], "7.6");
+  EXPECT_EQ(t.rows[2][column(t, "setting")], "fp16 (reference)");
+  EXPECT_EQ(t.rows[2][column(t, "PPL")], "7.5");
+  EXPECT_EQ(gamma_cell(1e30), "∞ (all INT4)");
+  EXPECT_EQ(gamma_cell(-1), "-1 (all INT8)");
+}
+
 TEST_F(ReportTables, Table10ListsInt4ShareAndPplPerGamma) {
   const double gammas[] = {0.01, 0.1}, shares[] = {0.25, 0.75}, ppls[] = {9.5, 11.25};
   for (int i = 0; i < 2; ++i) {
@@ -235,6 +254,30 @@ TEST_F(ReportTables, EveryTableRendersOnAnEmptyDbAndUnknownNamesListTheKnownOnes
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("t4_int4_share"), std::string::npos) << e.what();
   }
+}
+
+// The CLI end to end: `report --table all --format json` is one parseable document holding every table.
+TEST_F(ReportTables, CliRendersEveryTableAsOneJsonDocument) {
+  JobResult r;
+  r.metrics = {metric("int4_share_layers", 0.5), metric("ppl", 12)};
+  db.job(run, make_spec("stories260K", "flattenquant", {{"gamma", 0.05}}, "ppl"), r);
+  std::string cmd = std::string(FLATBENCH_BINARY) + " report --table all --format json --db '" + db.path.string() + "'";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string out;
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof buf, pipe)) > 0;) out.append(buf, n);
+  ASSERT_EQ(pclose(pipe), 0) << cmd;
+  nlohmann::json j = nlohmann::json::parse(out);
+  ASSERT_TRUE(j.is_array());
+  bool found = false;
+  for (const auto& t : j)
+    if (t["title"].get<std::string>().find("Table 10") != std::string::npos) {
+      EXPECT_EQ(t["rows"][0]["PPL"].get<double>(), 12);
+      EXPECT_EQ(t["rows"][0]["INT4 share (layers)"].get<std::string>(), "50.00%");
+      found = true;
+    }
+  EXPECT_TRUE(found);
 }
 
 TEST(ReportPaper, ModelKeysMatchAcrossSpellings) {
