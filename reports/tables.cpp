@@ -264,15 +264,23 @@ std::string weight_quantizer(const json& spec) {
   return "RTN";
 }
 
-// Calibration seconds: a total calib metric in seconds, else the sum of per-block ones, else the method's time.
+// Calibration seconds: a "calib…total" metric in seconds; else the sum of per-block ones ("calib…block<i>" or
+// "calib…/…"); else the method's wall time. Means over blocks ("calib_seconds_per_block") are not totals.
 double calibration_seconds(const ReportRow& r) {
+  auto calib_seconds = [](const std::string& name, const Metric& m) {
+    return name.find("calib") != std::string::npos && m.unit == "s";
+  };
+  for (const auto& [name, m] : r.metrics)
+    if (calib_seconds(name, m) && name.find("total") != std::string::npos) return m.value;
   double sum = 0;
   bool any = false;
   for (const auto& [name, m] : r.metrics) {
-    if (name.find("calib") == std::string::npos || m.unit != "s") continue;
-    if (name.find('/') == std::string::npos) return m.value;
-    sum += m.value;
-    any = true;
+    bool per_block = name.find('/') != std::string::npos ||
+                     (name.find("block") != std::string::npos && name.find("per_block") == std::string::npos);
+    if (calib_seconds(name, m) && per_block) {
+      sum += m.value;
+      any = true;
+    }
   }
   return any ? sum : r.value("method_seconds");
 }

@@ -208,8 +208,27 @@ TEST_F(ReportTables, FlatQuantComparisonMatchesPaperRowsAndSumsCalibrationTimePe
   db.job(run, make_spec("Llama-2-7b-hf", "flatquant", {{"w_bits", 4}, {"a_bits", 4}, {"kv_bits", 4}}, "ppl",
                         {{"dataset", "wikitext2"}}),
          fq);
+  // The flatquant method's own names: per-block seconds, their mean, and the total (which wins).
+  JobResult named;
+  named.metrics = {metric("ppl", 7.1), metric("calib_seconds_block0", 4, "s"), metric("calib_seconds_block1", 6, "s"),
+                   metric("calib_seconds_per_block", 5, "s"), metric("calib_seconds_total", 10, "s")};
+  db.job(run, make_spec("Llama-3-8b", "flatquant", {{"w_bits", 4}, {"a_bits", 4}, {"kv_bits", 4}, {"w_quantizer", "gptq"}},
+                        "ppl", {{"dataset", "wikitext2"}}),
+         named);
+  JobResult blocks_only;
+  blocks_only.metrics = {metric("ppl", 7.2), metric("calib_seconds_block0", 4, "s"), metric("calib_seconds_block1", 6, "s"),
+                         metric("calib_seconds_per_block", 5, "s")};
+  db.job(run, make_spec("Llama-3-8b", "flatquant", {{"w_bits", 4}, {"a_bits", 4}, {"kv_bits", 4}}, "ppl",
+                        {{"dataset", "wikitext2"}}),
+         blocks_only);
   auto tables = build_tables(db.store, "flatquant");
   ASSERT_EQ(tables.size(), 2u);
+  auto gptq = find_row(tables[0], "Llama-3-8b", column(tables[0], "W quant"), "GPTQ");
+  EXPECT_EQ(cell(tables[0], gptq, "calibration s"), "10");
+  EXPECT_EQ(cell(tables[0], gptq, "paper PPL"), "6.9");  // FlatQuant GPTQ, LLaMA-3-8B, WikiText-2
+  auto rtn = find_row(tables[0], "Llama-3-8b", column(tables[0], "W quant"), "RTN");
+  EXPECT_EQ(cell(tables[0], rtn, "calibration s"), "10");  // 4 + 6, not the per-block mean
+  EXPECT_EQ(cell(tables[0], rtn, "paper PPL"), "6.98");
   const Table& t = tables[0];
   auto ours = find_row(t, "Llama-2-7b-hf", column(t, "bits"), "W4A4KV4");
   EXPECT_EQ(cell(t, ours, "W quant"), "RTN");
@@ -218,6 +237,7 @@ TEST_F(ReportTables, FlatQuantComparisonMatchesPaperRowsAndSumsCalibrationTimePe
   EXPECT_EQ(cell(t, ours, "paper PPL"), "5.79");
   auto base = find_row(t, "Llama-2-7b-hf", column(t, "bits"), "FP16");
   EXPECT_EQ(cell(t, base, "paper PPL"), "5.47");
+  EXPECT_EQ(cell(t, base, "calibration s"), "");  // nothing to calibrate at fp16
   const Table& ref = tables[1];
   int found = 0;
   for (const auto& r : ref.rows) {
