@@ -42,6 +42,13 @@ void fill(test::ReportDb& db) {
       db.job(run, make_spec("opt-synth", "flattenquant", {{"gamma", gamma}, {"beta", 2}}, "ppl"), res,
              fmt::format("opt-synth flattenquant(gamma={}) ppl", gamma));
     }
+    for (double beta : {0.25, 0.5, 1.0}) {  // a β sweep: flatten ratio falls as β rises
+      JobResult res;
+      res.synthetic = true;
+      res.metrics = {metric("ppl", 10 + beta), metric("flatten_ratio", 40 * (1 - beta), "%")};
+      db.job(run, make_spec("opt-synth", "flattenquant", {{"beta", beta}}, "ppl"), res,
+             fmt::format("opt-synth flattenquant(beta={}) ppl", beta));
+    }
     JobResult gemm;
     for (auto [dtype, ms] : {std::pair{"fp32", 2.0}, {"s8s8s32", 1.0}, {"w4a8", 0.6}}) {
       GemmRecord g;
@@ -139,6 +146,15 @@ TEST(ReportPlots, GnuplotWritesPngAndSvgOfEveryPlotWithData) {
   for (const char* want : {"beta_opt-synth__synthetic_", "gamma_opt-synth__synthetic_", "latency_cpu",
                            "sites_opt-synth__synthetic_", "trend_latency", "trend_ppl"})
     EXPECT_NE(std::find(names.begin(), names.end(), want), names.end()) << want;
+  for (const auto& p : plots)
+    if (p.name == "beta_opt-synth__synthetic_") {
+      ASSERT_EQ(p.series.size(), 2u);  // the β sweep only: the γ jobs have one β each, which is no sweep
+      EXPECT_EQ(p.series[0].title, "PPL flattenquant");
+      ASSERT_EQ(p.series[1].points.size(), 3u);
+      EXPECT_DOUBLE_EQ(p.series[1].points[0].first, 0.25);
+      EXPECT_DOUBLE_EQ(p.series[1].points[0].second, 30);  // flatten_ratio 30 % stays 30 on a % axis
+      EXPECT_TRUE(p.series[1].y2);
+    }
   for (const auto& p : plots) {
     auto files = render_plot(p, db.dir / "plots");
     ASSERT_EQ(files.size(), 2u);
