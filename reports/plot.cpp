@@ -279,7 +279,7 @@ std::vector<Plot> latency_plots(const Store& store) {
     Plot p{"latency_" + safe_stem(device), "GEMM latency per precision and shape (M×N×K) — " + device, "shape", "median ms",
            "", true, false, {}, {}};
     std::vector<std::string> classes;
-    for (const char* c : {"fp32", "fp16", "int8", "int4", "flatten"})
+    for (const char* c : {"fp32", "fp16", "fp8", "int8", "int4", "flatten", "transform"})
       for (const auto& [shape, m] : shapes)
         if (m.count(c) && std::find(classes.begin(), classes.end(), c) == classes.end()) classes.push_back(c);
     for (const auto& [shape, m] : shapes)

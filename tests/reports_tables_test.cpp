@@ -89,7 +89,7 @@ TEST_F(ReportTables, Table5TakesTheFastestBackendPerPrecisionAndComputesSpeedups
     return x;
   };
   r.gemms = {g("openblas", "fp32", 2.0), g("eigen", "fp32", 3.0), g("ours_s8", "s8s8s32", 1.0), g("ours_w4a8", "w4a8", 0.5),
-             g("fused", "flatten_quant", 0.1)};
+             g("fused", "flatten_quant", 0.1), g("kron", "kron_quant", 0.2)};
   db.job(run, make_spec("", "", json::object(), "gemm"), r);
   Table t = build_tables(db.store, "t5_latency").at(0);
   auto row = find_row(t, "cpu");
@@ -97,6 +97,7 @@ TEST_F(ReportTables, Table5TakesTheFastestBackendPerPrecisionAndComputesSpeedups
   EXPECT_EQ(cell(t, row, "int8 ms"), "1");
   EXPECT_EQ(cell(t, row, "int4 ms"), "0.5");
   EXPECT_EQ(cell(t, row, "flatten ms"), "0.1");
+  EXPECT_EQ(cell(t, row, "transform ms"), "0.2");
   EXPECT_EQ(cell(t, row, "INT8 speedup"), "2");
   EXPECT_EQ(cell(t, row, "INT4 speedup"), "4");
   auto paper = find_row(t, "A100");
@@ -314,7 +315,10 @@ TEST(ReportPaper, PrecisionClassesOfGemmDtypes) {
   EXPECT_EQ(precision_class("s8s8s32"), "int8");
   EXPECT_EQ(precision_class("w4a8"), "int4");
   EXPECT_EQ(precision_class("flatten_quant"), "flatten");
-  EXPECT_EQ(precision_class("fp8e4m3"), "");
+  EXPECT_EQ(precision_class("fp8e4m3"), "fp8");
+  EXPECT_EQ(precision_class("s8s8_fp16out"), "int8");  // the CUDA INT8 GEMM's dtype
+  EXPECT_EQ(precision_class("kron_quant_int8"), "transform");
+  EXPECT_EQ(precision_class("nf4_lut"), "");
 }
 
 }  // namespace
