@@ -41,7 +41,7 @@ Int4Share int4_share(const Store& store, const ReportRow& row);
 // A share metric as a fraction: metrics with unit "%" are divided by 100.
 double fraction_metric(const ReportRow& row, const std::string& name);
 
-// Classifies a GEMM dtype into a precision column: fp32, fp16, int8, int4, flatten or "" (other).
+// Classifies a GEMM dtype by its input precision: fp32, fp16, fp8, int8, int4, flatten, transform or "" (other).
 std::string precision_class(const std::string& dtype);
 
 }  // namespace fb
