@@ -282,13 +282,22 @@ std::vector<Plot> latency_plots(const Store& store) {
     for (const char* c : {"fp32", "fp16", "fp8", "int8", "int4", "flatten", "transform"})
       for (const auto& [shape, m] : shapes)
         if (m.count(c) && std::find(classes.begin(), classes.end(), c) == classes.end()) classes.push_back(c);
-    for (const auto& [shape, m] : shapes)
-      p.categories.push_back(fmt::format("{}x{}x{}", std::get<0>(shape), std::get<1>(shape), std::get<2>(shape)));
+    // Bars per shape while they stay readable; beyond that a log-log scatter of latency against GEMM size.
+    constexpr size_t kMaxBarShapes = 12;
+    const bool bars = shapes.size() <= kMaxBarShapes;
+    if (bars) {
+      for (const auto& [shape, m] : shapes)
+        p.categories.push_back(fmt::format("{}x{}x{}", std::get<0>(shape), std::get<1>(shape), std::get<2>(shape)));
+    } else {
+      p.xlabel = "GFLOP per GEMM (2·M·N·K, log scale)";
+      p.logx = true;
+    }
     for (const auto& c : classes) {
-      Series s{c, {}, false, "boxes"};
+      Series s{c, {}, false, bars ? "boxes" : "points pt 7 ps 0.5"};
       size_t i = 0;
       for (const auto& [shape, m] : shapes) {
-        if (m.count(c)) s.points.push_back({static_cast<double>(i), m.at(c)});
+        double gflop = 2e-9 * std::get<0>(shape) * std::get<1>(shape) * std::get<2>(shape);
+        if (m.count(c)) s.points.push_back({bars ? static_cast<double>(i) : gflop, m.at(c)});
         ++i;
       }
       p.series.push_back(s);
