@@ -176,6 +176,26 @@ TEST(ReportPlots, ScriptsCarryTheDataAndMissingValues) {
   EXPECT_NEAR(iso_to_unix("2026-11-23T19:00:00.500Z") - iso_to_unix("2026-11-23T18:00:00.000Z"), 3600.5, 1e-6);
 }
 
+TEST(ReportPlots, ManyShapesBecomeALatencyScatterOverGemmSize) {
+  test::ReportDb db;
+  JobResult r;
+  for (long m = 1; m <= 13; ++m) {  // 13 shapes: more than bars can show
+    GemmRecord g;
+    g.backend = "ours", g.dtype = "s8s8s32", g.m = m, g.n = g.k = 1000, g.median_ms = 0.01 * m;
+    r.gemms.push_back(g);
+  }
+  db.job(db.run(), make_spec("", "", json::object(), "gemm"), r);
+  auto plots = build_plots(db.store, "latency");
+  ASSERT_EQ(plots.size(), 1u);
+  EXPECT_TRUE(plots[0].categories.empty());
+  EXPECT_TRUE(plots[0].logx);
+  ASSERT_EQ(plots[0].series.size(), 1u);
+  EXPECT_EQ(plots[0].series[0].title, "int8");
+  ASSERT_EQ(plots[0].series[0].points.size(), 13u);
+  EXPECT_DOUBLE_EQ(plots[0].series[0].points[12].first, 2e-9 * 13 * 1000 * 1000);  // GFLOP of 13×1000×1000
+  EXPECT_DOUBLE_EQ(plots[0].series[0].points[12].second, 0.13);
+}
+
 TEST(ReportPlots, MissingGnuplotIsAClearError) {
   std::string saved = std::getenv("PATH") ? std::getenv("PATH") : "";
   setenv("PATH", "/nonexistent", 1);
