@@ -71,6 +71,9 @@ const BadConfig kBadConfigs[] = {
     {"top level is a list", "- name: selftest\n", 1, 1, "", "must be a mapping"},
 };
 
+// gtest names each parameter by printing it; without this it dumps the struct's raw bytes.
+void PrintTo(const BadConfig& c, std::ostream* os) { *os << c.name; }
+
 class BadConfigTest : public ::testing::TestWithParam<BadConfig> {};
 
 TEST_P(BadConfigTest, NamesFileLineColumnFieldAndCause) {

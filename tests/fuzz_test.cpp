@@ -97,6 +97,9 @@ struct Target {
   bool binary = false;                              // mutate with binary-minded operations
 };
 
+// gtest names each parameter by printing it; without this it dumps the struct's raw bytes.
+void PrintTo(const Target& t, std::ostream* os) { *os << t.name; }
+
 std::vector<Target> targets() {
   std::vector<Target> t;
   t.push_back({"config_yaml",
