@@ -192,15 +192,21 @@ Store::Store(const std::filesystem::path& path, bool read_only) : path_(path) {
     db_ = nullptr;
     throw std::runtime_error("cannot open results database " + path.string() + ": " + msg);
   }
-  sqlite3_busy_timeout(db_, 30000);
-  exec("PRAGMA foreign_keys = ON");
-  if (!read_only) {
-    exec("PRAGMA journal_mode = WAL");
-    exec("PRAGMA synchronous = NORMAL");
-    migrate();
-  } else if (schema_version() > kSchemaVersion) {
-    throw std::runtime_error(path.string() + " was written by a newer flatbench (schema " +
-                             std::to_string(schema_version()) + ")");
+  try {  // a constructor that throws runs no destructor: close the handle here
+    sqlite3_busy_timeout(db_, 30000);
+    exec("PRAGMA foreign_keys = ON");
+    if (!read_only) {
+      exec("PRAGMA journal_mode = WAL");
+      exec("PRAGMA synchronous = NORMAL");
+      migrate();
+    } else if (schema_version() > kSchemaVersion) {
+      throw std::runtime_error(path.string() + " was written by a newer flatbench (schema " +
+                               std::to_string(schema_version()) + ")");
+    }
+  } catch (...) {
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw;
   }
 }
 
