@@ -9,6 +9,7 @@
 #include <ctime>
 #include <random>
 #include <stdexcept>
+#include <thread>
 
 namespace fb {
 
@@ -196,9 +197,11 @@ Store::Store(const std::filesystem::path& path, bool read_only) : path_(path) {
     sqlite3_busy_timeout(db_, 30000);
     exec("PRAGMA foreign_keys = ON");
     if (!read_only) {
-      exec("PRAGMA journal_mode = WAL");
+      // Switching a fresh file to WAL takes an exclusive lock and reports SQLITE_BUSY at once,
+      // without the busy handler, when another process opens the same new DB at that moment.
+      retry_while_busy([&] { exec("PRAGMA journal_mode = WAL"); });
       exec("PRAGMA synchronous = NORMAL");
-      migrate();
+      retry_while_busy([&] { migrate(); });
     } else if (schema_version() > kSchemaVersion) {
       throw std::runtime_error(path.string() + " was written by a newer flatbench (schema " +
                                std::to_string(schema_version()) + ")");
@@ -211,6 +214,20 @@ Store::Store(const std::filesystem::path& path, bool read_only) : path_(path) {
 }
 
 Store::~Store() { sqlite3_close(db_); }
+
+void Store::retry_while_busy(const std::function<void()>& step) const {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  for (;;) {
+    try {
+      step();
+      return;
+    } catch (const std::runtime_error&) {
+      int code = sqlite3_errcode(db_);
+      if ((code != SQLITE_BUSY && code != SQLITE_LOCKED) || std::chrono::steady_clock::now() > deadline) throw;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+}
 
 void Store::exec(const std::string& sql) const {
   char* err = nullptr;

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -86,6 +87,7 @@ class Store {
 
  private:
   void exec(const std::string& sql) const;
+  void retry_while_busy(const std::function<void()>& step) const;  // bounded retries on SQLITE_BUSY
   void migrate();
   std::filesystem::path path_;
   sqlite3* db_ = nullptr;
