@@ -147,6 +147,27 @@ TEST(FlattenQuantMethod, FlatteningHelpsPerTensorInt8OnOutlierProfile) {
   EXPECT_LT(error_at(0.125), 0.5 * error_at(1.0));
 }
 
+TEST(FlattenQuantMethod, KlVariantsAndQuantizerFlagsRun) {
+  SyntheticOptions so{.layers = 2, .seed = 11, .outlier_channels = 2, .outlier_scale = 30.f};
+  for (const char* mode : {"abs", "signed", "input_weight", "output"}) {
+    Model m = make_synthetic_model(synthetic_config("opt-tiny"), so);
+    JobResult r = run_method("flattenquant", m, nullptr, quick({{"kl_mode", mode}, {"gamma", 0.05}}));
+    EXPECT_EQ(metric(r, "n_int4") + metric(r, "n_int8"), metric(r, "n_sites")) << mode;
+    for (const SiteRecord& s : r.sites) {
+      EXPECT_GE(s.kl, 0) << mode;
+      EXPECT_EQ(s.w_bits, s.kl <= 0.05 ? 4 : 8) << mode;
+    }
+  }
+  // INT8 with each quantizer flag stays an accurate reconstruction (per-site relative error).
+  for (json flags : {json{{"a_dynamic", true}}, json{{"w_granularity", "per_channel"}}, json{{"stat", "seq_mean_max"}},
+                     json{{"w_quantizer", "gptq"}}, json{{"beta_ref", "median"}, {"beta", 4.0}}}) {
+    Model m = make_synthetic_model(synthetic_config("opt-tiny"), so);
+    flags["bits_mode"] = "int8";
+    JobResult r = run_method("flattenquant", m, nullptr, quick(flags));
+    EXPECT_LT(metric(r, "mean_site_rel_err"), 1e-3) << flags.dump();
+  }
+}
+
 TEST(FlattenQuantMethod, RejectsBadParameters) {
   SyntheticOptions so{.layers = 1, .seed = 1};
   Model m = make_synthetic_model(synthetic_config("opt-tiny"), so);

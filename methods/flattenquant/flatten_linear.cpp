@@ -15,9 +15,9 @@ namespace fb {
 Mat FlattenActivation::clipped(const Mat& x) const {
   if (clip_limit.empty()) return x;
   Mat out = x;
-  for (long k = 0; k < out.cols(); ++k) {
-    const float lim = clip_limit[size_t(k)];
-    out.col(k) = out.col(k).cwiseMax(-lim).cwiseMin(lim);
+  for (long t = 0; t < out.rows(); ++t) {
+    float* row = out.row(t).data();
+    for (long k = 0; k < out.cols(); ++k) row[k] = std::clamp(row[k], -clip_limit[size_t(k)], clip_limit[size_t(k)]);
   }
   return out;
 }

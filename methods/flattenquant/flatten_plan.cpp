@@ -57,7 +57,12 @@ Mat expand_weight(const Mat& W, const FlattenPlan& plan) {
     throw std::invalid_argument(fmt::format("flattenquant: weight has {} input columns, plan expects {}", W.cols(),
                                             plan.k_in));
   Mat out = Mat::Zero(W.rows(), plan.k_out);
-  for (size_t j = 0; j < plan.src.size(); ++j) out.col(long(j)) = W.col(plan.src[j]);
+  const long kf = flat_width(plan);
+  for (long n = 0; n < W.rows(); ++n) {  // row by row: both matrices are row-major
+    const float* w = W.row(n).data();
+    float* o = out.row(n).data();
+    for (long j = 0; j < kf; ++j) o[j] = w[plan.src[size_t(j)]];
+  }
   return out;
 }
 
@@ -66,7 +71,12 @@ Mat flatten_activations(const Mat& X, const FlattenPlan& plan) {
     throw std::invalid_argument(fmt::format("flattenquant: input has {} channels, plan expects {}", X.cols(),
                                             plan.k_in));
   Mat out = Mat::Zero(X.rows(), plan.k_out);
-  for (size_t j = 0; j < plan.src.size(); ++j) out.col(long(j)) = X.col(plan.src[j]) * plan.inv_div[j];
+  const long kf = flat_width(plan);
+  for (long t = 0; t < X.rows(); ++t) {
+    const float* x = X.row(t).data();
+    float* o = out.row(t).data();
+    for (long j = 0; j < kf; ++j) o[j] = x[plan.src[size_t(j)]] * plan.inv_div[size_t(j)];
+  }
   return out;
 }
 

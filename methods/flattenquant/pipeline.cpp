@@ -176,11 +176,7 @@ std::map<int, Histogram> input_histograms(Model& m, const std::vector<std::vecto
     const Mat xf = flatten_activations(ip.act.clipped(x), ip.act.plan);
     const long kf = flat_width(ip.act.plan);  // padding columns are exact zeros: not part of the distribution
     Histogram& h = out.at(site_key(id));
-    std::vector<float> row(static_cast<size_t>(kf));
-    for (long t = 0; t < xf.rows(); ++t) {
-      for (long j = 0; j < kf; ++j) row[size_t(j)] = xf(t, j);
-      h.add(row.data(), kf);
-    }
+    for (long t = 0; t < xf.rows(); ++t) h.add(xf.row(t).data(), kf);
   };
   try {
     for (const auto& w : windows) m.forward(w);
