@@ -117,7 +117,8 @@ TEST(Ppl, Stories260KWikitext2Full) {
   const double ppl = metric(r, "ppl")->value;
   std::cout << "[ stories260K wikitext2 ] ppl " << ppl << ", tokens " << metric(r, "tokens")->value << ", windows "
             << metric(r, "windows")->value << ", seqlen " << metric(r, "seqlen")->value << ", eval "
-            << metric(r, "eval_s")->value << " s, " << metric(r, "tok_per_s")->value << " tok/s, total " << seconds
+            << metric(r, "eval_s")->value << " s (cpu " << metric(r, "eval_cpu_s")->value << " s), "
+            << metric(r, "tok_per_s")->value << " tok/s, total " << seconds
             << " s (incl. load + tokenise)\n";
   EXPECT_EQ(metric(r, "seqlen")->value, 512);
   EXPECT_EQ(metric(r, "windows")->value, std::floor(metric(r, "tokens")->value / 512));

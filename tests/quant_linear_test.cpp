@@ -41,26 +41,28 @@ void expect_fake_equals_real(const Case& c) {
   QuantizedWeight qw = quantize_weight_rtn(W, make_spec(c.w_bits, c.w_gran, c.w_sym), false);
   ActQuantizer act{make_spec(c.a_bits, c.a_gran, c.a_sym), c.a_static, -30.f, 35.f};
   FakeQuantLinear fake(qw, b, act);
-  RealQuantLinear real(qw, b, act);
-  Mat yf, yr;
+  Mat yf;
   fake.forward(X, yf);
-  real.forward(X, yr);
-  ASSERT_EQ(yr.rows(), T);
-  ASSERT_EQ(yr.cols(), N);
   const double tol = 1e-5 * max_abs(yf);
-  EXPECT_LE(max_abs(yf - yr), tol) << fake.describe() << " vs " << real.describe();
-
-  // the integer path equals the FP64 product of the dequantized operands.
   Mat xq = X;
   act.apply(xq);
   Eigen::MatrixXd ref = xq.cast<double>() * qw.dequantized().cast<double>().transpose();
   ref.rowwise() += b.cast<double>().transpose();
-  EXPECT_LE((ref - yr.cast<double>()).cwiseAbs().maxCoeff(), 1e-5 * ref.cwiseAbs().maxCoeff());
 
-  // And quantization did something: the output differs from the fp32 product.
-  Mat exact = X * W.transpose();
-  exact.rowwise() += b.transpose();
-  EXPECT_GT(max_abs(exact - yr), tol);
+  for (bool use_reference : {true, false}) {  // scalar reference kernel and the fast packed kernel
+    RealQuantLinear real(qw, b, act, use_reference);
+    Mat yr;
+    real.forward(X, yr);
+    ASSERT_EQ(yr.rows(), T);
+    ASSERT_EQ(yr.cols(), N);
+    EXPECT_LE(max_abs(yf - yr), tol) << fake.describe() << " vs " << real.describe();
+    // the integer path equals the FP64 product of the dequantized operands.
+    EXPECT_LE((ref - yr.cast<double>()).cwiseAbs().maxCoeff(), 1e-5 * ref.cwiseAbs().maxCoeff()) << real.describe();
+    // And quantization did something: the output differs from the fp32 product.
+    Mat exact = X * W.transpose();
+    exact.rowwise() += b.transpose();
+    EXPECT_GT(max_abs(exact - yr), tol);
+  }
 }
 
 TEST(QuantLinear, FakeEqualsRealInt8PerTokenPerChannel) {

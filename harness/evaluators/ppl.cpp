@@ -13,6 +13,7 @@
 #include "models/tokenizer.h"
 
 #include <chrono>
+#include <ctime>
 #include <cmath>
 #include <stdexcept>
 
@@ -98,10 +99,12 @@ void run_ppl(EvalContext& ctx, JobResult& result) {
   std::vector<double> nll(static_cast<size_t>(windows));
   ctx.progress.begin("ppl " + dataset, windows);
   const auto start = std::chrono::steady_clock::now();
+  const std::clock_t cpu_start = std::clock();
   for_each_window(model, windows, param_int(ctx.params, "threads"), ctx.progress, [&](int i) {
     nll[size_t(i)] = window_nll(model, std::span<const int>(tokens).subspan(size_t(i) * size_t(seqlen), size_t(seqlen)));
   });
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double cpu_seconds = double(std::clock() - cpu_start) / CLOCKS_PER_SEC;
   ctx.progress.end();
 
   double mean = 0;
@@ -115,6 +118,8 @@ void run_ppl(EvalContext& ctx, JobResult& result) {
   result.add("windows", windows);
   result.add("seqlen", seqlen, "tokens");
   result.add("eval_s", seconds, "s");
+  // Process CPU time over all threads: on a shared machine, wall time alone says little.
+  result.add("eval_cpu_s", cpu_seconds, "s");
   result.add("tok_per_s", double(windows) * seqlen / seconds, "tok/s");
   result.info["protocol"] = kProtocol;
   result.info["dataset"] = dataset;

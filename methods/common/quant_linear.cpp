@@ -1,6 +1,7 @@
 #include "methods/common/quant_linear.h"
 
 #include "kernels/gemm_ref.h"
+#include "kernels/gemm_s8.h"
 
 #include <fmt/format.h>
 
@@ -90,7 +91,9 @@ OpFootprint FakeQuantLinear::footprint() const {
 
 // ---- real quant ------------------------------------------------------------
 
-RealQuantLinear::RealQuantLinear(const QuantizedWeight& w, Vec bias, ActQuantizer act)
+RealQuantLinear::~RealQuantLinear() = default;
+
+RealQuantLinear::RealQuantLinear(const QuantizedWeight& w, Vec bias, ActQuantizer act, bool use_reference)
     : N_(w.rows()), K_(w.cols()), w_spec_(w.spec), bias_(std::move(bias)), act_(std::move(act)) {
   if (!w.spec.enabled() || w.spec.bits > 8)
     throw std::invalid_argument(fmt::format("RealQuantLinear: weight bits must be 2..8, got {}", w.spec.bits));
@@ -109,6 +112,9 @@ RealQuantLinear::RealQuantLinear(const QuantizedWeight& w, Vec bias, ActQuantize
   w_scale_ = w.params.scale;
   if (!w.spec.sym)
     for (float z : w.params.zero) w_zero_.push_back(int32_t(z) + w.spec.storage_offset());
+  if (!use_reference && act_.enabled() && isa_supported(GemmIsa::kAvx2))
+    fast_ = std::make_unique<PackedWeights>(int4_ ? pack_weights_s4(codes4_.data(), N_, K_)
+                                                  : pack_weights_s8(codes8_.data(), N_, K_));
   w_code_sums_.assign(N_, 0);
   for (int n = 0; n < N_; ++n)
     for (int k = 0; k < K_; ++k) w_code_sums_[n] += w.codes[size_t(n) * K_ + k];
@@ -139,7 +145,9 @@ void RealQuantLinear::integer_forward(const Mat& x, Mat& y) const {
   QuantParams ap = act_.params_for(x);
   std::vector<int8_t> xc = quantize_codes(x, ap, act_.spec);
   std::vector<int32_t> acc(size_t(T) * N_);
-  if (int4_)
+  if (fast_)
+    gemm_s8_packed(xc.data(), T, *fast_, acc.data());
+  else if (int4_)
     gemm_s8s4s32_ref(xc.data(), codes4_.data(), acc.data(), T, N_, K_);
   else
     gemm_s8s8s32_ref(xc.data(), codes8_.data(), acc.data(), T, N_, K_);
@@ -163,8 +171,8 @@ void RealQuantLinear::integer_forward(const Mat& x, Mat& y) const {
 }
 
 std::string RealQuantLinear::describe() const {
-  return fmt::format("real-quant W{} {} ({}) / {}", w_spec_.bits, w_spec_.describe(), int4_ ? "int4 packed" : "int8",
-                     act_.describe());
+  return fmt::format("real-quant W{} {} ({}, {}) / {}", w_spec_.bits, w_spec_.describe(),
+                     int4_ ? "int4 packed" : "int8", fast_ ? isa_name(fast_->isa) : "reference kernel", act_.describe());
 }
 
 OpFootprint RealQuantLinear::footprint() const {

@@ -11,10 +11,13 @@
 #include "methods/common/memory.h"
 #include "models/model.h"
 
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace fb {
+
+struct PackedWeights;
 
 // Input quantizer of a site: dynamic (per token / per tensor, from each input) or static per
 // tensor (a range calibrated beforehand).
@@ -68,7 +71,10 @@ class RealQuantLinear : public LinearOp, public ReportsFootprint {
   // Needs per-row or per-tensor weight scales and a per-token or per-tensor activation quantizer;
   // throws std::invalid_argument otherwise. Without an activation quantizer the weight is
   // dequantized from its packed codes on each call (weight-only storage).
-  RealQuantLinear(const QuantizedWeight& w, Vec bias, ActQuantizer act);
+  // The integer product runs on the fast packed kernels of kernels/gemm_s8.h when the CPU has
+  // them, else (or with use_reference) on the scalar references of kernels/gemm_ref.h.
+  RealQuantLinear(const QuantizedWeight& w, Vec bias, ActQuantizer act, bool use_reference = false);
+  ~RealQuantLinear() override;
   void forward(const Mat& x, Mat& y) const override;
   std::string describe() const override;
   OpFootprint footprint() const override;
@@ -83,6 +89,7 @@ class RealQuantLinear : public LinearOp, public ReportsFootprint {
   std::vector<float> w_scale_;       // 1 (per tensor) or N
   std::vector<int32_t> w_zero_;      // storage-domain zero points (asymmetric), 1 or N; empty when symmetric
   std::vector<int32_t> w_code_sums_; // Σ_k code[n,k], for the activation zero-point correction
+  std::unique_ptr<PackedWeights> fast_;  // the same codes packed for the fast kernel (null: reference)
   Vec bias_;
   ActQuantizer act_;
 };
