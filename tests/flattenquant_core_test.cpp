@@ -162,6 +162,72 @@ TEST(FlattenQuantPlan, FlatteningLowersPerTensorInt8ErrorWithOutliers) {
   EXPECT_LT(error_at(1.f / 16), 0.5 * error_at(1.f));
 }
 
+// Why flattening barely helps a tensor without outliers: the n copies of a split channel hold the
+// same value x/n and, at the scale cut by n, get exactly the code the whole channel had, so the
+// channel's rounding error is unchanged. Only channels that stay whole gain from the smaller scale.
+TEST(FlattenQuantPlan, CopiesOfASplitChannelGetTheCodeOfTheWholeChannel) {
+  Mat X = outlier_activations(64, 96, {}, 1.f, 12);
+  const Vec m0 = channel_absmax(X);
+  const float M = m0.maxCoeff();
+  for (long k = 0; k < X.cols(); ++k)  // every channel magnitude in (M/2, M]: β = 0.5 splits each in two
+    X.col(k) *= M * (0.55f + 0.45f * float(k) / float(X.cols() - 1)) / m0[k];
+  const Vec m = channel_absmax(X);
+  for (int bits : {4, 8}) {
+    FlattenActivation whole, split;
+    whole.plan = plan_flatten(m, 1.f, BetaReference::max, 32);
+    split.plan = plan_flatten(m, 0.5f, BetaReference::max, 32);
+    whole.bits = split.bits = bits;
+    whole.range = flattened_range(m, whole.plan);
+    split.range = flattened_range(m, split.plan);
+    for (int n : plan_copies(split.plan)) ASSERT_EQ(n, 2);
+    ASSERT_EQ(split.range, whole.range / 2);
+    float s_whole = 0, s_split = 0;
+    const std::vector<int8_t> q_whole = whole.codes(X, s_whole), q_split = split.codes(X, s_split);
+    for (long t = 0; t < X.rows(); ++t)
+      for (long k = 0; k < X.cols(); ++k) {
+        const int8_t q = q_whole[size_t(t * whole.plan.k_out + k)];
+        ASSERT_EQ(q_split[size_t(t * split.plan.k_out + 2 * k)], q) << "bits " << bits << " t " << t << " k " << k;
+        ASSERT_EQ(q_split[size_t(t * split.plan.k_out + 2 * k + 1)], q);
+      }
+  }
+}
+
+// Activation-only output error (float weights) of per-tensor quantization after flattening at β.
+double activation_error(const Mat& X, const Mat& W, float beta, int bits, double* flatten_ratio) {
+  const Vec m = channel_absmax(X);
+  FlattenActivation act;
+  act.plan = plan_flatten(m, beta, BetaReference::max, 32);
+  act.bits = bits;
+  act.range = flattened_range(m, act.plan);
+  *flatten_ratio = double(flat_width(act.plan) - X.cols()) / double(X.cols());
+  FlattenQuantLinear op(act, expand_weight(W, act.plan), Vec());
+  Mat y;
+  op.forward(X, y);
+  return std::pow(rel_diff(y, X * W.transpose()), 2);
+}
+
+TEST(FlattenQuantPlan, FlatteningPaysWhereAFewChannelsDominateNotOnAFlatTensor) {
+  const Mat W = random_matrix(64, 1024, 14);
+  const Mat flat = outlier_activations(256, 1024, {}, 1.f, 15);
+  const Mat dominated = outlier_activations(256, 1024, {5, 300, 700}, 50.f, 15);
+  for (int bits : {4, 8}) {
+    double r1 = 0, r = 0;
+    // Flat tensor: halving or quartering the scale splits nearly every channel, whose copies keep its error.
+    const double flat_base = activation_error(flat, W, 1.f, bits, &r1);
+    for (float beta : {0.5f, 0.25f}) {
+      const double e = activation_error(flat, W, beta, bits, &r);
+      EXPECT_GT(r, 0.9) << "β " << beta << " splits most channels of a flat tensor";
+      EXPECT_GT(e, 0.5 * flat_base) << "bits " << bits << " β " << beta;
+      EXPECT_LT(e, 1.05 * flat_base) << "bits " << bits << " β " << beta;
+    }
+    // Dominated tensor: β at the bulk splits only the outliers; every bulk channel gains the 32× finer scale.
+    const double dom_base = activation_error(dominated, W, 1.f, bits, &r1);
+    const double dom = activation_error(dominated, W, 1.f / 32, bits, &r);
+    EXPECT_LT(r, 0.15);
+    EXPECT_LT(dom, (bits == 4 ? 0.3 : 0.05) * dom_base) << "bits " << bits;
+  }
+}
+
 TEST(FlattenQuantOperator, FakeQuantEqualsRealQuant) {
   const Mat X = outlier_activations(37, 90, {4, 60}, 30.f, 10);
   const Mat W = random_matrix(50, 90, 11);

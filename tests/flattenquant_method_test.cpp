@@ -147,6 +147,34 @@ TEST(FlattenQuantMethod, FlatteningHelpsPerTensorInt8OnOutlierProfile) {
   EXPECT_LT(error_at(0.125), 0.5 * error_at(1.0));
 }
 
+// The regime metrics per input group: norm outputs carry the outlier profile, inner inputs do not.
+// A median-referenced β splits only the outliers there and cuts the activation error by far more
+// than the channels it adds; without outliers the same β leaves the tensor (nearly) alone.
+TEST(FlattenQuantMethod, GroupMetricsShowFlatteningPaysAtTheOutlierInputs) {
+  auto run_at = [](float scale, json extra) {
+    SyntheticOptions so{.layers = 2, .seed = 13, .outlier_channels = 1, .outlier_scale = scale};
+    Model m = make_synthetic_model(synthetic_config("opt-tiny"), so);
+    extra["bits_mode"] = "int8";
+    extra["smooth"] = false;
+    return run_method("flattenquant", m, nullptr, quick(extra));
+  };
+  const JobResult base = run_at(50.f, {{"beta", 1.0}});
+  const JobResult median = run_at(50.f, {{"beta", 2.0}, {"beta_ref", "median"}});
+  EXPECT_GT(metric(base, "dominance_norm_inputs"), 10.0);
+  EXPECT_LT(metric(base, "dominance_inner_inputs"), 5.0);
+  EXPECT_EQ(metric(base, "flatten_ratio_norm_inputs"), 0.0);
+  EXPECT_EQ(metric(base, "scale_reduction_norm_inputs"), 1.0);
+  EXPECT_GT(metric(median, "scale_reduction_norm_inputs"), 5.0);
+  EXPECT_LT(metric(median, "act_rel_err_norm_inputs"), 0.1 * metric(base, "act_rel_err_norm_inputs"));
+  for (const SiteRecord& s : median.sites) {
+    EXPECT_GE(s.extra["act_rel_err"].get<double>(), 0.0);
+    EXPECT_EQ(s.extra["input"], s.role == "o" || s.role == "fc2" ? "inner" : "norm") << s.role;
+  }
+  const JobResult flat = run_at(1.f, {{"beta", 2.0}, {"beta_ref", "median"}});
+  EXPECT_LT(metric(flat, "dominance_norm_inputs"), 3.0);
+  EXPECT_LT(metric(flat, "flatten_ratio_norm_inputs"), 5.0);
+}
+
 TEST(FlattenQuantMethod, KlVariantsAndQuantizerFlagsRun) {
   SyntheticOptions so{.layers = 2, .seed = 11, .outlier_channels = 2, .outlier_scale = 30.f};
   for (const char* mode : {"abs", "signed", "input_weight", "output"}) {

@@ -164,6 +164,43 @@ TEST_F(ReportTables, Table8MergesPplAndMemoryJobsOfOneSettingAndSortsByBeta) {
   EXPECT_NE(t.render("md").find("flatten ratio > 30%"), std::string::npos);  // the paper's qualitative finding
 }
 
+TEST_F(ReportTables, FlattenRegimeSortsByOutlierScaleBitsAndFlatteningAndSkipsJobsWithoutGroupMetrics) {
+  struct Case {
+    double scale, beta;
+    const char* ref;
+    double ratio_norm, act_norm;
+  };
+  const Case cases[] = {{100, 0.25, "max", 0.5, 0.06}, {1, 1.0, "max", 0, 0.038}, {100, 2.0, "median", 2.1, 0.002},
+                        {100, 1.0, "max", 0, 0.0625}};
+  for (const Case& c : cases) {
+    json spec = make_spec("opt-regime", "flattenquant", {{"beta", c.beta}, {"beta_ref", c.ref}, {"bits_mode", "int4"}}, "memory");
+    spec["model"]["outlier_channels"] = 4;
+    spec["model"]["outlier_scale"] = c.scale;
+    JobResult r;
+    r.metrics = {metric("flatten_ratio_norm_inputs", c.ratio_norm, "%"), metric("act_rel_err_norm_inputs", c.act_norm),
+                 metric("scale_reduction_norm_inputs", 4, "x"), metric("dominance_norm_inputs", 121.7, "x"),
+                 metric("top1_agreement", 16.4, "%")};
+    db.job(run, spec, r);
+  }
+  JobResult old;  // a job of an older build: no per-group metrics, not a regime row
+  old.metrics = {metric("flatten_ratio", 3, "%")};
+  db.job(run, make_spec("opt-regime", "flattenquant", {{"beta", 0.5}}, "memory"), old);
+
+  Table t = build_tables(db.store, "flatten_regime").at(0);
+  ASSERT_EQ(t.rows.size(), 4u);
+  const size_t scale = column(t, "outliers ×"), beta = column(t, "β");
+  EXPECT_EQ(t.rows[0][scale], "1");
+  EXPECT_EQ(t.rows[1][beta], "1 × max");  // max before median, least flattening first
+  EXPECT_EQ(t.rows[2][beta], "0.25 × max");
+  EXPECT_EQ(t.rows[3][beta], "2 × median");
+  EXPECT_EQ(t.rows[2][column(t, "flatten ratio norm")], "0.5%");
+  EXPECT_EQ(t.rows[3][column(t, "A err norm")], "0.002");
+  EXPECT_EQ(t.rows[2][column(t, "scale cut norm")], "4×");
+  EXPECT_EQ(t.rows[2][column(t, "dominance norm")], "122×");
+  EXPECT_EQ(t.rows[2][column(t, "top-1")], "16.4%");
+  EXPECT_NE(t.render("md").find("round identically"), std::string::npos);
+}
+
 TEST_F(ReportTables, SweepTablesShowOtherSettingsAndTheFp16Reference) {
   JobResult fp16, int8, int4;
   fp16.metrics = {metric("ppl", 7.5)};

@@ -140,8 +140,16 @@ struct InputPlan {
   FlattenActivation act;   // plan, range, clip limits (bits set per site later)
   float threshold = 0;     // T
   float max_range = 0;     // max_k absmax_k / n_k: the range the plain max statistic would give
+  float unflat_range = 0;  // max_k m_k: the per-tensor range without flattening (β = 1)
+  float dominance = 1;     // max_k m_k / median_k m_k: how far the largest channel stands above the bulk
   int n_split = 0;         // channels with n_k > 1
 };
+
+float median_of(Vec v) {
+  if (v.size() == 0) return 0;
+  std::nth_element(v.data(), v.data() + v.size() / 2, v.data() + v.size());
+  return v[v.size() / 2];
+}
 
 InputPlan plan_input(const ChannelStats& st, const FlattenQuantConfig& cfg) {
   InputPlan ip;
@@ -151,6 +159,9 @@ InputPlan plan_input(const ChannelStats& st, const FlattenQuantConfig& cfg) {
   ip.act.range = flattened_range(mag, ip.act.plan);
   ip.act.dynamic = cfg.a_dynamic;
   ip.max_range = flattened_range(st.absmax, ip.act.plan);
+  ip.unflat_range = mag.size() ? mag.maxCoeff() : 0.f;
+  const float median = median_of(mag);
+  ip.dominance = median > 0 ? ip.unflat_range / median : 1.f;
   const std::vector<int> n = plan_copies(ip.act.plan);
   for (int c : n) ip.n_split += c > 1;
   if (cfg.suppress) {
@@ -254,6 +265,42 @@ SiteErrors reconstruction_errors(const LinearSite& s, const LinearOp& op, const 
   op.forward(rows, got);
   const double err = double((ref - got).squaredNorm()), power = double(ref.squaredNorm());
   return {err / double(ref.size()), power > 0 ? err / power : 0.0};
+}
+
+// The activation side alone: flattened, quantized activations times the float expanded weight, so
+// the weight's rounding does not hide what flattening does to the activation's per-tensor scale.
+double activation_rel_error(const LinearSite& s, const InputPlan& ip, int bits, const Mat& rows) {
+  if (rows.rows() == 0) return -1;
+  if (bits >= 16) return 0;
+  FlattenActivation act = ip.act;
+  act.bits = bits;
+  const FlattenQuantLinear op(act, expand_weight(s.W, act.plan), s.b);
+  return reconstruction_errors(s, op, rows).rel;
+}
+
+// Per input group — "norm" inputs (q/k/v, fc1 or gate/up: the norm outputs, where OPT's outlier
+// channels live) and "inner" inputs (o, fc2 or down) — the flatten ratio, the geometric-mean cut of
+// the per-tensor scale and dominance, and the activation-only error. The regime study reads these.
+void add_group_metrics(JobResult& result) {
+  struct Acc {
+    double k_in = 0, k_flat = 0, act = 0, log_cut = 0, log_dominance = 0;
+    int n = 0, n_act = 0;
+  };
+  std::map<std::string, Acc> groups;
+  for (const SiteRecord& r : result.sites) {
+    Acc& a = groups[r.extra.value("input", std::string("inner"))];
+    a.k_in += r.k_in, a.k_flat += r.k_flat, ++a.n;
+    a.log_cut += std::log(std::max(r.extra.value("scale_reduction", 1.0), 1e-30));
+    a.log_dominance += std::log(std::max(r.extra.value("dominance", 1.0), 1e-30));
+    if (const double e = r.extra.value("act_rel_err", -1.0); e >= 0) a.act += e, ++a.n_act;
+  }
+  for (const auto& [group, a] : groups) {
+    const std::string suffix = "_" + group + "_inputs";
+    result.add("flatten_ratio" + suffix, a.k_in ? 100.0 * (a.k_flat - a.k_in) / a.k_in : 0, "%");
+    result.add("scale_reduction" + suffix, std::exp(a.log_cut / a.n), "x");
+    result.add("dominance" + suffix, std::exp(a.log_dominance / a.n), "x");
+    if (a.n_act) result.add("act_rel_err" + suffix, a.act / a.n_act);
+  }
 }
 
 void add_job_metrics(const Model& m, const FlattenQuantConfig& cfg, const std::vector<double>& rel_errors,
@@ -400,6 +447,7 @@ void run_flattenquant(Model& m, const FlattenQuantConfig& cfg, const Tokenizer* 
     s->op = make_site_op(*s, ip, bits, st, cfg, &w);
     const SiteErrors e = reconstruction_errors(*s, *s->op, st.rows);
     if (e.rel >= 0) rel_errors.push_back(e.rel);
+    const double act_err = activation_rel_error(*s, ip, bits, st.rows);
 
     SiteRecord rec;
     rec.layer = s->id.layer;
@@ -418,6 +466,10 @@ void run_flattenquant(Model& m, const FlattenQuantConfig& cfg, const Tokenizer* 
     rec.flops = 2.0 * double(s->out_features()) * double(s->in_features());
     rec.extra["kl8"] = kl8;
     rec.extra["rel_err"] = e.rel;
+    if (act_err >= 0) rec.extra["act_rel_err"] = act_err;
+    rec.extra["input"] = m.norm_before(s->id) ? "norm" : "inner";
+    rec.extra["dominance"] = ip.dominance;
+    rec.extra["scale_reduction"] = ip.act.range > 0 ? double(ip.unflat_range) / ip.act.range : 1.0;
     rec.extra["threshold"] = ip.threshold;
     rec.extra["range"] = ip.act.range;
     rec.extra["n_split"] = ip.n_split;
@@ -430,6 +482,7 @@ void run_flattenquant(Model& m, const FlattenQuantConfig& cfg, const Tokenizer* 
   long calib_tokens = 0;
   for (const auto& w : windows) calib_tokens += long(w.size());
   add_job_metrics(m, cfg, rel_errors, calib_tokens, result);
+  add_group_metrics(result);
   double split = 0, channels = 0;
   for (const auto& [key, ip] : plans) split += ip.n_split, channels += double(ip.act.plan.k_in);
   result.add("split_channels", channels ? 100.0 * split / channels : 0, "%");
