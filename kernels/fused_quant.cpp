@@ -27,9 +27,9 @@ float qmax_of(int bits) {
   return float((1 << (bits - 1)) - 1);
 }
 
-// The one quantization formula of this file (see the header).
-inline int8_t quantize_value(float x, float inv_scale, float qmax) {
-  return int8_t(std::nearbyint(std::clamp(x * inv_scale, -qmax - 1, qmax)));
+// The one quantization formula of this file (see the header); `offset` is in steps.
+inline int8_t quantize_value(float x, float inv_scale, float qmax, float offset = 0.0f) {
+  return int8_t(std::nearbyint(std::clamp(x * inv_scale + offset, -qmax - 1, qmax)));
 }
 
 void check_kron(const KronFactors& f, float clip) {
@@ -91,15 +91,24 @@ bool fused_quant_fast_path() {
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
 }
 
-FlattenPlan make_flatten_plan(const std::vector<int>& copies, long pad_to) {
+SplitMode parse_split_mode(const std::string& name) {
+  if (name == "equal") return SplitMode::equal;
+  if (name == "staggered") return SplitMode::staggered;
+  fail("unknown split mode '" + name + "' (known: equal, staggered)");
+}
+
+FlattenPlan make_flatten_plan(const std::vector<int>& copies, long pad_to, SplitMode split) {
   if (pad_to < 1) fail("pad_to must be ≥ 1");
   FlattenPlan plan;
   plan.k_in = long(copies.size());
   for (long k = 0; k < plan.k_in; ++k) {
     if (copies[k] < 1) fail("channel " + std::to_string(k) + " has " + std::to_string(copies[k]) + " copies (≥ 1)");
-    for (int c = 0; c < copies[k]; ++c) {
+    const int n = copies[k];
+    for (int c = 0; c < n; ++c) {
       plan.src.push_back(int32_t(k));
-      plan.inv_div.push_back(1.0f / float(copies[k]));
+      plan.inv_div.push_back(1.0f / float(n));
+      // (2c − (n−1)) / (2n): symmetric around 0, so each channel's offsets cancel exactly in float.
+      if (split == SplitMode::staggered) plan.step_offset.push_back(float(2 * c - (n - 1)) / float(2 * n));
     }
   }
   plan.k_out = (long(plan.src.size()) + pad_to - 1) / pad_to * pad_to;
@@ -111,6 +120,11 @@ void validate_flatten_plan(const FlattenPlan& plan) {
     fail("plan has " + std::to_string(plan.src.size()) + " sources but " + std::to_string(plan.inv_div.size()) +
          " divisors");
   if (plan.k_out < long(plan.src.size())) fail("plan's padded width k_out is below its flattened width");
+  if (!plan.step_offset.empty() && plan.step_offset.size() != plan.src.size())
+    fail("plan has " + std::to_string(plan.src.size()) + " sources but " + std::to_string(plan.step_offset.size()) +
+         " step offsets");
+  for (float o : plan.step_offset)
+    if (!(std::fabs(o) < 0.5f)) fail("plan step offset " + std::to_string(o) + " is outside (−1/2, 1/2)");
   for (size_t j = 0; j < plan.src.size(); ++j)
     if (plan.src[j] < 0 || plan.src[j] >= plan.k_in)
       fail("plan source " + std::to_string(j) + " = " + std::to_string(plan.src[j]) + " is outside [0, " +
@@ -125,7 +139,9 @@ void flatten_quantize_ref(const float* A, long T, const FlattenPlan& plan, float
   for (long t = 0; t < T; ++t) {
     const float* a = A + t * plan.k_in;
     int8_t* q = Q + t * plan.k_out;
-    for (long j = 0; j < k_flat; ++j) q[j] = quantize_value(a[plan.src[j]] * plan.inv_div[j], inv_scale, qmax);
+    const float* off = plan.step_offset.empty() ? nullptr : plan.step_offset.data();
+    for (long j = 0; j < k_flat; ++j)
+      q[j] = quantize_value(a[plan.src[j]] * plan.inv_div[j], inv_scale, qmax, off ? off[j] : 0.0f);
     std::fill(q + k_flat, q + plan.k_out, int8_t(0));
   }
 }
@@ -140,7 +156,8 @@ void flatten_quantize(const float* A, long T, const FlattenPlan& plan, float sca
   const int team = useful_threads(threads, T * plan.k_out);
 #pragma omp parallel for if (team > 1) num_threads(team) schedule(static)
   for (long t = 0; t < T; ++t)
-    flatten_row_avx512(A + t * plan.k_in, plan.src.data(), plan.inv_div.data(), modes.data(),
+    flatten_row_avx512(A + t * plan.k_in, plan.src.data(), plan.inv_div.data(),
+                       plan.step_offset.empty() ? nullptr : plan.step_offset.data(), modes.data(),
                        long(plan.src.size()), plan.k_out, inv_scale, qmax, Q + t * plan.k_out);
 }
 

@@ -3,6 +3,7 @@
 //
 //   FlattenQuant (methods.md §1.5–1.6): A'[t,j] = A[t, src[j]] · inv_div[j] for j < K',
 //   zero for K' ≤ j < K'', then per-tensor symmetric quantization with a static scale.
+//   A staggered plan adds a constant offset (in quantization steps) to each copy before rounding.
 //
 //   FlatQuant (methods.md §2.2): for each token x (width K = n1·n2) viewed row-major as
 //   X (n1×n2), Y = P1ᵀ · X · P2, then per-token symmetric quantization with
@@ -16,21 +17,33 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <utility>
 #include <vector>
 
 namespace fb {
 
 struct FlattenPlan {
-  long k_in = 0;                // K: width of the input rows
-  std::vector<int32_t> src;     // K' source channels, each in [0, K)
-  std::vector<float> inv_div;   // K' factors 1/n_k
-  long k_out = 0;               // K'' ≥ K': width of the output rows (zero padded)
+  long k_in = 0;                  // K: width of the input rows
+  std::vector<int32_t> src;       // K' source channels, each in [0, K)
+  std::vector<float> inv_div;     // K' factors 1/n_k
+  long k_out = 0;                 // K'' ≥ K': width of the output rows (zero padded)
+  std::vector<float> step_offset; // empty, or K' offsets in quantization steps, |o| < 1/2, summing to 0 per channel
 };
+
+// How a channel's n copies divide its value.
+//   equal      (the paper): n identical copies x/n. They round identically, so the channel keeps
+//              the rounding error it had before the split: only unsplit channels gain from the
+//              smaller per-tensor scale.
+//   staggered: copy i also carries the offset o_i = (i − (n−1)/2)/n steps (Σ o_i = 0, so the float
+//              identity holds). By Hermite's identity Σ_i round(y + o_i) = round(n·y), so the
+//              copies' codes sum to the code of x at the new, finer step: every channel gains.
+enum class SplitMode { equal, staggered };
+SplitMode parse_split_mode(const std::string& name);  // throws naming the choices
 
 // Channel k repeated copies[k] ≥ 1 times, copies adjacent, in the original order; K''
 // rounded up to a multiple of pad_to (32 in FlattenQuant).
-FlattenPlan make_flatten_plan(const std::vector<int>& copies, long pad_to = 32);
+FlattenPlan make_flatten_plan(const std::vector<int>& copies, long pad_to = 32, SplitMode split = SplitMode::equal);
 // Throws std::invalid_argument naming the first inconsistency.
 void validate_flatten_plan(const FlattenPlan& plan);
 

@@ -80,8 +80,8 @@ float quantize_row_avx512(const float* y, long len, float qmax, float clip, int8
   return scale;
 }
 
-void flatten_row_avx512(const float* a, const int32_t* src, const float* inv_div, const uint8_t* modes,
-                        long k_flat, long k_out, float inv_scale, float qmax, int8_t* q) {
+void flatten_row_avx512(const float* a, const int32_t* src, const float* inv_div, const float* offset,
+                        const uint8_t* modes, long k_flat, long k_out, float inv_scale, float qmax, int8_t* q) {
   const __m512 inv = _mm512_set1_ps(inv_scale);
   const __m512 lo = _mm512_set1_ps(-qmax - 1), hi = _mm512_set1_ps(qmax);
   for (long j = 0; j < k_flat; j += 16) {
@@ -97,8 +97,9 @@ void flatten_row_avx512(const float* a, const int32_t* src, const float* inv_div
       const __m512i idx = _mm512_maskz_loadu_epi32(mask, src + j);
       x = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mask, idx, a, 4);
     }
-    x = _mm512_mul_ps(x, _mm512_maskz_loadu_ps(mask, inv_div + j));
-    store_codes(_mm512_mul_ps(x, inv), lo, hi, mask, q + j);
+    x = _mm512_mul_ps(_mm512_mul_ps(x, _mm512_maskz_loadu_ps(mask, inv_div + j)), inv);
+    if (offset) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask, offset + j));  // not fused: as the reference rounds
+    store_codes(x, lo, hi, mask, q + j);
   }
   std::memset(q + k_flat, 0, size_t(k_out - k_flat));
 }

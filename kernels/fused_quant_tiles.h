@@ -13,9 +13,10 @@ enum ChunkFetch : uint8_t {
   kFetchPermute = 2,  // src[16c] ≤ src[16c + i] < src[16c] + 32 ≤ K: two loads and a permute
 };
 
-// One row: q[j] = clamp(nearbyint(a[src[j]]·inv_div[j]·inv_scale)), q[j] = 0 for j ≥ k_flat.
-void flatten_row_avx512(const float* a, const int32_t* src, const float* inv_div, const uint8_t* modes,
-                        long k_flat, long k_out, float inv_scale, float qmax, int8_t* q);
+// One row: q[j] = nearbyint(clamp(a[src[j]]·inv_div[j]·inv_scale (+ offset[j]))), q[j] = 0 for
+// j ≥ k_flat; offset may be null.
+void flatten_row_avx512(const float* a, const int32_t* src, const float* inv_div, const float* offset,
+                        const uint8_t* modes, long k_flat, long k_out, float inv_scale, float qmax, int8_t* q);
 
 // C (m×n, row stride ldc) = A (m×k, row stride lda) · B (k×n, row stride ldb), each
 // element accumulated k = 0, 1, … by fused multiply-adds from zero.

@@ -232,7 +232,8 @@ std::vector<Table> table8(const Store& store) {
 std::vector<Table> flatten_regime(const Store& store) {
   Table t{"FlattenQuant regime — where flattening pays (norm inputs carry the outliers; inner inputs do not)",
           {"model", "outliers ×", "bits", "β", "flatten ratio norm", "flatten ratio inner", "scale cut norm",
-           "dominance norm", "dominance inner", "A err norm", "A err inner", "site err", "logit err", "top-1"},
+           "dominance norm", "dominance inner", "crest norm", "crest inner", "A err norm", "A err inner", "site err",
+           "logit err", "top-1"},
           {},
           {}};
   const auto jobs = latest_rows(store, "flattenquant");  // the merged rows point into it
@@ -243,19 +244,22 @@ std::vector<Table> flatten_regime(const Store& store) {
     const auto scale = num_param(s, "model", {"outlier_scale"});
     const auto outliers = num_param(s, "model", {"outlier_channels"});
     return std::make_tuple(model_name(m.row), outliers && *outliers > 0 && scale ? *scale : 1.0,
-                           text_param(s, "method", {"bits_mode"}), text_param(s, "method", {"beta_ref"}),
-                           -param_or_nan(s, FQ_BETA));
+                           text_param(s, "method", {"bits_mode"}), text_param(s, "method", {"split"}),
+                           text_param(s, "method", {"beta_ref"}), -param_or_nan(s, FQ_BETA));
   };
   std::stable_sort(rows.begin(), rows.end(), [&](const MergedRow& a, const MergedRow& b) { return key(a) < key(b); });
   auto times = [](double v) { return std::isnan(v) ? std::string() : num_cell(v, 3) + "×"; };
   for (const auto& m : rows) {
     const ReportRow& r = m.row;
     const std::string ref = text_param(r.job.spec, "method", {"beta_ref"});
+    const bool staggered = text_param(r.job.spec, "method", {"split"}) == "staggered";
     t.add_row({model_cell(r), num_cell(std::get<1>(key(m))), text_param(r.job.spec, "method", {"bits_mode"}),
-               num_cell(param_or_nan(r.job.spec, FQ_BETA)) + (ref == "median" ? " × median" : " × max"),
+               num_cell(param_or_nan(r.job.spec, FQ_BETA)) + (ref == "median" ? " × median" : " × max") +
+                   (staggered ? ", staggered" : ""),
                pct_cell(fraction_metric(r, "flatten_ratio_norm_inputs"), 3),
                pct_cell(fraction_metric(r, "flatten_ratio_inner_inputs"), 3), times(r.value("scale_reduction_norm_inputs")),
                times(r.value("dominance_norm_inputs")), times(r.value("dominance_inner_inputs")),
+               times(r.value("crest_norm_inputs")), times(r.value("crest_inner_inputs")),
                num_cell(r.value("act_rel_err_norm_inputs"), 3), num_cell(r.value("act_rel_err_inner_inputs"), 3),
                num_cell(r.value("mean_site_rel_err"), 3), num_cell(r.value("logit_rel_err"), 3),
                pct_cell(fraction_metric(r, "top1_agreement"), 3)});
@@ -263,10 +267,13 @@ std::vector<Table> flatten_regime(const Store& store) {
   t.notes = {
       "A err: activation-only output error ‖(Q(A′) − A′)·W′ᵀ‖² / ‖A·Wᵀ‖² on calibration rows (float weights); site err "
       "adds the weight rounding; logit err and top-1 compare with the fp model on held-out windows.",
-      "dominance: largest channel magnitude / median channel magnitude of the tensor (geometric mean over sites).",
+      "dominance: largest channel magnitude / median channel magnitude of the tensor; crest: the per-tensor range / "
+      "the RMS value (it sets how many steps the bulk spans); both geometric means over sites.",
       "Copies of a split channel hold identical values and round identically, so a channel split n ways keeps the "
       "rounding error it had: only the channels that stay whole gain from the smaller scale. Flattening pays where a "
-      "few channels dominate (high dominance) and the threshold falls to the bulk without splitting it."};
+      "few channels dominate (high dominance) and the threshold falls to the bulk without splitting it.",
+      "staggered (a flatbench extension, not the paper): copy i of n also carries (i − (n−1)/2)/n quantization steps, "
+      "so the copies' codes sum to the channel's code at the finer step and split channels gain too."};
   add_provenance_notes(t, store, all_sources(rows));
   return {t};
 }

@@ -193,10 +193,11 @@ TEST(FlattenQuantPlan, CopiesOfASplitChannelGetTheCodeOfTheWholeChannel) {
 }
 
 // Activation-only output error (float weights) of per-tensor quantization after flattening at β.
-double activation_error(const Mat& X, const Mat& W, float beta, int bits, double* flatten_ratio) {
+double activation_error(const Mat& X, const Mat& W, float beta, int bits, double* flatten_ratio,
+                        SplitMode split = SplitMode::equal) {
   const Vec m = channel_absmax(X);
   FlattenActivation act;
-  act.plan = plan_flatten(m, beta, BetaReference::max, 32);
+  act.plan = plan_flatten(m, beta, BetaReference::max, 32, split);
   act.bits = bits;
   act.range = flattened_range(m, act.plan);
   *flatten_ratio = double(flat_width(act.plan) - X.cols()) / double(X.cols());
@@ -228,6 +229,21 @@ TEST(FlattenQuantPlan, FlatteningPaysWhereAFewChannelsDominateNotOnAFlatTensor) 
   }
 }
 
+// The staggered split removes the identical-copies limit: every channel, split or not, is rounded
+// at the finer step, so cutting a flat tensor's scale by r cuts its error power by about r².
+TEST(FlattenQuantPlan, StaggeredSplitMakesFlatteningPayOnAFlatTensor) {
+  const Mat W = random_matrix(64, 1024, 14);
+  const Mat flat = outlier_activations(256, 1024, {}, 1.f, 15);
+  for (int bits : {4, 8}) {
+    double r = 0;
+    const double base = activation_error(flat, W, 1.f, bits, &r);
+    const double equal = activation_error(flat, W, 0.25f, bits, &r, SplitMode::equal);
+    const double staggered = activation_error(flat, W, 0.25f, bits, &r, SplitMode::staggered);
+    EXPECT_LT(staggered, base / 8) << "bits " << bits << ": a 4× finer step";
+    EXPECT_LT(staggered, equal / 4) << "bits " << bits;
+  }
+}
+
 TEST(FlattenQuantOperator, FakeQuantEqualsRealQuant) {
   const Mat X = outlier_activations(37, 90, {4, 60}, 30.f, 10);
   const Mat W = random_matrix(50, 90, 11);
@@ -237,8 +253,8 @@ TEST(FlattenQuantOperator, FakeQuantEqualsRealQuant) {
     for (Granularity g : {Granularity::per_tensor, Granularity::per_channel})
       for (bool dynamic : {false, true})
         for (bool clip : {false, true}) {
-          FlattenActivation act;
-          act.plan = plan_flatten(m, 0.2f, BetaReference::max, 32);
+          FlattenActivation act;  // staggered copies on half of the cases
+          act.plan = plan_flatten(m, 0.2f, BetaReference::max, 32, clip == dynamic ? SplitMode::equal : SplitMode::staggered);
           act.bits = bits;
           act.dynamic = dynamic;
           act.range = 0.8f * flattened_range(m, act.plan);  // some values saturate

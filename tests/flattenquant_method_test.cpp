@@ -102,11 +102,17 @@ TEST(FlattenQuantMethod, Int4SetShrinksMonotonicallyWithGamma) {  // F-6 on real
       if (s.w_bits == 4) int4.insert({s.layer, s.role});
       EXPECT_EQ(s.w_bits == 4, gamma >= 1e30 || s.kl <= gamma);
     }
-    if (!first) EXPECT_TRUE(std::includes(prev.begin(), prev.end(), int4.begin(), int4.end())) << "γ " << gamma;
+    if (!first) {
+      EXPECT_TRUE(std::includes(prev.begin(), prev.end(), int4.begin(), int4.end())) << "γ " << gamma;
+    }
     const double share = metric(r, "int4_share_layers");
     EXPECT_LE(share, prev_share);
-    if (gamma >= 1e30) EXPECT_EQ(share, 100.0);
-    if (gamma < 0) EXPECT_EQ(share, 0.0);
+    if (gamma >= 1e30) {
+      EXPECT_EQ(share, 100.0);
+    }
+    if (gamma < 0) {
+      EXPECT_EQ(share, 0.0);
+    }
     prev = int4, prev_share = share, first = false;
   }
 }

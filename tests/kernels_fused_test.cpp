@@ -48,6 +48,12 @@ TEST(KernelsFused, FlattenQuantizeRejectsBadInput) {
   std::vector<int8_t> Q(plan.k_out);
   EXPECT_THROW(flatten_quantize_ref(A.data(), 1, plan, 0.0f, 8, Q.data()), std::invalid_argument);
   EXPECT_THROW(flatten_quantize_ref(A.data(), 1, plan, 1.0f, 3, Q.data()), std::invalid_argument);
+  FlattenPlan offsets = make_flatten_plan({1, 2}, 32, SplitMode::staggered);
+  offsets.step_offset.pop_back();
+  EXPECT_THROW(flatten_quantize(A.data(), 1, offsets, 1.0f, 8, Q.data()), std::invalid_argument);
+  offsets.step_offset.push_back(0.5f);
+  EXPECT_THROW(flatten_quantize(A.data(), 1, offsets, 1.0f, 8, Q.data()), std::invalid_argument);
+  EXPECT_THROW(parse_split_mode("dithered"), std::invalid_argument);
   plan.src[0] = 5;
   EXPECT_THROW(flatten_quantize(A.data(), 1, plan, 1.0f, 8, Q.data()), std::invalid_argument);
 }
@@ -72,6 +78,52 @@ TEST(KernelsFused, FlattenQuantizeFastMatchesReference) {
   flatten_quantize_ref(A.data(), T, reversed, 0.02f, 8, want.data());
   flatten_quantize(A.data(), T, reversed, 0.02f, 8, got.data(), 1);
   EXPECT_EQ(got, want) << "reversed sources";
+}
+
+TEST(KernelsFused, StaggeredFlattenQuantizeFastMatchesReference) {
+  if (!fused_quant_fast_path()) GTEST_SKIP() << "no AVX-512 here: flatten_quantize runs the reference itself";
+  const long T = 11, K = 181;
+  std::vector<int> copies(K, 1);
+  for (long k = 3; k < K; k += 29) copies[k] = 2 + int(k % 5);
+  const FlattenPlan plan = make_flatten_plan(copies, 32, SplitMode::staggered);
+  ASSERT_EQ(plan.step_offset.size(), plan.src.size());
+  auto A = random_floats(T * K, -3.0f, 3.0f, 21);
+  for (int bits : {4, 8}) {
+    std::vector<int8_t> want(T * plan.k_out), got(T * plan.k_out, 55);
+    flatten_quantize_ref(A.data(), T, plan, 0.03f, bits, want.data());
+    flatten_quantize(A.data(), T, plan, 0.03f, bits, got.data(), 2);
+    EXPECT_EQ(got, want) << "bits=" << bits;
+  }
+}
+
+// Hermite's identity Σ_i round(y + o_i) = round(n·y): a staggered channel's copies sum to the
+// code of x at the step s itself, while n equal copies sum to n·round(x/(n·s)) — the n× coarser
+// step. Values within 1e-3 steps of a rounding boundary are left out (float rounding of y).
+TEST(KernelsFused, StaggeredCopiesSumToTheCodeAtTheFineStep) {
+  const float s = 0.01f;
+  const auto values = random_floats(4000, -0.07f, 0.07f, 22);  // |x| ≤ 7 steps: no INT4 saturation
+  for (int n = 1; n <= 7; ++n) {
+    const FlattenPlan staggered = make_flatten_plan({n}, 8, SplitMode::staggered);
+    const FlattenPlan equal = make_flatten_plan({n}, 8);
+    double err_staggered = 0, err_equal = 0;
+    for (float x : values) {
+      std::vector<int8_t> qs(8), qe(8);
+      flatten_quantize_ref(&x, 1, staggered, s, 4, qs.data());
+      flatten_quantize_ref(&x, 1, equal, s, 4, qe.data());
+      int sum_s = 0, sum_e = 0;
+      for (int i = 0; i < n; ++i) sum_s += qs[size_t(i)], sum_e += qe[size_t(i)];
+      const double y = double(x) / s;
+      err_staggered += std::pow(sum_s * s - x, 2), err_equal += std::pow(sum_e * s - x, 2);
+      if (std::fabs(y - std::floor(y) - 0.5) < 1e-3) continue;
+      ASSERT_EQ(sum_s, int(std::lround(y))) << "n " << n << " x " << x;
+      const double ye = y / n;
+      if (std::fabs(ye - std::floor(ye) - 0.5) < 1e-3) continue;
+      ASSERT_EQ(sum_e, n * int(std::lround(ye))) << "n " << n << " x " << x;
+    }
+    if (n >= 2) {
+      EXPECT_GT(err_equal, 2.0 * err_staggered) << "n " << n;  // ≈ n² × for uniform x
+    }
+  }
 }
 
 TEST(KernelsFused, FusedOperatorsThreadedMatchReference) {

@@ -171,14 +171,18 @@ TEST_F(ReportTables, FlattenRegimeSortsByOutlierScaleBitsAndFlatteningAndSkipsJo
     double ratio_norm, act_norm;
   };
   const Case cases[] = {{100, 0.25, "max", 0.5, 0.06}, {1, 1.0, "max", 0, 0.038}, {100, 2.0, "median", 2.1, 0.002},
-                        {100, 1.0, "max", 0, 0.0625}};
+                        {100, 1.0, "max", 0, 0.0625}, {100, 0.25, "staggered", 0.5, 0.01}};
   for (const Case& c : cases) {
-    json spec = make_spec("opt-regime", "flattenquant", {{"beta", c.beta}, {"beta_ref", c.ref}, {"bits_mode", "int4"}}, "memory");
+    const bool staggered = std::string(c.ref) == "staggered";
+    json params = {{"beta", c.beta}, {"beta_ref", staggered ? "max" : c.ref}, {"bits_mode", "int4"}};
+    params["split"] = staggered ? "staggered" : "equal";
+    json spec = make_spec("opt-regime", "flattenquant", params, "memory");
     spec["model"]["outlier_channels"] = 4;
     spec["model"]["outlier_scale"] = c.scale;
     JobResult r;
     r.metrics = {metric("flatten_ratio_norm_inputs", c.ratio_norm, "%"), metric("act_rel_err_norm_inputs", c.act_norm),
                  metric("scale_reduction_norm_inputs", 4, "x"), metric("dominance_norm_inputs", 121.7, "x"),
+                 metric("crest_inner_inputs", 12.48, "x"),
                  metric("top1_agreement", 16.4, "%")};
     db.job(run, spec, r);
   }
@@ -187,16 +191,18 @@ TEST_F(ReportTables, FlattenRegimeSortsByOutlierScaleBitsAndFlatteningAndSkipsJo
   db.job(run, make_spec("opt-regime", "flattenquant", {{"beta", 0.5}}, "memory"), old);
 
   Table t = build_tables(db.store, "flatten_regime").at(0);
-  ASSERT_EQ(t.rows.size(), 4u);
+  ASSERT_EQ(t.rows.size(), 5u);
   const size_t scale = column(t, "outliers ×"), beta = column(t, "β");
   EXPECT_EQ(t.rows[0][scale], "1");
   EXPECT_EQ(t.rows[1][beta], "1 × max");  // max before median, least flattening first
   EXPECT_EQ(t.rows[2][beta], "0.25 × max");
   EXPECT_EQ(t.rows[3][beta], "2 × median");
+  EXPECT_EQ(t.rows[4][beta], "0.25 × max, staggered");  // split modes after one another, equal first
   EXPECT_EQ(t.rows[2][column(t, "flatten ratio norm")], "0.5%");
   EXPECT_EQ(t.rows[3][column(t, "A err norm")], "0.002");
   EXPECT_EQ(t.rows[2][column(t, "scale cut norm")], "4×");
   EXPECT_EQ(t.rows[2][column(t, "dominance norm")], "122×");
+  EXPECT_EQ(t.rows[2][column(t, "crest inner")], "12.5×");
   EXPECT_EQ(t.rows[2][column(t, "top-1")], "16.4%");
   EXPECT_NE(t.render("md").find("round identically"), std::string::npos);
 }

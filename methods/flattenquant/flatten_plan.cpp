@@ -35,8 +35,8 @@ std::vector<int> flatten_copies(const Vec& m, float T) {
   return copies;
 }
 
-FlattenPlan plan_flatten(const Vec& m, float beta, BetaReference ref, long pad_to) {
-  return make_flatten_plan(flatten_copies(m, flatten_threshold(m, beta, ref)), pad_to);
+FlattenPlan plan_flatten(const Vec& m, float beta, BetaReference ref, long pad_to, SplitMode split) {
+  return make_flatten_plan(flatten_copies(m, flatten_threshold(m, beta, ref)), pad_to, split);
 }
 
 std::vector<int> plan_copies(const FlattenPlan& plan) {

@@ -27,7 +27,8 @@ float flatten_threshold(const Vec& magnitudes, float beta, BetaReference ref);
 std::vector<int> flatten_copies(const Vec& magnitudes, float threshold);
 
 // The plan for these magnitudes (copies adjacent, original order, K'' = pad_to·ceil(K'/pad_to)).
-FlattenPlan plan_flatten(const Vec& magnitudes, float beta, BetaReference ref, long pad_to);
+FlattenPlan plan_flatten(const Vec& magnitudes, float beta, BetaReference ref, long pad_to,
+                         SplitMode split = SplitMode::equal);
 
 inline long flat_width(const FlattenPlan& p) { return long(p.src.size()); }  // K'
 

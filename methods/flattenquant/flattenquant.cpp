@@ -19,6 +19,11 @@ ParamSchema flattenquant_schema() {
        "The paper's value is unknown; 0.5 is the first non-trivial point of the methods.md §7 sweep"},
       {"beta_ref", T::String, "max", "what beta scales: the tensor's largest channel magnitude or the median one",
        {"max", "median"}},
+      {"split", T::String, "equal",
+       "how a split channel's n copies divide it: equal (paper: n identical copies x/n, which round alike, so the "
+       "channel keeps its old rounding error) or staggered (copy i also carries (i − (n−1)/2)/n quantization steps; "
+       "the codes then sum to x's code at the finer step). Not in the paper: a flatbench extension",
+       {"equal", "staggered"}},
       {"pad_to", T::Int, 32, "flattened channel count padded to a multiple of this (32: INT4 tensor-core tile, paper)"},
       {"bits_mode", T::String, "kl",
        "per-layer bits: kl (INT4 iff KL4 ≤ gamma, paper), int8 / int4 (all layers), none (flatten in float, no quantization)",

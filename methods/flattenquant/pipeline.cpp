@@ -21,6 +21,7 @@ FlattenQuantConfig flattenquant_config_from(const nlohmann::json& p, uint64_t se
   c.beta = float(param_float(p, "beta"));
   c.beta_ref = parse_beta_reference(param_string(p, "beta_ref"));
   c.pad_to = param_int(p, "pad_to");
+  c.split = parse_split_mode(param_string(p, "split"));
   const std::string bits = param_string(p, "bits_mode");
   c.bits_mode = bits == "kl" ? BitsMode::kl : bits == "int8" ? BitsMode::int8 : bits == "int4" ? BitsMode::int4 : BitsMode::none;
   c.gamma = param_float(p, "gamma");
@@ -155,7 +156,7 @@ InputPlan plan_input(const ChannelStats& st, const FlattenQuantConfig& cfg) {
   InputPlan ip;
   const Vec& mag = st.magnitude(cfg.effective_stat());
   ip.threshold = flatten_threshold(mag, cfg.beta, cfg.beta_ref);
-  ip.act.plan = make_flatten_plan(flatten_copies(mag, ip.threshold), cfg.pad_to);
+  ip.act.plan = make_flatten_plan(flatten_copies(mag, ip.threshold), cfg.pad_to, cfg.split);
   ip.act.range = flattened_range(mag, ip.act.plan);
   ip.act.dynamic = cfg.a_dynamic;
   ip.max_range = flattened_range(st.absmax, ip.act.plan);
@@ -280,11 +281,12 @@ double activation_rel_error(const LinearSite& s, const InputPlan& ip, int bits, 
 
 // Per input group — "norm" inputs (q/k/v, fc1 or gate/up: the norm outputs, where OPT's outlier
 // channels live) and "inner" inputs (o, fc2 or down) — the flatten ratio, the geometric-mean cut of
-// the per-tensor scale and dominance, and the activation-only error. The regime study reads these.
+// the per-tensor scale, dominance and crest factor, and the activation-only error. The regime study
+// reads these.
 void add_group_metrics(JobResult& result) {
   struct Acc {
-    double k_in = 0, k_flat = 0, act = 0, log_cut = 0, log_dominance = 0;
-    int n = 0, n_act = 0;
+    double k_in = 0, k_flat = 0, act = 0, log_cut = 0, log_dominance = 0, log_crest = 0;
+    int n = 0, n_act = 0, n_crest = 0;
   };
   std::map<std::string, Acc> groups;
   for (const SiteRecord& r : result.sites) {
@@ -293,6 +295,7 @@ void add_group_metrics(JobResult& result) {
     a.log_cut += std::log(std::max(r.extra.value("scale_reduction", 1.0), 1e-30));
     a.log_dominance += std::log(std::max(r.extra.value("dominance", 1.0), 1e-30));
     if (const double e = r.extra.value("act_rel_err", -1.0); e >= 0) a.act += e, ++a.n_act;
+    if (const double c = r.extra.value("crest", -1.0); c > 0) a.log_crest += std::log(c), ++a.n_crest;
   }
   for (const auto& [group, a] : groups) {
     const std::string suffix = "_" + group + "_inputs";
@@ -300,6 +303,7 @@ void add_group_metrics(JobResult& result) {
     result.add("scale_reduction" + suffix, std::exp(a.log_cut / a.n), "x");
     result.add("dominance" + suffix, std::exp(a.log_dominance / a.n), "x");
     if (a.n_act) result.add("act_rel_err" + suffix, a.act / a.n_act);
+    if (a.n_crest) result.add("crest" + suffix, std::exp(a.log_crest / a.n_crest), "x");
   }
 }
 
@@ -340,8 +344,9 @@ void add_job_metrics(const Model& m, const FlattenQuantConfig& cfg, const std::v
 
 std::string describe_config(const FlattenQuantConfig& c) {
   const char* modes[] = {"kl", "int8", "int4", "none"};
-  return fmt::format("beta {} ({}), pad {}, bits {} γ {}, smooth {} α {}{}, suppress {}, W {} {}{}, A {}",
-                     c.beta, c.beta_ref == BetaReference::max ? "max" : "median", c.pad_to,
+  return fmt::format("beta {} ({}), {} split, pad {}, bits {} γ {}, smooth {} α {}{}, suppress {}, W {} {}{}, A {}",
+                     c.beta, c.beta_ref == BetaReference::max ? "max" : "median",
+                     c.split == SplitMode::staggered ? "staggered" : "equal", c.pad_to,
                      modes[int(c.bits_mode)], c.gamma, c.smooth, c.alpha, c.smooth_all ? " (all)" : "", c.suppress,
                      c.w_per_channel ? "per_channel" : "per_tensor", c.gptq ? "gptq" : "rtn",
                      c.real_quant ? " real" : " fake", c.a_dynamic ? "dynamic" : "static");
@@ -469,6 +474,10 @@ void run_flattenquant(Model& m, const FlattenQuantConfig& cfg, const Tokenizer* 
     if (act_err >= 0) rec.extra["act_rel_err"] = act_err;
     rec.extra["input"] = m.norm_before(s->id) ? "norm" : "inner";
     rec.extra["dominance"] = ip.dominance;
+    if (st.rows.size()) {  // crest factor: the per-tensor range over the RMS value (what sets the INT-b step)
+      const double rms = std::sqrt(double(st.rows.squaredNorm()) / double(st.rows.size()));
+      if (rms > 0) rec.extra["crest"] = double(ip.unflat_range) / rms;
+    }
     rec.extra["scale_reduction"] = ip.act.range > 0 ? double(ip.unflat_range) / ip.act.range : 1.0;
     rec.extra["threshold"] = ip.threshold;
     rec.extra["range"] = ip.act.range;

@@ -22,6 +22,7 @@ struct FlattenQuantConfig {
   float beta = 0.5f;
   BetaReference beta_ref = BetaReference::max;
   long pad_to = 32;
+  SplitMode split = SplitMode::equal;
   BitsMode bits_mode = BitsMode::kl;
   double gamma = 0.05;
   KlMode kl_mode = KlMode::abs;
