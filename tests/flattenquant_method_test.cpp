@@ -74,17 +74,40 @@ TEST(FlattenQuantMethod, BetaOneEqualsPlainPerTensorRtn) {  // F-4 through both 
 
 TEST(FlattenQuantMethod, FakeQuantEqualsRealQuantOnStories260K) {
   FB_REQUIRE_DATA(kStories);
-  auto a = test::load_stories260k(), b = test::load_stories260k();
-  const json p = quick({{"bits_mode", "kl"}, {"gamma", 0.1}, {"beta", 0.25}, {"w_quantizer", "gptq"}});
-  json pr = p;
-  pr["real_quant"] = true;
-  JobResult rf = run_method("flattenquant", a.model, a.tokenizer.get(), p);
-  JobResult rr = run_method("flattenquant", b.model, b.tokenizer.get(), pr);
-  EXPECT_GT(metric(rf, "n_int4"), 0);
-  EXPECT_GT(metric(rf, "n_int8"), 0);
-  EXPECT_EQ(metric(rf, "n_int4"), metric(rr, "n_int4"));
-  EXPECT_LT(rel_diff(logits_of(b.model, 3), logits_of(a.model, 3)), 1e-4);
-  EXPECT_NE(b.model.sites()[0]->op->describe().find("real-quant"), std::string::npos);
+  for (const char* split : {"equal", "staggered"}) {
+    auto a = test::load_stories260k(), b = test::load_stories260k();
+    const json p = quick({{"bits_mode", "kl"}, {"gamma", 0.1}, {"beta", 0.25}, {"w_quantizer", "gptq"}, {"split", split}});
+    json pr = p;
+    pr["real_quant"] = true;
+    JobResult rf = run_method("flattenquant", a.model, a.tokenizer.get(), p);
+    JobResult rr = run_method("flattenquant", b.model, b.tokenizer.get(), pr);
+    EXPECT_GT(metric(rf, "n_int4"), 0) << split;
+    EXPECT_GT(metric(rf, "n_int8"), 0) << split;
+    EXPECT_EQ(metric(rf, "n_int4"), metric(rr, "n_int4")) << split;
+    EXPECT_LT(rel_diff(logits_of(b.model, 3), logits_of(a.model, 3)), 1e-4) << split;
+    EXPECT_NE(b.model.sites()[0]->op->describe().find("real-quant"), std::string::npos);
+  }
+}
+
+// The staggered split on the real model: same plans and flatten ratio as the paper's equal split,
+// and the copies' codes carry the finer step, so the activation-only error at the norm inputs
+// falls by about the square of the scale cut (the equal split gains far less).
+TEST(FlattenQuantMethod, StaggeredSplitCutsActivationErrorByTheScaleCutSquaredOnStories260K) {
+  FB_REQUIRE_DATA(kStories);
+  auto run_split = [](const char* split) {
+    auto loaded = test::load_stories260k();
+    return run_method("flattenquant", loaded.model, loaded.tokenizer.get(),
+                      quick({{"bits_mode", "int4"}, {"beta", 0.25}, {"split", split}}));
+  };
+  auto loaded = test::load_stories260k();
+  const JobResult base = run_method("flattenquant", loaded.model, loaded.tokenizer.get(), quick({{"bits_mode", "int4"}, {"beta", 1.0}}));
+  const JobResult equal = run_split("equal"), staggered = run_split("staggered");
+  EXPECT_EQ(metric(equal, "flatten_ratio"), metric(staggered, "flatten_ratio"));
+  const double cut = metric(staggered, "scale_reduction_norm_inputs");
+  EXPECT_NEAR(cut, 4.0, 1e-6);
+  const double e0 = metric(base, "act_rel_err_norm_inputs");
+  EXPECT_LT(metric(staggered, "act_rel_err_norm_inputs"), e0 / (0.5 * cut * cut));
+  EXPECT_GT(metric(equal, "act_rel_err_norm_inputs"), e0 / (0.5 * cut * cut));
 }
 
 TEST(FlattenQuantMethod, Int4SetShrinksMonotonicallyWithGamma) {  // F-6 on real activations
