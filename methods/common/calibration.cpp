@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <random>
+#include <utility>
 #include <stdexcept>
 
 namespace fb {
@@ -89,6 +90,21 @@ struct Accumulator {
 
 }  // namespace
 
+void forward_with_site_hook(Model& m, const std::vector<std::vector<int>>& windows, SiteHook hook,
+                            Progress* progress, const char* label) {
+  struct Restore {  // puts the previous hook back however the loop ends
+    Model& m;
+    SiteHook saved;
+    ~Restore() { m.site_hook = std::move(saved); }
+  } restore{m, std::exchange(m.site_hook, std::move(hook))};
+  if (progress) progress->begin(label, long(windows.size()));
+  for (size_t i = 0; i < windows.size(); ++i) {
+    m.forward(windows[i]);
+    if (progress) progress->step(long(i + 1));
+  }
+  if (progress) progress->end();
+}
+
 SiteStatsMap collect_site_stats(Model& m, const std::vector<std::vector<int>>& windows, const CollectOptions& opt,
                                 Progress* progress) {
   long total = 0;
@@ -97,25 +113,15 @@ SiteStatsMap collect_site_stats(Model& m, const std::vector<std::vector<int>>& w
   std::map<int, Accumulator> acc;
   std::map<int, SiteId> ids;
 
-  SiteHook saved = m.site_hook;
-  m.site_hook = [&](const SiteId& id, const Mat& x) {
-    if (opt.want && !opt.want(id)) return;
-    int key = site_key(id);
-    ids[key] = id;
-    acc[key].add(x, stride, opt.max_rows, opt.hessian);
-  };
-  try {
-    if (progress) progress->begin("calibration", long(windows.size()));
-    for (size_t i = 0; i < windows.size(); ++i) {
-      m.forward(windows[i]);
-      if (progress) progress->step(long(i + 1));
-    }
-    if (progress) progress->end();
-  } catch (...) {
-    m.site_hook = saved;
-    throw;
-  }
-  m.site_hook = saved;
+  forward_with_site_hook(
+      m, windows,
+      [&](const SiteId& id, const Mat& x) {
+        if (opt.want && !opt.want(id)) return;
+        int key = site_key(id);
+        ids[key] = id;
+        acc[key].add(x, stride, opt.max_rows, opt.hessian);
+      },
+      progress);
 
   SiteStatsMap out;
   for (auto& [key, a] : acc) out[key] = a.finish(opt.hessian);

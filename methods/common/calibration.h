@@ -57,6 +57,11 @@ struct CollectOptions {
   std::function<bool(const SiteId&)> want;  // sites to observe (null: all)
 };
 
+// Runs the model over the windows with `hook` as its site hook, then restores the previous hook
+// (also when a forward throws). Progress, when given, counts windows under `label`.
+void forward_with_site_hook(Model& m, const std::vector<std::vector<int>>& windows, SiteHook hook,
+                            Progress* progress = nullptr, const char* label = "calibration");
+
 // Runs the model over the windows with a site hook installed (the previous hook is restored).
 SiteStatsMap collect_site_stats(Model& m, const std::vector<std::vector<int>>& windows, const CollectOptions& opt,
                                 Progress* progress = nullptr);

@@ -47,20 +47,27 @@ void fold_smoothing(Norm& norm, const std::vector<LinearSite*>& sites, const Vec
   }
 }
 
+std::vector<LinearSite*> group_sites(Model& m, const SmoothGroup& g) {
+  std::vector<LinearSite*> sites;
+  for (Role r : g.roles) sites.push_back(&m.site({g.layer, r}));
+  return sites;
+}
+
+std::vector<const Mat*> weights_of(const std::vector<LinearSite*>& sites) {
+  std::vector<const Mat*> weights;
+  for (const LinearSite* s : sites) weights.push_back(&s->W);
+  return weights;
+}
+
 std::vector<SmoothResult> smooth_model(Model& m, SiteStatsMap& stats, float alpha) {
   std::vector<SmoothResult> out;
   for (const SmoothGroup& g : smoothable_groups(m)) {
-    std::vector<LinearSite*> sites;
-    std::vector<const Mat*> weights;
-    for (Role r : g.roles) {
-      sites.push_back(&m.site({g.layer, r}));
-      weights.push_back(&sites.back()->W);
-    }
+    const std::vector<LinearSite*> sites = group_sites(m, g);
     auto it = stats.find(site_key(sites.front()->id));
     if (it == stats.end())
       throw std::runtime_error(fmt::format("smoothing: no calibration statistics for layer {} {}", g.layer,
                                            role_name(g.roles.front())));
-    Vec s = smoothing_scales(it->second.absmax, weights, alpha);
+    Vec s = smoothing_scales(it->second.absmax, weights_of(sites), alpha);
     fold_smoothing(*m.norm_before(sites.front()->id), sites, s);
     for (LinearSite* site : sites) {
       auto st = stats.find(site_key(site->id));

@@ -18,6 +18,9 @@ struct SmoothGroup {
   std::vector<Role> roles;
 };
 std::vector<SmoothGroup> smoothable_groups(const Model& m);
+// The group's sites in role order, and their weight matrices (what smoothing_scales reads).
+std::vector<LinearSite*> group_sites(Model& m, const SmoothGroup& g);
+std::vector<const Mat*> weights_of(const std::vector<LinearSite*>& sites);
 
 // s_k = max(m_k^α / w_k^(1−α), 1e-5), with m_k the input abs-max and w_k = max over the group's
 // weights of |W[n,k]| (clamped ≥ 1e-5).

@@ -126,21 +126,13 @@ ChannelStatsMap collect_channel_stats(Model& m, const std::vector<std::vector<in
   const long stride = opt.max_rows > 0 ? std::max(1L, (total + opt.max_rows - 1) / opt.max_rows) : total + 1;
 
   std::map<int, Collector> acc;
-  SiteHook saved = m.site_hook;
-  m.site_hook = [&](const SiteId& id, const Mat& x) {
+  forward_with_site_hook(m, windows, [&](const SiteId& id, const Mat& x) {
     const SiteId lead = input_leader(id);
     if (lead.role != id.role) return;  // the leader already saw this tensor
     Collector& c = acc[site_key(id)];
     c.keep_top = keep_top;
     c.add(x, stride, opt.max_rows, opt.hessian);
-  };
-  try {
-    for (const auto& w : windows) m.forward(w);
-  } catch (...) {
-    m.site_hook = saved;
-    throw;
-  }
-  m.site_hook = saved;
+  });
 
   ChannelStatsMap out;
   for (auto& [key, c] : acc) out[key] = c.finish(opt.percentile, opt.hessian);

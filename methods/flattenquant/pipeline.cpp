@@ -65,14 +65,9 @@ using ScaleRecord = std::map<int, float>;  // site_key → max smoothing scale a
 // q/k/v (and fc1, or LLaMA gate/up): fold 1/s into the norm, s into the weight columns.
 void smooth_norm_inputs(Model& m, ChannelStatsMap& stats, const FlattenQuantConfig& cfg, ScaleRecord& rec) {
   for (const SmoothGroup& g : smoothable_groups(m)) {
-    std::vector<LinearSite*> sites;
-    std::vector<const Mat*> weights;
-    for (Role r : g.roles) {
-      sites.push_back(&m.site({g.layer, r}));
-      weights.push_back(&sites.back()->W);
-    }
+    const std::vector<LinearSite*> sites = group_sites(m, g);
     ChannelStats& st = stats.at(site_key(input_leader(sites.front()->id)));
-    const Vec s = smoothing_scales(st.magnitude(cfg.effective_stat()), weights, cfg.alpha);
+    const Vec s = smoothing_scales(st.magnitude(cfg.effective_stat()), weights_of(sites), cfg.alpha);
     fold_smoothing(*m.norm_before(sites.front()->id), sites, s);
     st.rescale(s);
     for (LinearSite* site : sites) rec[site_key(site->id)] = s.maxCoeff();
@@ -181,22 +176,14 @@ std::map<int, Histogram> input_histograms(Model& m, const std::vector<std::vecto
   std::map<int, Histogram> out;
   for (const auto& [key, ip] : plans)
     out.emplace(key, Histogram(ip.act.range > 0 ? ip.act.range : 1.f, cfg.kl_bins, cfg.kl_mode == KlMode::signed_values));
-  SiteHook saved = m.site_hook;
-  m.site_hook = [&](const SiteId& id, const Mat& x) {
+  forward_with_site_hook(m, windows, [&](const SiteId& id, const Mat& x) {
     if (input_leader(id).role != id.role) return;
     const InputPlan& ip = plans.at(site_key(id));
     const Mat xf = flatten_activations(ip.act.clipped(x), ip.act.plan);
     const long kf = flat_width(ip.act.plan);  // padding columns are exact zeros: not part of the distribution
     Histogram& h = out.at(site_key(id));
     for (long t = 0; t < xf.rows(); ++t) h.add(xf.row(t).data(), kf);
-  };
-  try {
-    for (const auto& w : windows) m.forward(w);
-  } catch (...) {
-    m.site_hook = saved;
-    throw;
-  }
-  m.site_hook = saved;
+  });
   return out;
 }
 
