@@ -65,12 +65,15 @@ TEST(KernelsFused, FlattenQuantizeFastMatchesReference) {
   for (long k = 5; k < K; k += 37) copies[k] = 2 + int(k % 3);
   FlattenPlan plan = make_flatten_plan(copies);
   auto A = random_floats(T * K, -3.0f, 3.0f, 1);
-  for (int bits : {4, 8}) {
-    std::vector<int8_t> want(T * plan.k_out), got(T * plan.k_out, 55);
-    flatten_quantize_ref(A.data(), T, plan, 0.02f, bits, want.data());
-    flatten_quantize(A.data(), T, plan, 0.02f, bits, got.data(), 2);
-    EXPECT_EQ(got, want) << "bits=" << bits;
-  }
+  for (SplitMode split : {SplitMode::equal, SplitMode::staggered})
+    for (int bits : {4, 8}) {
+      const FlattenPlan p = make_flatten_plan(copies, 32, split);
+      ASSERT_EQ(p.step_offset.size(), split == SplitMode::staggered ? p.src.size() : 0u);
+      std::vector<int8_t> want(T * p.k_out), got(T * p.k_out, 55);
+      flatten_quantize_ref(A.data(), T, p, 0.02f, bits, want.data());
+      flatten_quantize(A.data(), T, p, 0.02f, bits, got.data(), 2);
+      EXPECT_EQ(got, want) << "bits=" << bits << " staggered=" << (split == SplitMode::staggered);
+    }
   // Sources in reverse order: every full chunk needs the gather path.
   FlattenPlan reversed = plan;
   for (size_t j = 0; j < reversed.src.size(); ++j) reversed.src[j] = int32_t(K - 1 - long(j) % K);
@@ -78,22 +81,6 @@ TEST(KernelsFused, FlattenQuantizeFastMatchesReference) {
   flatten_quantize_ref(A.data(), T, reversed, 0.02f, 8, want.data());
   flatten_quantize(A.data(), T, reversed, 0.02f, 8, got.data(), 1);
   EXPECT_EQ(got, want) << "reversed sources";
-}
-
-TEST(KernelsFused, StaggeredFlattenQuantizeFastMatchesReference) {
-  if (!fused_quant_fast_path()) GTEST_SKIP() << "no AVX-512 here: flatten_quantize runs the reference itself";
-  const long T = 11, K = 181;
-  std::vector<int> copies(K, 1);
-  for (long k = 3; k < K; k += 29) copies[k] = 2 + int(k % 5);
-  const FlattenPlan plan = make_flatten_plan(copies, 32, SplitMode::staggered);
-  ASSERT_EQ(plan.step_offset.size(), plan.src.size());
-  auto A = random_floats(T * K, -3.0f, 3.0f, 21);
-  for (int bits : {4, 8}) {
-    std::vector<int8_t> want(T * plan.k_out), got(T * plan.k_out, 55);
-    flatten_quantize_ref(A.data(), T, plan, 0.03f, bits, want.data());
-    flatten_quantize(A.data(), T, plan, 0.03f, bits, got.data(), 2);
-    EXPECT_EQ(got, want) << "bits=" << bits;
-  }
 }
 
 // Hermite's identity Σ_i round(y + o_i) = round(n·y): a staggered channel's copies sum to the
