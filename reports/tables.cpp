@@ -427,7 +427,8 @@ std::vector<Table> gemm_tables(const Store& store) {
 std::string precision_class(const std::string& dtype) {
   auto has = [&](const char* s) { return dtype.find(s) != std::string::npos; };
   // Input precision decides: integer markers first, so "s8s8_fp16out" (INT8 in, fp16 out) is int8.
-  if (has("flatten")) return "flatten";
+  // The paper's flatten op is the equal split; the staggered variant (a flatbench extension) is its own class.
+  if (has("flatten")) return has("staggered") ? "flatten_staggered" : "flatten";
   if (has("kron")) return "transform";  // FlatQuant's online Kronecker transform + quantize
   if (has("w4") || has("int4") || has("s4") || has("u4")) return "int4";
   if (has("s8") || has("int8") || has("u8") || has("w8")) return "int8";

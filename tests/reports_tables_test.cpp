@@ -358,6 +358,7 @@ TEST(ReportPaper, PrecisionClassesOfGemmDtypes) {
   EXPECT_EQ(precision_class("s8s8s32"), "int8");
   EXPECT_EQ(precision_class("w4a8"), "int4");
   EXPECT_EQ(precision_class("flatten_quant"), "flatten");
+  EXPECT_EQ(precision_class("flatten_quant_staggered"), "flatten_staggered");  // not Table 5's (equal-split) op
   EXPECT_EQ(precision_class("fp8e4m3"), "fp8");
   EXPECT_EQ(precision_class("s8s8_fp16out"), "int8");  // the CUDA INT8 GEMM's dtype
   EXPECT_EQ(precision_class("kron_quant_int8"), "transform");

@@ -148,28 +148,35 @@ void test_library_gemms(long m, long n, long k) {
 
 // A flatten plan like FlattenQuant's: identity for the first K channels, a few channels
 // repeated (their inv_div splits the value), zero padding up to a multiple of 32.
-void test_flatten(long tokens, long k, long extra) {
+// Staggered: every flattened column also carries a step offset in (−1/2, 1/2), zero at the padding.
+void test_flatten(long tokens, long k, long extra, bool staggered = false) {
   const long k_flat = k + extra, k_pad = (k_flat + 31) / 32 * 32;
   std::vector<int> src(size_t(k_pad), -1);
-  std::vector<float> inv_div(size_t(k_pad), 0.0f);
+  std::vector<float> inv_div(size_t(k_pad), 0.0f), offset;
   std::uniform_int_distribution<long> pick(0, k - 1);
   for (long j = 0; j < k; ++j) src[j] = int(j), inv_div[j] = 1.0f;
   for (long j = k; j < k_flat; ++j) src[j] = int(pick(g_rng)), inv_div[j] = 0.5f;
+  if (staggered) {
+    offset = random_float(size_t(k_pad), -0.49f, 0.49f);
+    for (long j = k_flat; j < k_pad; ++j) offset[j] = 0.0f;
+  }
   const auto a = to_float(to_half(random_float(size_t(tokens * k), -8, 8)));
   const float inv_scale = 127.0f / 8.0f;
-  const auto want = ref::flatten_quantize(a, tokens, k, src, inv_div, inv_scale);
+  const auto want = ref::flatten_quantize(a, tokens, k, src, inv_div, inv_scale, offset);
   DeviceBuffer<__half> da(to_half(a));
   DeviceBuffer<int> dsrc(src);
   DeviceBuffer<float> ddiv(inv_div);
+  DeviceBuffer<float> doff(staggered ? offset : std::vector<float>(4, 0.0f));
   DeviceBuffer<int8_t> dq(size_t(tokens * k_pad));
   dq.poison(0x55);
-  flatten_quantize(da.get(), tokens, k, dsrc.get(), ddiv.get(), k_pad, inv_scale, dq.get(), nullptr);
+  flatten_quantize(da.get(), tokens, k, dsrc.get(), ddiv.get(), k_pad, inv_scale, dq.get(), nullptr,
+                   staggered ? doff.get() : nullptr);
   FB_CUDA_CHECK(cudaDeviceSynchronize());
   const auto got = dq.download();
   long mismatches = 0;
   for (size_t i = 0; i < want.size(); ++i) mismatches += got[i] != want[i];
-  report(mismatches == 0, "flatten_quantize T=" + std::to_string(tokens) + " K=" + std::to_string(k) + " K_pad=" +
-                              std::to_string(k_pad),
+  report(mismatches == 0, std::string(staggered ? "flatten_quantize staggered" : "flatten_quantize") + " T=" +
+                              std::to_string(tokens) + " K=" + std::to_string(k) + " K_pad=" + std::to_string(k_pad),
          std::to_string(mismatches) + " codes differ (exact match required)");
 }
 
@@ -251,6 +258,7 @@ int main() {
     test_library_gemms(33, 72, 200);
     test_flatten(37, 1000, 70);
     test_flatten(1, 4096, 300);
+    test_flatten(37, 1000, 70, true);
     if (prop.major != 9) {
       std::printf("not a Hopper GPU: wgmma kernels skipped\n");
     } else {

@@ -24,13 +24,16 @@ constexpr int kFlattenThreads = 128;
 
 __global__ void __launch_bounds__(kFlattenThreads)
     flatten_quantize_kernel(const __half* __restrict__ a, long tokens, int k, const int* __restrict__ src,
-                            const float* __restrict__ inv_div, int k_pad, float inv_scale, int8_t* __restrict__ q) {
+                            const float* __restrict__ inv_div, const float* __restrict__ step_offset, int k_pad,
+                            float inv_scale, int8_t* __restrict__ q) {
   const int j4 = blockIdx.x * kFlattenThreads + threadIdx.x;
   if (j4 >= k_pad / 4) return;
   const int4 s = reinterpret_cast<const int4*>(src)[j4];
   const float4 d = reinterpret_cast<const float4*>(inv_div)[j4];
+  const float4 o = step_offset ? reinterpret_cast<const float4*>(step_offset)[j4] : make_float4(0.f, 0.f, 0.f, 0.f);
   const int cols[4] = {s.x, s.y, s.z, s.w};
   const float div[4] = {d.x, d.y, d.z, d.w};
+  const float off[4] = {o.x, o.y, o.z, o.w};
   const long t0 = long(blockIdx.y) * kFlattenRows;
 #pragma unroll
   for (int r = 0; r < kFlattenRows; ++r) {
@@ -41,7 +44,7 @@ __global__ void __launch_bounds__(kFlattenThreads)
 #pragma unroll
     for (int u = 0; u < 4; ++u) {
       const float v = cols[u] < 0 ? 0.0f : (__half2float(row[cols[u]]) * div[u]) * inv_scale;
-      c[u] = quantize_code(v, 127.0f);
+      c[u] = quantize_code(__fadd_rn(v, off[u]), 127.0f);  // not fused: as the reference rounds
     }
     reinterpret_cast<char4*>(q + t * k_pad)[j4] = make_char4(c[0], c[1], c[2], c[3]);
   }
@@ -216,13 +219,14 @@ __global__ void __launch_bounds__(kKronThreads) kron_quantize_kernel(const __hal
 }  // namespace
 
 void flatten_quantize(const __half* a, long tokens, long k, const int* src, const float* inv_div, long k_pad,
-                      float inv_scale, int8_t* q, cudaStream_t stream) {
+                      float inv_scale, int8_t* q, cudaStream_t stream, const float* step_offset) {
   if (k_pad % 32 != 0) throw std::invalid_argument("flatten_quantize: K_pad = " + std::to_string(k_pad) + " is not a multiple of 32");
   if (tokens < 1 || k < 1) throw std::invalid_argument("flatten_quantize: empty input");
   if ((tokens + kFlattenRows - 1) / kFlattenRows > 65535) throw std::invalid_argument("flatten_quantize: too many tokens for one launch");
   const dim3 grid(unsigned((k_pad / 4 + kFlattenThreads - 1) / kFlattenThreads),
                   unsigned((tokens + kFlattenRows - 1) / kFlattenRows));
-  flatten_quantize_kernel<<<grid, kFlattenThreads, 0, stream>>>(a, tokens, int(k), src, inv_div, int(k_pad), inv_scale, q);
+  flatten_quantize_kernel<<<grid, kFlattenThreads, 0, stream>>>(a, tokens, int(k), src, inv_div, step_offset, int(k_pad),
+                                                                 inv_scale, q);
   FB_CUDA_CHECK_LAUNCH();
 }
 

@@ -2,7 +2,8 @@
 //
 // flatten_quantize (FlattenQuant's runtime op plus its per-tensor quantizer):
 //   A'[t,j] = A[t, src[j]] · inv_div[j]                  j < K_pad (src[j] < 0: zero padding)
-//   Q[t,j]  = clamp(rint(A'[t,j] · inv_scale), −128, 127)  int8, one static per-tensor scale
+//   Q[t,j]  = clamp(rint(A'[t,j] · inv_scale (+ step_offset[j])), −128, 127)  int8, one static
+//   per-tensor scale; step_offset (optional) staggers split copies (kernels/fused_quant.h SplitMode)
 //
 // kron_quantize (FlatQuant's online transform plus per-token quantizer):
 //   X_t = x_t reshaped n1×n2 (row-major), Y_t = P1ᵀ · X_t · P2 (fp16 operands on the tensor
@@ -19,9 +20,9 @@
 
 namespace fb::cuda {
 
-// src and inv_div: K_pad entries each, 16-byte aligned (cudaMalloc'd).
+// src, inv_div and step_offset (null: none): K_pad entries each, 16-byte aligned (cudaMalloc'd).
 void flatten_quantize(const __half* a, long tokens, long k, const int* src, const float* inv_div, long k_pad,
-                      float inv_scale, int8_t* q, cudaStream_t stream);
+                      float inv_scale, int8_t* q, cudaStream_t stream, const float* step_offset = nullptr);
 
 struct KronQuantPlan {
   int n1 = 0, n2 = 0, bits = 8;

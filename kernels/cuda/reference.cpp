@@ -27,12 +27,14 @@ int8_t code(float v, float qmax) { return static_cast<int8_t>(std::clamp(std::ri
 }  // namespace
 
 std::vector<int8_t> flatten_quantize(const std::vector<float>& a, long tokens, long k, const std::vector<int>& src,
-                                     const std::vector<float>& inv_div, float inv_scale) {
+                                     const std::vector<float>& inv_div, float inv_scale,
+                                     const std::vector<float>& step_offset) {
   const long k_pad = long(src.size());
   std::vector<int8_t> q(size_t(tokens * k_pad));
   for (long t = 0; t < tokens; ++t)
     for (long j = 0; j < k_pad; ++j) {
-      const float v = src[j] < 0 ? 0.0f : (a[t * k + src[j]] * inv_div[j]) * inv_scale;
+      float v = src[j] < 0 ? 0.0f : (a[t * k + src[j]] * inv_div[j]) * inv_scale;
+      if (!step_offset.empty()) v += step_offset[j];
       q[t * k_pad + j] = code(v, 127.0f);
     }
   return q;

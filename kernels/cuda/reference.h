@@ -14,8 +14,10 @@ std::vector<float> gemm_dequant(const int8_t* a, const void* b, bool b_int4, lon
                                 const std::vector<float>& sa, const std::vector<float>& sb);
 
 // FlattenQuant gather + scale + per-tensor int8 quantize (kernels/cuda/quant_kernels.h).
+// step_offset: empty, or K_pad offsets in quantization steps added before rounding (staggered copies).
 std::vector<int8_t> flatten_quantize(const std::vector<float>& a, long tokens, long k, const std::vector<int>& src,
-                                     const std::vector<float>& inv_div, float inv_scale);
+                                     const std::vector<float>& inv_div, float inv_scale,
+                                     const std::vector<float>& step_offset = {});
 
 // FlatQuant Kronecker transform + per-token quantize. x, p1, p2 hold fp16-representable
 // values; the intermediate X·P2 is rounded to fp16 as on the GPU. Returns one code per
