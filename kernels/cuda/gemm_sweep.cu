@@ -152,7 +152,8 @@ std::vector<GemmRecord> run_gemm_sweep(const SweepOptions& opt, const std::strin
       if (!fplan) fplan = std::make_unique<FlattenPlan>(k, opt.flatten_ratio, opt.seed + k);
       for (bool staggered : {false, true}) {  // the paper's equal split, then staggered copies (one add more)
         const long k_pad = fplan->k_pad;
-        GemmRecord g = timer.time("ours_flatten_quant", staggered ? "flatten_quant_staggered" : "flatten_quant", m, n, k,
+        GemmRecord g = timer.time(staggered ? "ours_flatten_quant_staggered" : "ours_flatten_quant",
+                                  staggered ? "flatten_quant_staggered" : "flatten_quant", m, n, k,
                                   2 * mk + double(m) * k_pad + (staggered ? 4.0 * k_pad : 0.0), [&](cudaStream_t s) {
                                     flatten_quantize(pool.a16.get(), m, k, fplan->src.get(), fplan->inv_div.get(),
                                                      k_pad, 127.0f, pool.a8.get(), s,

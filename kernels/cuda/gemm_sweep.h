@@ -22,8 +22,10 @@ struct SweepOptions {
 };
 
 // Backend names, in the order they are timed.
-inline const char* const kSweepBackends[] = {"cublas_fp16",  "cublaslt_s8s8s32",   "cublaslt_fp8e4m3", "ours_s8",
-                                             "ours_w4a8",    "ours_flatten_quant", "ours_kron_quant"};
+inline const char* const kSweepBackends[] = {"cublas_fp16",        "cublaslt_s8s8s32",
+                                             "cublaslt_fp8e4m3",   "ours_s8",
+                                             "ours_w4a8",          "ours_flatten_quant",
+                                             "ours_flatten_quant_staggered", "ours_kron_quant"};
 
 // Runs the sweep; `notes` collects skipped backends and plan descriptions.
 std::vector<GemmRecord> run_gemm_sweep(const SweepOptions& opt, const std::string& device_name, json& notes);
