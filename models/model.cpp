@@ -278,6 +278,19 @@ LinearSite& Model::site(const SiteId& id) {
   throw std::logic_error("Model::site: unknown role");
 }
 
+bool attention_hook_is_pure(const AttentionHook& hook) {
+  return !hook || hook.target<PureAttentionHook>() != nullptr;
+}
+
+AttentionHook chain_attention_hooks(AttentionHook prev, AttentionHook next, bool next_is_pure) {
+  if (!prev) return next_is_pure ? AttentionHook(PureAttentionHook{{}, std::move(next)}) : next;
+  if (next_is_pure && attention_hook_is_pure(prev)) return PureAttentionHook{std::move(prev), std::move(next)};
+  return [prev = std::move(prev), next = std::move(next)](int layer, Mat& q, Mat& k, Mat& v) {
+    prev(layer, q, k, v);
+    next(layer, q, k, v);
+  };
+}
+
 Norm* Model::norm_before(const SiteId& id) {
   if (id.layer < 0 || id.layer >= static_cast<int>(blocks.size())) return nullptr;
   Block& b = blocks[id.layer];

@@ -84,6 +84,21 @@ using SiteHook = std::function<void(const SiteId&, const Mat& x)>;
 // T×(n_kv_heads·hd). May modify them in place (KV-cache quantization, per-head transforms).
 using AttentionHook = std::function<void(int layer, Mat& q, Mat& k, Mat& v)>;
 
+// An attention hook known to be a pure function of its arguments (no state shared between
+// calls, so forwards may run on several threads): `first` then `second`, each empty or pure
+// itself. Wrap a callable in it only when that holds; any other hook makes forwards serial.
+struct PureAttentionHook {
+  AttentionHook first, second;
+  void operator()(int layer, Mat& q, Mat& k, Mat& v) const {
+    if (first) first(layer, q, k, v);
+    if (second) second(layer, q, k, v);
+  }
+};
+// True for an empty hook or a PureAttentionHook (whose parts were checked when it was built).
+bool attention_hook_is_pure(const AttentionHook& hook);
+// `next` run after `prev`: pure when both are (next_is_pure says so for `next`), else a plain chain.
+AttentionHook chain_attention_hooks(AttentionHook prev, AttentionHook next, bool next_is_pure);
+
 struct Model {
   ModelConfig cfg;
   Mat tok_embedding;  // vocab × dim

@@ -172,7 +172,9 @@ TEST(ModelHf, HalfConversionsKnownValues) {
   EXPECT_EQ(bf16_to_f32(0xC0A0), -5.0f);
   // Every finite half survives half → float → half.
   for (uint32_t h = 0; h < 0x10000; ++h)
-    if ((h & 0x7C00) != 0x7C00) ASSERT_EQ(f32_to_f16(f16_to_f32(uint16_t(h))), h) << std::hex << h;
+    if ((h & 0x7C00) != 0x7C00) {
+      ASSERT_EQ(f32_to_f16(f16_to_f32(uint16_t(h))), h) << std::hex << h;
+    }
 }
 
 TEST(ModelHf, ShardedCheckpointWithIndex) {

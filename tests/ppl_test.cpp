@@ -2,6 +2,8 @@
 // reference forward, the synthetic-model guard, and the full WikiText-2 run on stories260K.
 #include "datasets/corpus.h"
 #include "harness/evaluator.h"
+#include "harness/evaluators/parallel.h"
+#include "methods/common/kv_quant.h"
 #include "models/reference_forward.h"
 #include "models/source.h"
 #include "test_util.h"
@@ -85,6 +87,54 @@ TEST(Ppl, SerialAndParallelAgree) {
   // Same windows, same order of the final mean; only BLAS threading may differ in fp32 rounding.
   EXPECT_NEAR(metric(one, "ppl")->value, metric(two, "ppl")->value, 1e-6 * metric(one, "ppl")->value);
   EXPECT_EQ(metric(one, "windows")->value, std::floor(metric(one, "tokens")->value / 128));  // tail dropped
+}
+
+// KV-cache quantization is a pure attention hook: PPL windows still run in parallel and agree
+// with the serial run. A stateful hook (here a counter) keeps them serial, even with KV
+// quantization chained after it, and the KV bits stay readable through either chain.
+TEST(Ppl, PureKvQuantHookKeepsWindowsParallel) {
+  FB_REQUIRE_DATA("stories260K/stories260K.bin");
+  FB_REQUIRE_DATA("tinystories/TinyStories-valid.head30KB.txt");
+  LoadedModel lm = stories();
+  install_kv_quant(lm.model, 4);
+  EXPECT_TRUE(forwards_may_run_concurrently(lm.model));
+  EXPECT_EQ(installed_kv_bits(lm.model), 4);
+  const JobResult one = run_ppl(lm, {{"dataset", "tinystories"}, {"seqlen", 128}, {"threads", 1}});
+  const JobResult two = run_ppl(lm, {{"dataset", "tinystories"}, {"seqlen", 128}, {"threads", 2}});
+  EXPECT_NEAR(metric(one, "ppl")->value, metric(two, "ppl")->value, 1e-6 * metric(one, "ppl")->value);
+
+  LoadedModel fp = stories();
+  const JobResult plain = run_ppl(fp, {{"dataset", "tinystories"}, {"seqlen", 128}});
+  EXPECT_GT(metric(one, "ppl")->value, metric(plain, "ppl")->value) << "KV4 must change the result";
+
+  long calls = 0;
+  LoadedModel counted = stories();
+  counted.model.attention_hook = [&calls](int, Mat&, Mat&, Mat&) { ++calls; };
+  EXPECT_FALSE(forwards_may_run_concurrently(counted.model));
+  install_kv_quant(counted.model, 4);
+  EXPECT_FALSE(forwards_may_run_concurrently(counted.model));
+  EXPECT_EQ(installed_kv_bits(counted.model), 4);
+  const JobResult serial = run_ppl(counted, {{"dataset", "tinystories"}, {"seqlen", 128}, {"threads", 2}});
+  EXPECT_EQ(calls, long(metric(serial, "windows")->value) * counted.model.cfg.n_layers);
+  EXPECT_NEAR(metric(serial, "ppl")->value, metric(one, "ppl")->value, 1e-6 * metric(one, "ppl")->value);
+}
+
+TEST(Model, AttentionHookChainsArePureOnlyWhenEveryPartIs) {
+  const AttentionHook impure = [](int, Mat&, Mat&, Mat&) {};
+  EXPECT_TRUE(attention_hook_is_pure(AttentionHook()));
+  EXPECT_FALSE(attention_hook_is_pure(impure));
+  const AttentionHook pure = chain_attention_hooks({}, impure, true);  // the caller vouches for it
+  EXPECT_TRUE(attention_hook_is_pure(pure));
+  EXPECT_TRUE(attention_hook_is_pure(chain_attention_hooks(pure, impure, true)));
+  EXPECT_FALSE(attention_hook_is_pure(chain_attention_hooks(pure, impure, false)));
+  EXPECT_FALSE(attention_hook_is_pure(chain_attention_hooks(impure, pure, true)));
+  int order = 0, first = -1, second = -1;
+  const AttentionHook chained = chain_attention_hooks([&](int, Mat&, Mat&, Mat&) { first = order++; },
+                                                      [&](int, Mat&, Mat&, Mat&) { second = order++; }, false);
+  Mat q, k, v;
+  chained(0, q, k, v);
+  EXPECT_EQ(first, 0);
+  EXPECT_EQ(second, 1);
 }
 
 TEST(Ppl, SyntheticModelsAreRefused) {

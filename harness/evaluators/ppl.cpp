@@ -7,6 +7,7 @@
 // Windows are independent, so they run in parallel (one window per thread, BLAS single-
 // threaded meanwhile): for small models this beats threading inside the GEMMs by far.
 #include "harness/evaluator.h"
+#include "harness/evaluators/parallel.h"
 
 #include "datasets/corpus.h"
 #include "models/model.h"
@@ -16,15 +17,6 @@
 #include <ctime>
 #include <cmath>
 #include <stdexcept>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
-extern "C" {
-int openblas_get_num_threads(void);
-void openblas_set_num_threads(int);
-}
 
 namespace fb {
 namespace {
@@ -44,34 +36,6 @@ double window_nll(const Model& model, std::span<const int> window) {
     sum += lse - row[window[t + 1]];
   }
   return sum / double(window.size() - 1);
-}
-
-// Runs fn(i) for every window, threaded unless a hook must observe windows in order.
-template <class Fn>
-void for_each_window(const Model& model, int n, int threads, Progress& progress, Fn fn) {
-  const bool serial = model.site_hook || model.attention_hook || threads == 1;
-#ifdef _OPENMP
-  const int use = serial ? 1 : (threads > 0 ? threads : omp_get_max_threads());
-#else
-  const int use = 1;
-#endif
-  const int blas_threads = openblas_get_num_threads();
-  if (use > 1) openblas_set_num_threads(1);
-  long done = 0;
-  std::exception_ptr error;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(use) if (use > 1)
-  for (int i = 0; i < n; ++i) {
-    try {
-      fn(i);
-    } catch (...) {
-#pragma omp critical(ppl_error)
-      if (!error) error = std::current_exception();
-    }
-#pragma omp critical(ppl_progress)
-    progress.step(++done);
-  }
-  if (use > 1) openblas_set_num_threads(blas_threads);
-  if (error) std::rethrow_exception(error);
 }
 
 void run_ppl(EvalContext& ctx, JobResult& result) {
@@ -100,7 +64,7 @@ void run_ppl(EvalContext& ctx, JobResult& result) {
   ctx.progress.begin("ppl " + dataset, windows);
   const auto start = std::chrono::steady_clock::now();
   const std::clock_t cpu_start = std::clock();
-  for_each_window(model, windows, param_int(ctx.params, "threads"), ctx.progress, [&](int i) {
+  for_each_forward(model, windows, param_int(ctx.params, "threads"), ctx.progress, [&](int i) {
     nll[size_t(i)] = window_nll(model, std::span<const int>(tokens).subspan(size_t(i) * size_t(seqlen), size_t(seqlen)));
   });
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -11,6 +11,7 @@
 // input is the same token window (e.g. single-token continuations of one context) share one
 // forward pass — lm-eval's "contexts" grouping.
 #include "harness/evaluator.h"
+#include "harness/evaluators/parallel.h"
 
 #include "datasets/tasks/lm_eval_rules.h"
 #include "datasets/tasks/task.h"
@@ -21,15 +22,6 @@
 #include <cmath>
 #include <map>
 #include <stdexcept>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
-extern "C" {
-int openblas_get_num_threads(void);
-void openblas_set_num_threads(int);
-}
 
 namespace fb {
 namespace {
@@ -70,34 +62,6 @@ DocScores score_doc(const Model& model, const Tokenizer& tok, const TaskDoc& doc
     out.greedy.push_back(s.greedy);
   }
   return out;
-}
-
-// Runs fn(i) for every document, threaded unless a hook must observe forwards in order.
-template <class Fn>
-void for_each_doc(const Model& model, int n, int threads, Progress& progress, Fn fn) {
-  const bool serial = model.site_hook || model.attention_hook || threads == 1;
-#ifdef _OPENMP
-  const int use = serial ? 1 : (threads > 0 ? threads : omp_get_max_threads());
-#else
-  const int use = 1;
-#endif
-  const int blas_threads = openblas_get_num_threads();
-  if (use > 1) openblas_set_num_threads(1);
-  long done = 0;
-  std::exception_ptr error;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(use) if (use > 1)
-  for (int i = 0; i < n; ++i) {
-    try {
-      fn(i);
-    } catch (...) {
-#pragma omp critical(zeroshot_error)
-      if (!error) error = std::current_exception();
-    }
-#pragma omp critical(zeroshot_progress)
-    progress.step(++done);
-  }
-  if (use > 1) openblas_set_num_threads(blas_threads);
-  if (error) std::rethrow_exception(error);
 }
 
 // Per-document correctness (1/0) for each metric of the task, and the LAMBADA lls.
@@ -196,7 +160,7 @@ void run_zeroshot(EvalContext& ctx, JobResult& result) {
     }
     std::vector<DocScores> scores(task->docs.size());
     ctx.progress.begin("zeroshot " + name, long(task->docs.size()));
-    for_each_doc(model, int(task->docs.size()), threads, ctx.progress,
+    for_each_forward(model, int(task->docs.size()), threads, ctx.progress,
                  [&](int d) { scores[size_t(d)] = score_doc(model, *ctx.tokenizer, task->docs[size_t(d)], opt); });
     ctx.progress.end();
 

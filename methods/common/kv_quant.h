@@ -1,7 +1,7 @@
 // KV-cache quantization (methods.md §2.6 / §3.1): K (after RoPE) and V are fake-quantized per
 // token per kv head (group = head_dim), asymmetric by default, through Model::attention_hook.
 // The hook is a callable struct so the memory evaluator can read its settings back with
-// std::function::target<KvQuantHook>().
+// std::function::target<KvQuantHook>() (looking through PureAttentionHook chains).
 #pragma once
 
 #include "kernels/quant.h"
@@ -11,7 +11,7 @@ namespace fb {
 
 struct KvQuantHook {
   QuantSpec spec;       // bits, sym, clip; granularity is per_group with group = head_dim
-  AttentionHook inner;  // a hook installed before (e.g. a method's per-head transform), run first
+  AttentionHook inner;  // an impure hook installed before, run first (pure ones chain outside, see install_kv_quant)
 
   void operator()(int layer, Mat& q, Mat& k, Mat& v) const;
 };

@@ -202,11 +202,8 @@ void apply_flatquant(Model& m, MethodContext& ctx, JobResult& r) {
   }
   ctx.progress.end();
   if (s.k_transform() || s.q.enabled() || s.k.enabled() || s.v.enabled()) {
-    AttentionHook prev = m.attention_hook;
-    m.attention_hook = [hook, prev](int layer, Mat& q, Mat& k, Mat& v) {
-      if (prev) prev(layer, q, k, v);
-      hook(layer, q, k, v);
-    };
+    // Per-head transforms and fake quantization of the matrices it is given: a pure function.
+    m.attention_hook = chain_attention_hooks(std::move(m.attention_hook), std::move(hook), true);
   }
   for (Metric* mt : {&seconds, &losses}) {
     Summary sm = summarise(mt->samples);
