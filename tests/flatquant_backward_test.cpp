@@ -5,6 +5,7 @@
 #include "methods/flatquant/block_ops.h"
 #include "methods/flatquant/fake_quant.h"
 #include "methods/flatquant/params.h"
+#include "flatquant_test_util.h"
 
 #include <gtest/gtest.h>
 
@@ -14,12 +15,7 @@
 namespace fb::flatquant {
 namespace {
 
-MatD random_mat(long r, long c, std::mt19937_64& rng, double scale = 1.0) {
-  std::normal_distribution<double> n(0.0, scale);
-  MatD m(r, c);
-  for (long i = 0; i < m.size(); ++i) m.data()[i] = n(rng);
-  return m;
-}
+using test::random_mat;
 
 // Σ w ⊙ f(...) as the scalar loss; its gradient w.r.t. f's output is w.
 double weighted(const MatD& y, const MatD& w) { return y.cwiseProduct(w).sum(); }
@@ -179,17 +175,7 @@ TEST(FlatquantBackward, WeightClippingAndQuantizer) {
 TEST(FlatquantBackward, WholeQuantizedBlock) {
   std::mt19937_64 rng(9);
   BlockShape shape{16, 24, 4, 2, 1e-5, 10000, true};
-  FpBlock fp;
-  const int kv = shape.n_kv_heads * shape.head_dim();
-  fp.attn_gamma = (VecD::Random(16).array() * 0.3 + 1).matrix();
-  fp.mlp_gamma = (VecD::Random(16).array() * 0.3 + 1).matrix();
-  fp.wq = random_mat(16, 16, rng, 0.3);
-  fp.wk = random_mat(kv, 16, rng, 0.3);
-  fp.wv = random_mat(kv, 16, rng, 0.3);
-  fp.wo = random_mat(16, 16, rng, 0.3);
-  fp.wgate = random_mat(24, 16, rng, 0.3);
-  fp.wup = random_mat(24, 16, rng, 0.3);
-  fp.wdown = random_mat(16, 24, rng, 0.3);
+  const FpBlock fp = test::random_fp_block(shape, rng);
   const int T = 4;
   MatD x = random_mat(2 * T, 16, rng);
   InputStats stats;

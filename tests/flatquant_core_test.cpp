@@ -3,6 +3,7 @@
 #include "methods/flatquant/block.h"
 #include "methods/flatquant/kron.h"
 #include "methods/flatquant/params.h"
+#include "flatquant_test_util.h"
 
 #include <gtest/gtest.h>
 
@@ -11,12 +12,7 @@
 namespace fb::flatquant {
 namespace {
 
-MatD random_mat(long r, long c, std::mt19937_64& rng, double scale = 1.0) {
-  std::normal_distribution<double> n(0.0, scale);
-  MatD m(r, c);
-  for (long i = 0; i < m.size(); ++i) m.data()[i] = n(rng);
-  return m;
-}
+using test::random_mat;
 
 TEST(FlatquantKron, ApplyEqualsExplicitKroneckerForRectangularFactors) {
   std::mt19937_64 rng(1);
@@ -103,16 +99,7 @@ struct TinyBlock {
   FpBlock fp;
   explicit TinyBlock(uint64_t seed) {
     std::mt19937_64 rng(seed);
-    const int kv = shape.n_kv_heads * shape.head_dim();
-    fp.attn_gamma = (VecD::Random(16).array() * 0.3 + 1).matrix();
-    fp.mlp_gamma = (VecD::Random(16).array() * 0.3 + 1).matrix();
-    fp.wq = random_mat(16, 16, rng, 0.3);
-    fp.wk = random_mat(kv, 16, rng, 0.3);
-    fp.wv = random_mat(kv, 16, rng, 0.3);
-    fp.wo = random_mat(16, 16, rng, 0.3);
-    fp.wgate = random_mat(24, 16, rng, 0.3);
-    fp.wup = random_mat(24, 16, rng, 0.3);
-    fp.wdown = random_mat(16, 24, rng, 0.3);
+    fp = test::random_fp_block(shape, rng);
   }
 };
 

@@ -9,12 +9,7 @@
 namespace fb {
 namespace {
 
-Model tiny(const std::string& arch, int outliers = 0) {
-  SyntheticOptions o;
-  o.seed = 11;
-  o.outlier_channels = outliers;
-  return make_synthetic_model(synthetic_config(arch), o);
-}
+Model tiny(const std::string& arch, int outliers = 0) { return test::tiny_synthetic(arch, 11, outliers); }
 
 const std::vector<int> kTokens = {5, 17, 99, 3, 250, 42, 42, 7, 128, 64, 1, 200};
 

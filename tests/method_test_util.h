@@ -5,12 +5,21 @@
 #include "harness/progress.h"
 #include "methods/method.h"
 #include "models/source.h"
+#include "models/synthetic.h"
 #include "test_util.h"
 
 #include <stdexcept>
 #include <string>
 
 namespace fb::test {
+
+// A small synthetic model of a registered shape (e.g. "opt-tiny"), optionally with outlier channels.
+inline Model tiny_synthetic(const std::string& arch, uint64_t seed, int outlier_channels = 0) {
+  SyntheticOptions o;
+  o.seed = seed;
+  o.outlier_channels = outlier_channels;
+  return make_synthetic_model(synthetic_config(arch), o);
+}
 
 inline JobResult run_method(const std::string& name, Model& m, const Tokenizer* tok, const json& given,
                             uint64_t seed = 0) {

@@ -14,12 +14,7 @@
 namespace fb {
 namespace {
 
-Model tiny(const std::string& arch, int outliers = 0) {
-  SyntheticOptions o;
-  o.seed = 7;
-  o.outlier_channels = outliers;
-  return make_synthetic_model(synthetic_config(arch), o);
-}
+Model tiny(const std::string& arch, int outliers = 0) { return test::tiny_synthetic(arch, 7, outliers); }
 
 std::vector<std::vector<int>> random_windows(const Model& m, int n, int len, uint64_t seed) {
   CalibConfig c;

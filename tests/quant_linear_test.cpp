@@ -2,6 +2,8 @@
 // integer path matches the FP64 product of the dequantized operands.
 #include "methods/common/quant_linear.h"
 
+#include "test_util.h"
+
 #include <gtest/gtest.h>
 
 #include <random>
@@ -9,13 +11,7 @@
 namespace fb {
 namespace {
 
-Mat random_matrix(int rows, int cols, uint64_t seed, float sigma = 1.f) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> nd(0.f, sigma);
-  Mat X(rows, cols);
-  for (int i = 0; i < X.size(); ++i) X.data()[i] = nd(rng);
-  return X;
-}
+using test::gaussian_matrix;
 
 struct Case {
   int w_bits, a_bits;
@@ -35,9 +31,9 @@ double max_abs(const Mat& m) { return m.cwiseAbs().maxCoeff(); }
 
 void expect_fake_equals_real(const Case& c) {
   const int T = 13, K = 67, N = 21;  // odd K exercises the int4 row padding
-  Mat X = random_matrix(T, K, 11, 2.f), W = random_matrix(N, K, 12, 0.3f);
+  Mat X = gaussian_matrix(T, K, 11, 2.f), W = gaussian_matrix(N, K, 12, 0.3f);
   X.col(5) *= 20.f;  // an outlier channel
-  Vec b = random_matrix(N, 1, 13).col(0);
+  Vec b = gaussian_matrix(N, 1, 13).col(0);
   QuantizedWeight qw = quantize_weight_rtn(W, make_spec(c.w_bits, c.w_gran, c.w_sym), false);
   ActQuantizer act{make_spec(c.a_bits, c.a_gran, c.a_sym), c.a_static, -30.f, 35.f};
   FakeQuantLinear fake(qw, b, act);
@@ -86,7 +82,7 @@ TEST(QuantLinear, FakeEqualsRealAsymmetricZeroPoints) {
 }
 
 TEST(QuantLinear, WeightOnlyRealQuantMatchesFake) {
-  Mat X = random_matrix(5, 32, 1), W = random_matrix(8, 32, 2);
+  Mat X = gaussian_matrix(5, 32, 1), W = gaussian_matrix(8, 32, 2);
   QuantizedWeight qw = quantize_weight_rtn(W, make_spec(4, Granularity::per_channel, true), false);
   ActQuantizer none;
   none.spec.bits = 16;
@@ -97,7 +93,7 @@ TEST(QuantLinear, WeightOnlyRealQuantMatchesFake) {
 }
 
 TEST(QuantLinear, RealQuantRejectsScalesAlongK) {
-  Mat W = random_matrix(4, 64, 3);
+  Mat W = gaussian_matrix(4, 64, 3);
   ActQuantizer act{make_spec(8, Granularity::per_token, true)};
   QuantSpec g = make_spec(4, Granularity::per_group, true);
   g.group = 32;
@@ -106,7 +102,7 @@ TEST(QuantLinear, RealQuantRejectsScalesAlongK) {
 }
 
 TEST(QuantLinear, FootprintCountsPackedBytes) {
-  Mat W = random_matrix(6, 9, 4);
+  Mat W = gaussian_matrix(6, 9, 4);
   QuantizedWeight qw = quantize_weight_rtn(W, make_spec(4, Granularity::per_channel, true), false);
   ActQuantizer act{make_spec(8, Granularity::per_token, true)};
   OpFootprint real = RealQuantLinear(qw, Vec(), act).footprint();

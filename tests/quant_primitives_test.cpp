@@ -1,6 +1,8 @@
 // Quantizer primitives: methods.md §5 invariants Q-1..Q-5 and Q-7.
 #include "kernels/quant.h"
 
+#include "test_util.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -9,13 +11,7 @@
 namespace fb {
 namespace {
 
-QMat random_matrix(int rows, int cols, uint64_t seed, float sigma = 1.f) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> nd(0.f, sigma);
-  QMat X(rows, cols);
-  for (int i = 0; i < X.size(); ++i) X.data()[i] = nd(rng);
-  return X;
-}
+using test::gaussian_matrix;
 
 QuantSpec spec(int bits, bool sym, Granularity g, int group = 0) {
   QuantSpec s;
@@ -40,7 +36,7 @@ TEST(QuantPrimitives, Q1_GridValuesRoundTrip) {
 
 TEST(QuantPrimitives, Q1_FakeQuantIsIdempotent) {
   // A dequantized tensor lies on its own grid: quantizing it again with the same parameters changes nothing.
-  QMat X = random_matrix(7, 33, 1);
+  QMat X = gaussian_matrix(7, 33, 1);
   for (bool sym : {true, false}) {
     QuantSpec s = spec(4, sym, Granularity::per_token);
     QuantParams p = compute_params(X, s);
@@ -65,7 +61,7 @@ void expect_error_bound(const QMat& X, const QuantSpec& s) {
 }
 
 TEST(QuantPrimitives, Q2_ErrorBoundNoClip) {
-  QMat X = random_matrix(16, 96, 2, 3.f);
+  QMat X = gaussian_matrix(16, 96, 2, 3.f);
   for (int bits : {2, 4, 8})
     for (bool sym : {true, false}) {
       expect_error_bound(X, spec(bits, sym, Granularity::per_tensor));
@@ -76,7 +72,7 @@ TEST(QuantPrimitives, Q2_ErrorBoundNoClip) {
 }
 
 TEST(QuantPrimitives, Q2_ClipSaturatesOutliersAndBoundsTheRest) {
-  QMat X = random_matrix(8, 64, 3);
+  QMat X = gaussian_matrix(8, 64, 3);
   X(2, 5) = 25.f;  // outlier
   QuantSpec s = spec(4, true, Granularity::per_token);
   s.clip = 0.5f;
@@ -100,7 +96,7 @@ TEST(QuantPrimitives, Q2_ClipSaturatesOutliersAndBoundsTheRest) {
 }
 
 TEST(QuantPrimitives, Q3_CodeRanges) {
-  QMat X = random_matrix(32, 64, 4, 5.f);
+  QMat X = gaussian_matrix(32, 64, 4, 5.f);
   for (int bits : {4, 8}) {
     QuantSpec sym = spec(bits, true, Granularity::per_channel);
     std::vector<int8_t> codes = quantize_codes(X, compute_params(X, sym), sym);
@@ -143,7 +139,7 @@ TEST(QuantPrimitives, Q4_ZeroRows) {
 }
 
 TEST(QuantPrimitives, Q5_ScaleInvariance) {
-  QMat X = random_matrix(9, 40, 5);
+  QMat X = gaussian_matrix(9, 40, 5);
   for (bool sym : {true, false}) {
     QuantSpec s = spec(4, sym, Granularity::per_token);
     QMat base = fake_quantized(X, s);
@@ -170,7 +166,7 @@ TEST(QuantPrimitives, StaticPerTensorParams) {
 }
 
 TEST(QuantPrimitives, MseClipSearchNeverWorseThanNoClip) {
-  QMat W = random_matrix(12, 128, 6);
+  QMat W = gaussian_matrix(12, 128, 6);
   W(3, 7) = 9.f;  // an outlier makes shrinking worthwhile for row 3
   QuantSpec s = spec(3, true, Granularity::per_channel);
   s.weight = true;

@@ -1,10 +1,12 @@
 // Shared helpers for the test suite.
 #pragma once
 
+#include <Eigen/Core>
 #include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <filesystem>
+#include <random>
 #include <string>
 
 namespace fb::test {
@@ -21,6 +23,16 @@ inline std::filesystem::path data_dir() {
     if (!std::filesystem::exists(::fb::test::data_dir() / (relpath)))                     \
       GTEST_SKIP() << "real data file not present: " << (::fb::test::data_dir() / (relpath)); \
   } while (0)
+
+// A Gaussian matrix (row-major float) of the given scale, reproducible from the seed.
+inline Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> gaussian_matrix(int rows, int cols, uint64_t seed,
+                                                                                           float sigma = 1.f) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> nd(0.f, sigma);
+  Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> X(rows, cols);
+  for (int i = 0; i < X.size(); ++i) X.data()[i] = nd(rng);
+  return X;
+}
 
 // A fresh temporary directory per test, removed at scope exit.
 struct TempDir {
