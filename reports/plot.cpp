@@ -205,11 +205,11 @@ Sweep sweep_by_model(const std::vector<MergedRow>& merged, const std::vector<std
     if (!(x > 0 && x < 1e29)) continue;
     out[model_cell(m.row)][method_cell(m.row.job.spec, param)].push_back({x, &m});
   }
-  constexpr size_t kMinSweepPoints = 3;  // fewer points is not a sweep (e.g. β = 0.5 / 1 inside a γ sweep)
   for (auto& [model, settings] : out) {
     for (auto& [setting, pts] : settings)
       std::sort(pts.begin(), pts.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-    std::erase_if(settings, [](const auto& kv) { return kv.second.size() < kMinSweepPoints; });
+    // fewer than 3 points is not a sweep (e.g. β = 0.5 / 1 inside a γ sweep)
+    std::erase_if(settings, [](const auto& kv) { return kv.second.size() < 3; });
   }
   std::erase_if(out, [](const auto& kv) { return kv.second.empty(); });
   return out;
