@@ -5,6 +5,8 @@
 // format; acc / acc_norm / stderr / LAMBADA greedy + ppl; skipped tasks; threading.
 #include "datasets/tasks/lm_eval_rules.h"
 #include "harness/evaluator.h"
+#include "harness/evaluators/parallel.h"
+#include "methods/common/kv_quant.h"
 #include "models/reference_forward.h"
 #include "models/source.h"
 #include "models/synthetic.h"
@@ -491,6 +493,26 @@ TEST(ZeroshotFormats, ThreadedAndSerialAgreeAndLimitCutsDocuments) {
   EXPECT_EQ(value(limited, "piqa_n"), 5);
   EXPECT_EQ(limited.info["samples"]["piqa"], json(std::vector<json>(serial.info["samples"]["piqa"].begin(),
                                                                     serial.info["samples"]["piqa"].begin() + 5)));
+}
+
+// KV-cache quantization is a pure attention hook: documents are still scored in parallel,
+// with the very same log-likelihoods as a serial run.
+TEST(ZeroshotFormats, KvQuantizedModelScoresInParallelLikeSerial) {
+  Model model = tiny_transformer();
+  const ToyTokenizer tok;
+  test::TempDir dir;
+  std::string piqa;
+  for (int i = 0; i < 10; ++i)
+    piqa += "{\"goal\": \"goal " + std::to_string(i) + "\", \"sol1\": \"do " + std::string(size_t(i % 4 + 1), 'a') +
+            "\", \"sol2\": \"do b\", \"label\": " + std::to_string(i % 2) + "}\n";
+  write_file(dir / "piqa/valid.jsonl", piqa);
+  const JobResult plain = run_zeroshot(model, &tok, dir.path, {{"tasks", {"piqa"}}, {"threads", 2}});
+  install_kv_quant(model, 4);
+  ASSERT_TRUE(forwards_may_run_concurrently(model));
+  const JobResult serial = run_zeroshot(model, &tok, dir.path, {{"tasks", {"piqa"}}, {"threads", 1}});
+  const JobResult threaded = run_zeroshot(model, &tok, dir.path, {{"tasks", {"piqa"}}, {"threads", 2}});
+  EXPECT_EQ(serial.info["samples"], threaded.info["samples"]);
+  EXPECT_NE(serial.info["samples"], plain.info["samples"]) << "KV4 must change the log-likelihoods";
 }
 
 // ---- skipped and refused tasks --------------------------------------------------------
