@@ -140,22 +140,42 @@ class Transaction {
   bool done_ = false;
 };
 
+// Reads columns 0, 1, 2, … of the current row into the given fields, in order; each
+// field's type picks the conversion (JSON columns parse, an array column fills a vector).
+void read_column(const Stmt& s, int c, std::string& v) { v = s.text(c); }
+void read_column(const Stmt& s, int c, double& v) { v = s.real(c); }
+void read_column(const Stmt& s, int c, long& v) { v = s.integer(c); }
+void read_column(const Stmt& s, int c, int& v) { v = static_cast<int>(s.integer(c)); }
+void read_column(const Stmt& s, int c, bool& v) { v = s.integer(c) != 0; }
+void read_column(const Stmt& s, int c, json& v) { v = s.js(c); }
+void read_column(const Stmt& s, int c, std::vector<double>& v) {
+  json a = s.js(c);
+  if (a.is_array()) v = a.get<std::vector<double>>();
+}
+template <class... F>
+void read_columns(const Stmt& s, F&... fields) {
+  int c = 0;
+  (read_column(s, c++, fields), ...);
+}
+
+// Runs a query with the job id bound to its one parameter; one T per row, filled by read.
+template <class T, class Read>
+std::vector<T> rows_of_job(sqlite3* db, const std::string& sql, long job_id, Read read) {
+  Stmt s(db, sql);
+  s.bind(1, job_id);
+  std::vector<T> out;
+  while (s.step()) {
+    T r;
+    read(s, r);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
 JobRow read_job(const Stmt& s) {
   JobRow j;
-  j.id = s.integer(0);
-  j.key = s.text(1);
-  j.run_uuid = s.text(2);
-  j.model = s.text(3);
-  j.method = s.text(4);
-  j.evaluation = s.text(5);
-  j.spec = s.js(6);
-  j.status = s.text(7);
-  j.error = s.text(8);
-  j.started_at = s.text(9);
-  j.ended_at = s.text(10);
-  j.duration_s = s.real(11);
-  j.synthetic = s.integer(12) != 0;
-  j.label = s.text(13);
+  read_columns(s, j.id, j.key, j.run_uuid, j.model, j.method, j.evaluation, j.spec, j.status, j.error, j.started_at,
+               j.ended_at, j.duration_s, j.synthetic, j.label);
   return j;
 }
 constexpr const char* kJobColumns =
@@ -365,71 +385,31 @@ std::optional<JobRow> Store::newest_job(const std::string& key_prefix) const {
 }
 
 std::vector<Metric> Store::metrics(long job_id) const {
-  Stmt s(db_, "SELECT name, value, unit, n, stddev, samples FROM metrics WHERE job_id = ? ORDER BY rowid");
-  s.bind(1, job_id);
-  std::vector<Metric> out;
-  while (s.step()) {
-    Metric m{s.text(0), s.real(1), s.text(2), static_cast<int>(s.integer(3)), s.real(4)};
-    json smp = s.js(5);
-    if (smp.is_array()) m.samples = smp.get<std::vector<double>>();
-    out.push_back(std::move(m));
-  }
-  return out;
+  return rows_of_job<Metric>(
+      db_, "SELECT name, value, unit, n, stddev, samples FROM metrics WHERE job_id = ? ORDER BY rowid", job_id,
+      [](const Stmt& s, Metric& m) { read_columns(s, m.name, m.value, m.unit, m.n, m.stddev, m.samples); });
 }
 
 std::vector<SiteRecord> Store::sites(long job_id) const {
-  Stmt s(db_,
-         "SELECT layer, role, w_bits, a_bits, k_in, k_flat, k_pad, w_scale, a_scale, kl, clip, mse, flops, extra "
-         "FROM sites WHERE job_id = ? ORDER BY rowid");
-  s.bind(1, job_id);
-  std::vector<SiteRecord> out;
-  while (s.step()) {
-    SiteRecord r;
-    r.layer = static_cast<int>(s.integer(0));
-    r.role = s.text(1);
-    r.w_bits = static_cast<int>(s.integer(2));
-    r.a_bits = static_cast<int>(s.integer(3));
-    r.k_in = static_cast<int>(s.integer(4));
-    r.k_flat = static_cast<int>(s.integer(5));
-    r.k_pad = static_cast<int>(s.integer(6));
-    r.w_scale = s.real(7);
-    r.a_scale = s.real(8);
-    r.kl = s.real(9);
-    r.clip = s.real(10);
-    r.mse = s.real(11);
-    r.flops = s.real(12);
-    r.extra = s.js(13);
-    out.push_back(std::move(r));
-  }
-  return out;
+  return rows_of_job<SiteRecord>(
+      db_,
+      "SELECT layer, role, w_bits, a_bits, k_in, k_flat, k_pad, w_scale, a_scale, kl, clip, mse, flops, extra "
+      "FROM sites WHERE job_id = ? ORDER BY rowid",
+      job_id, [](const Stmt& s, SiteRecord& r) {
+        read_columns(s, r.layer, r.role, r.w_bits, r.a_bits, r.k_in, r.k_flat, r.k_pad, r.w_scale, r.a_scale, r.kl,
+                     r.clip, r.mse, r.flops, r.extra);
+      });
 }
 
 std::vector<GemmRecord> Store::gemms(long job_id) const {
-  Stmt s(db_,
-         "SELECT device, backend, dtype, m, n, k, reps, min_ms, median_ms, max_ms, gops, ratio_to_fp32, samples, extra "
-         "FROM gemm WHERE job_id = ? ORDER BY rowid");
-  s.bind(1, job_id);
-  std::vector<GemmRecord> out;
-  while (s.step()) {
-    GemmRecord g;
-    g.device = s.text(0);
-    g.backend = s.text(1);
-    g.dtype = s.text(2);
-    g.m = s.integer(3);
-    g.n = s.integer(4);
-    g.k = s.integer(5);
-    g.reps = static_cast<int>(s.integer(6));
-    g.min_ms = s.real(7);
-    g.median_ms = s.real(8);
-    g.max_ms = s.real(9);
-    g.gops = s.real(10);
-    g.ratio_to_fp32 = s.real(11);
-    json smp = s.js(12);
-    if (smp.is_array()) g.samples_ms = smp.get<std::vector<double>>();
-    g.extra = s.js(13);
-    out.push_back(std::move(g));
-  }
-  return out;
+  return rows_of_job<GemmRecord>(
+      db_,
+      "SELECT device, backend, dtype, m, n, k, reps, min_ms, median_ms, max_ms, gops, ratio_to_fp32, samples, extra "
+      "FROM gemm WHERE job_id = ? ORDER BY rowid",
+      job_id, [](const Stmt& s, GemmRecord& g) {
+        read_columns(s, g.device, g.backend, g.dtype, g.m, g.n, g.k, g.reps, g.min_ms, g.median_ms, g.max_ms, g.gops,
+                     g.ratio_to_fp32, g.samples_ms, g.extra);
+      });
 }
 
 std::optional<RunInfo> Store::run(const std::string& uuid) const {
@@ -439,14 +419,7 @@ std::optional<RunInfo> Store::run(const std::string& uuid) const {
   s.bind(1, uuid);
   if (!s.step()) return std::nullopt;
   RunInfo r;
-  r.uuid = s.text(0);
-  r.started_at = s.text(1);
-  r.ended_at = s.text(2);
-  r.provenance = s.js(3);
-  r.config_path = s.text(4);
-  r.config_hash = s.text(5);
-  r.config_text = s.text(6);
-  r.shard = s.text(7);
+  read_columns(s, r.uuid, r.started_at, r.ended_at, r.provenance, r.config_path, r.config_hash, r.config_text, r.shard);
   return r;
 }
 
