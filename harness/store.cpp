@@ -158,10 +158,10 @@ void read_columns(const Stmt& s, F&... fields) {
   (read_column(s, c++, fields), ...);
 }
 
-// Runs a query with the job id bound to its one parameter; one T per row, filled by read.
+// SELECT columns FROM table for one job, in insertion order; one T per row, filled by read.
 template <class T, class Read>
-std::vector<T> rows_of_job(sqlite3* db, const std::string& sql, long job_id, Read read) {
-  Stmt s(db, sql);
+std::vector<T> rows_of_job(sqlite3* db, const char* table, const char* columns, long job_id, Read read) {
+  Stmt s(db, std::string("SELECT ") + columns + " FROM " + table + " WHERE job_id = ? ORDER BY rowid");
   s.bind(1, job_id);
   std::vector<T> out;
   while (s.step()) {
@@ -181,6 +181,13 @@ JobRow read_job(const Stmt& s) {
 constexpr const char* kJobColumns =
     "id, key, run_uuid, model, method, evaluation, spec, status, error, started_at, ended_at, duration_s, synthetic, "
     "label";
+// The columns of the per-job tables after job_id, in the order their readers below take them
+// (merge_from copies the same lists).
+constexpr const char* kMetricColumns = "name, value, unit, n, stddev, samples";
+constexpr const char* kSiteColumns =
+    "layer, role, w_bits, a_bits, k_in, k_flat, k_pad, w_scale, a_scale, kl, clip, mse, flops, extra";
+constexpr const char* kGemmColumns =
+    "device, backend, dtype, m, n, k, reps, min_ms, median_ms, max_ms, gops, ratio_to_fp32, samples, extra";
 
 }  // namespace
 
@@ -385,31 +392,23 @@ std::optional<JobRow> Store::newest_job(const std::string& key_prefix) const {
 }
 
 std::vector<Metric> Store::metrics(long job_id) const {
-  return rows_of_job<Metric>(
-      db_, "SELECT name, value, unit, n, stddev, samples FROM metrics WHERE job_id = ? ORDER BY rowid", job_id,
-      [](const Stmt& s, Metric& m) { read_columns(s, m.name, m.value, m.unit, m.n, m.stddev, m.samples); });
+  return rows_of_job<Metric>(db_, "metrics", kMetricColumns, job_id, [](const Stmt& s, Metric& m) {
+    read_columns(s, m.name, m.value, m.unit, m.n, m.stddev, m.samples);
+  });
 }
 
 std::vector<SiteRecord> Store::sites(long job_id) const {
-  return rows_of_job<SiteRecord>(
-      db_,
-      "SELECT layer, role, w_bits, a_bits, k_in, k_flat, k_pad, w_scale, a_scale, kl, clip, mse, flops, extra "
-      "FROM sites WHERE job_id = ? ORDER BY rowid",
-      job_id, [](const Stmt& s, SiteRecord& r) {
-        read_columns(s, r.layer, r.role, r.w_bits, r.a_bits, r.k_in, r.k_flat, r.k_pad, r.w_scale, r.a_scale, r.kl,
-                     r.clip, r.mse, r.flops, r.extra);
-      });
+  return rows_of_job<SiteRecord>(db_, "sites", kSiteColumns, job_id, [](const Stmt& s, SiteRecord& r) {
+    read_columns(s, r.layer, r.role, r.w_bits, r.a_bits, r.k_in, r.k_flat, r.k_pad, r.w_scale, r.a_scale, r.kl, r.clip,
+                 r.mse, r.flops, r.extra);
+  });
 }
 
 std::vector<GemmRecord> Store::gemms(long job_id) const {
-  return rows_of_job<GemmRecord>(
-      db_,
-      "SELECT device, backend, dtype, m, n, k, reps, min_ms, median_ms, max_ms, gops, ratio_to_fp32, samples, extra "
-      "FROM gemm WHERE job_id = ? ORDER BY rowid",
-      job_id, [](const Stmt& s, GemmRecord& g) {
-        read_columns(s, g.device, g.backend, g.dtype, g.m, g.n, g.k, g.reps, g.min_ms, g.median_ms, g.max_ms, g.gops,
-                     g.ratio_to_fp32, g.samples_ms, g.extra);
-      });
+  return rows_of_job<GemmRecord>(db_, "gemm", kGemmColumns, job_id, [](const Stmt& s, GemmRecord& g) {
+    read_columns(s, g.device, g.backend, g.dtype, g.m, g.n, g.k, g.reps, g.min_ms, g.median_ms, g.max_ms, g.gops,
+                 g.ratio_to_fp32, g.samples_ms, g.extra);
+  });
 }
 
 std::optional<RunInfo> Store::run(const std::string& uuid) const {
@@ -463,9 +462,9 @@ long Store::merge_from(const std::filesystem::path& other) {
       }
       exec("INSERT INTO main." + table + "(job_id, " + cols + ") SELECT j.id" + xcols + buf);
     };
-    copy("metrics", "name, value, unit, n, stddev, samples");
-    copy("sites", "layer, role, w_bits, a_bits, k_in, k_flat, k_pad, w_scale, a_scale, kl, clip, mse, flops, extra");
-    copy("gemm", "device, backend, dtype, m, n, k, reps, min_ms, median_ms, max_ms, gops, ratio_to_fp32, samples, extra");
+    copy("metrics", kMetricColumns);
+    copy("sites", kSiteColumns);
+    copy("gemm", kGemmColumns);
     {
       Stmt count(db_, "SELECT COUNT(*) FROM merge_map");
       count.step();
