@@ -12,77 +12,49 @@ namespace fb::gemm_detail {
 
 namespace {
 
-// Every helper touching the accumulators must inline, and every loop over them unroll, or
-// GCC keeps the accumulators in memory.
-#define FB_INLINE inline __attribute__((always_inline))
+#include "kernels/gemm_s8_tiles_impl.inc"
+
+// The vector operations of the shared tile code (gemm_s8_tiles_impl.inc), on ymm registers.
+struct Isa {
+  static constexpr int kLanes = 8;
+  using Int = __m256i;
+  using Float = __m256;
+  using Mask = __m256i;  // lane i all-ones when valid
+
+  // Lane i is valid when column 8·v + i is.
+  static FB_INLINE Mask column_mask(int cols, int v) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(cols - 8 * v), lane);
+  }
+  static FB_INLINE Int zero() { return _mm256_setzero_si256(); }
+  static FB_INLINE Int set1_i32(int32_t x) { return _mm256_set1_epi32(x); }
+  static FB_INLINE Float set1_f32(float x) { return _mm256_set1_ps(x); }
+  static FB_INLINE Int load(const int32_t* p, Mask m) { return _mm256_maskload_epi32(p, m); }
+  static FB_INLINE Float load(const float* p, Mask m) { return _mm256_maskload_ps(p, m); }
+  static FB_INLINE void store(int32_t* p, Mask m, Int x) { _mm256_maskstore_epi32(p, m, x); }
+  static FB_INLINE void store(float* p, Mask m, Float x) { _mm256_maskstore_ps(p, m, x); }
+  static FB_INLINE Int sub_i32(Int a, Int b) { return _mm256_sub_epi32(a, b); }
+  static FB_INLINE Float to_f32(Int x) { return _mm256_cvtepi32_ps(x); }
+  static FB_INLINE Float mul_f32(Float a, Float b) { return _mm256_mul_ps(a, b); }
+  static FB_INLINE Float add_f32(Float a, Float b) { return _mm256_add_ps(a, b); }
+  static FB_INLINE Int broadcast4(const void* p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+  }
+  // acc + w·a over each lane's int16 pair (vpmaddwd).
+  static FB_INLINE Int dot4(Int acc, Int w, Int a) { return _mm256_add_epi32(acc, _mm256_madd_epi16(a, w)); }
+};
 
 constexpr int MR = kAvx2MR;
-constexpr int NV = kAvx2NR / 8;  // ymm vectors per tile row
-
-FB_INLINE __m256i broadcast_pair(const int16_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return _mm256_set1_epi32(v);
-}
-
-// Lane i is all-ones when column 8·v + i is valid.
-FB_INLINE __m256i column_mask(int cols, int v) {
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(cols - 8 * v), lane);
-}
-
-template <int R>
-FB_INLINE void load_partials(__m256i (&acc)[R][NV], const TileJob& job) {
-  #pragma GCC unroll 8
-  for (int r = 0; r < R; ++r)
-    #pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v)
-      acc[r][v] = job.first ? _mm256_setzero_si256()
-                            : _mm256_maskload_epi32(job.c + r * job.ldc + 8 * v, column_mask(job.cols, v));
-}
-
-template <int R>
-FB_INLINE void store_tile(__m256i (&acc)[R][NV], const TileJob& job) {
-  #pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) {
-    const __m256i corr = _mm256_set1_epi32(job.row_corr ? job.row_corr[r] : 0);
-    const __m256 sa = _mm256_set1_ps(job.sa ? job.sa[job.sa_per_row ? r : 0] : 1.0f);
-    #pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) {
-      const __m256i mask = column_mask(job.cols, v);
-      if (!job.last) {
-        _mm256_maskstore_epi32(job.c + r * job.ldc + 8 * v, mask, acc[r][v]);
-        continue;
-      }
-      const __m256i exact = _mm256_sub_epi32(acc[r][v], corr);
-      if (!job.y) {
-        _mm256_maskstore_epi32(job.c + r * job.ldc + 8 * v, mask, exact);
-        continue;
-      }
-      const __m256 sb = job.sb_per_col ? _mm256_maskload_ps(job.sb + 8 * v, mask) : _mm256_set1_ps(job.sb[0]);
-      __m256 y = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(exact), sa), sb);
-      if (job.bias) y = _mm256_add_ps(y, _mm256_maskload_ps(job.bias + 8 * v, mask));
-      _mm256_maskstore_ps(job.y + r * job.ldy + 8 * v, mask, y);
-    }
-  }
-}
-
-// acc[r][·] += a[r][0]·w[·] lane pair 0 + a[r][1]·w[·] lane pair 1 (one k-pair).
-template <int R>
-FB_INLINE void dot_pair(__m256i (&acc)[R][NV], const int16_t* a, long lda, const __m256i (&w)[NV]) {
-  #pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) {
-    const __m256i av = broadcast_pair(a + r * lda);
-    #pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_add_epi32(acc[r][v], _mm256_madd_epi16(av, w[v]));
-  }
-}
+constexpr int NV = kAvx2NR / Isa::kLanes;  // ymm vectors per tile row
 
 // The int16 rows are zero-padded to a multiple of 4, so a rounded-up pair count is exact.
+// Each k-step is one k-pair.
 template <int R>
 void tile_s8(const TileJob& job) {
   __m256i acc[R][NV];
-  load_partials<R>(acc, job);
+  load_partials<Isa>(acc, job);
   const int16_t* a = static_cast<const int16_t*>(job.a);
   const uint8_t* b = job.b;
   const long pairs = (job.k_len + 1) / 2;
@@ -90,9 +62,9 @@ void tile_s8(const TileJob& job) {
   for (long p = 0; p < pairs; ++p, b += 32 * NV) {
     #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) w[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 32 * v));
-    dot_pair<R>(acc, a + 2 * p, job.lda, w);
+    dot_step<Isa>(acc, a + 2 * p, job.lda, w);
   }
-  store_tile<R>(acc, job);
+  store_tile<Isa>(acc, job);
 }
 
 // One quad of k: each 16-byte half widens to 16 int16 lanes holding two nibbles each
@@ -100,7 +72,7 @@ void tile_s8(const TileJob& job) {
 template <int R>
 void tile_s4(const TileJob& job) {
   __m256i acc[R][NV];
-  load_partials<R>(acc, job);
+  load_partials<Isa>(acc, job);
   const int16_t* a = static_cast<const int16_t*>(job.a);
   const uint8_t* b = job.b;
   const long quads = (job.k_len + 3) / 4;
@@ -113,25 +85,16 @@ void tile_s4(const TileJob& job) {
       lo[v] = _mm256_and_si256(bytes, nibble);
       hi[v] = _mm256_srli_epi16(bytes, 4);
     }
-    dot_pair<R>(acc, a + 4 * q, job.lda, lo);
-    dot_pair<R>(acc, a + 4 * q + 2, job.lda, hi);
+    dot_step<Isa>(acc, a + 4 * q, job.lda, lo);
+    dot_step<Isa>(acc, a + 4 * q + 2, job.lda, hi);
   }
-  store_tile<R>(acc, job);
+  store_tile<Isa>(acc, job);
 }
-
-#define FB_ROWS_SWITCH(fn, job) \
-  switch ((job).rows) {         \
-    case 1: return fn<1>(job);  \
-    case 2: return fn<2>(job);  \
-    case 3: return fn<3>(job);  \
-    default: return fn<4>(job); \
-  }
-static_assert(MR == 4, "FB_ROWS_SWITCH covers 1..4 rows");
 
 }  // namespace
 
-void tile_avx2_s8(const TileJob& job) { FB_ROWS_SWITCH(tile_s8, job); }
-void tile_avx2_s4(const TileJob& job) { FB_ROWS_SWITCH(tile_s4, job); }
+void tile_avx2_s8(const TileJob& job) { dispatch_rows<MR>(job.rows, [&]<int R>() { tile_s8<R>(job); }); }
+void tile_avx2_s4(const TileJob& job) { dispatch_rows<MR>(job.rows, [&]<int R>() { tile_s4<R>(job); }); }
 
 void widen_rows_avx2(const int8_t* A, long M, long K, int16_t* A16, long ld16, int32_t offset, int32_t* out) {
   for (long m = 0; m < M; ++m) {

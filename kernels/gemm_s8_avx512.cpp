@@ -12,78 +12,50 @@ namespace fb::gemm_detail {
 
 namespace {
 
-// Every helper touching the accumulators must inline, and every loop over them unroll, or
-// GCC keeps the accumulators in memory (a 3× slowdown).
-#define FB_INLINE inline __attribute__((always_inline))
+#include "kernels/gemm_s8_tiles_impl.inc"
+
+// The vector operations of the shared tile code (gemm_s8_tiles_impl.inc), on zmm registers.
+struct Isa {
+  static constexpr int kLanes = 16;
+  using Int = __m512i;
+  using Float = __m512;
+  using Mask = __mmask16;
+
+  // Bit i is set when column 16·v + i is valid.
+  static FB_INLINE Mask column_mask(int cols, int v) {
+    int left = cols - 16 * v;
+    return left >= 16 ? __mmask16(0xFFFF) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1);
+  }
+  static FB_INLINE Int zero() { return _mm512_setzero_si512(); }
+  static FB_INLINE Int set1_i32(int32_t x) { return _mm512_set1_epi32(x); }
+  static FB_INLINE Float set1_f32(float x) { return _mm512_set1_ps(x); }
+  static FB_INLINE Int load(const int32_t* p, Mask m) { return _mm512_maskz_loadu_epi32(m, p); }
+  static FB_INLINE Float load(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
+  static FB_INLINE void store(int32_t* p, Mask m, Int x) { _mm512_mask_storeu_epi32(p, m, x); }
+  static FB_INLINE void store(float* p, Mask m, Float x) { _mm512_mask_storeu_ps(p, m, x); }
+  static FB_INLINE Int sub_i32(Int a, Int b) { return _mm512_sub_epi32(a, b); }
+  static FB_INLINE Float to_f32(Int x) { return _mm512_cvtepi32_ps(x); }
+  static FB_INLINE Float mul_f32(Float a, Float b) { return _mm512_mul_ps(a, b); }
+  static FB_INLINE Float add_f32(Float a, Float b) { return _mm512_add_ps(a, b); }
+  static FB_INLINE Int broadcast4(const void* p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+  }
+  // acc + Σ of each lane's 4 products, u8 weights × s8 activations (vpdpbusd).
+  static FB_INLINE Int dot4(Int acc, Int w, Int a) { return _mm512_dpbusd_epi32(acc, w, a); }
+};
 
 constexpr int MR = kVnniMR;
-constexpr int NV = kVnniNR / 16;  // zmm vectors per tile row
-
-FB_INLINE __m512i broadcast_dword(const int8_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return _mm512_set1_epi32(v);
-}
-
-FB_INLINE __mmask16 column_mask(int cols, int v) {
-  int left = cols - 16 * v;
-  return left >= 16 ? __mmask16(0xFFFF) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1);
-}
-
-template <int R>
-FB_INLINE void load_partials(__m512i (&acc)[R][NV], const TileJob& job) {
-  #pragma GCC unroll 8
-  for (int r = 0; r < R; ++r)
-    #pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v)
-      acc[r][v] = job.first ? _mm512_setzero_si512()
-                            : _mm512_maskz_loadu_epi32(column_mask(job.cols, v), job.c + r * job.ldc + 16 * v);
-}
-
-// Partials, int32 output, or dequantized fp32 output, all with masked stores for edge columns.
-template <int R>
-FB_INLINE void store_tile(__m512i (&acc)[R][NV], const TileJob& job) {
-  #pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) {
-    const __m512i corr = _mm512_set1_epi32(job.row_corr ? job.row_corr[r] : 0);
-    const __m512 sa = _mm512_set1_ps(job.sa ? job.sa[job.sa_per_row ? r : 0] : 1.0f);
-    #pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) {
-      const __mmask16 mask = column_mask(job.cols, v);
-      if (!job.last) {
-        _mm512_mask_storeu_epi32(job.c + r * job.ldc + 16 * v, mask, acc[r][v]);
-        continue;
-      }
-      const __m512i exact = _mm512_sub_epi32(acc[r][v], corr);
-      if (!job.y) {
-        _mm512_mask_storeu_epi32(job.c + r * job.ldc + 16 * v, mask, exact);
-        continue;
-      }
-      const __m512 sb = job.sb_per_col ? _mm512_maskz_loadu_ps(mask, job.sb + 16 * v) : _mm512_set1_ps(job.sb[0]);
-      __m512 y = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(exact), sa), sb);
-      if (job.bias) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask, job.bias + 16 * v));
-      _mm512_mask_storeu_ps(job.y + r * job.ldy + 16 * v, mask, y);
-    }
-  }
-}
-
-// acc[r][·] += Σ over one k-group of 4: a_rows[r][0..3] · w (the 4 weight vectors w[0..3]).
-template <int R>
-FB_INLINE void dot_group(__m512i (&acc)[R][NV], const int8_t* a, long lda, const __m512i (&w)[NV]) {
-  #pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) {
-    const __m512i av = broadcast_dword(a + r * lda);
-    #pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], w[v], av);
-  }
-}
+constexpr int NV = kVnniNR / Isa::kLanes;  // zmm vectors per tile row
 
 // A is read from the block packed by pack_a_vnni: group g of 4 k for row r at
-// a + g·kPackedGroupBytes + 4·r, zero-padded, so no k tail needs care here.
+// a + g·kPackedGroupBytes + 4·r, zero-padded, so no k tail needs care here. Each k-step is
+// one k-group of 4.
 template <int R>
 void tile_s8(const TileJob& job) {
   __m512i acc[R][NV];
-  load_partials<R>(acc, job);
+  load_partials<Isa>(acc, job);
   const int8_t* a = static_cast<const int8_t*>(job.a);
   const uint8_t* b = job.b;
   const long groups = (job.k_len + 3) / 4;
@@ -91,9 +63,9 @@ void tile_s8(const TileJob& job) {
   for (long g = 0; g < groups; ++g, b += 64 * NV, a += kPackedGroupBytes) {
     #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) w[v] = _mm512_loadu_si512(b + 64 * v);
-    dot_group<R>(acc, a, 4, w);
+    dot_step<Isa>(acc, a, 4, w);
   }
-  store_tile<R>(acc, job);
+  store_tile<Isa>(acc, job);
 }
 
 // One octet of k: 4 loads hold 8 weight vectors as nibbles (low = k-group 2o, high = 2o+1).
@@ -107,37 +79,25 @@ FB_INLINE void dot_octet_s4(__m512i (&acc)[R][NV], const int8_t* a, const uint8_
     lo[v] = _mm512_and_si512(packed, nibble);
     hi[v] = _mm512_and_si512(_mm512_srli_epi16(packed, 4), nibble);
   }
-  dot_group<R>(acc, a, 4, lo);
-  dot_group<R>(acc, a + kPackedGroupBytes, 4, hi);
+  dot_step<Isa>(acc, a, 4, lo);
+  dot_step<Isa>(acc, a + kPackedGroupBytes, 4, hi);
 }
 
 template <int R>
 void tile_s4(const TileJob& job) {
   __m512i acc[R][NV];
-  load_partials<R>(acc, job);
+  load_partials<Isa>(acc, job);
   const int8_t* a = static_cast<const int8_t*>(job.a);
   const uint8_t* b = job.b;
   const long octets = (job.k_len + 7) / 8;
   for (long o = 0; o < octets; ++o, b += 64 * NV, a += 2 * kPackedGroupBytes) dot_octet_s4<R>(acc, a, b);
-  store_tile<R>(acc, job);
+  store_tile<Isa>(acc, job);
 }
-
-// Dispatch on the number of valid rows, so edge tiles do no wasted rows.
-#define FB_ROWS_SWITCH(fn, job)             \
-  switch ((job).rows) {                     \
-    case 1: return fn<1>(job);              \
-    case 2: return fn<2>(job);              \
-    case 3: return fn<3>(job);              \
-    case 4: return fn<4>(job);              \
-    case 5: return fn<5>(job);              \
-    default: return fn<6>(job);             \
-  }
-static_assert(MR == 6, "FB_ROWS_SWITCH covers 1..6 rows");
 
 }  // namespace
 
-void tile_vnni_s8(const TileJob& job) { FB_ROWS_SWITCH(tile_s8, job); }
-void tile_vnni_s4(const TileJob& job) { FB_ROWS_SWITCH(tile_s4, job); }
+void tile_vnni_s8(const TileJob& job) { dispatch_rows<MR>(job.rows, [&]<int R>() { tile_s8<R>(job); }); }
+void tile_vnni_s4(const TileJob& job) { dispatch_rows<MR>(job.rows, [&]<int R>() { tile_s4<R>(job); }); }
 
 long packed_a_tile_bytes(long k_len) { return (k_len + 7) / 8 * 2 * kPackedGroupBytes; }
 
