@@ -4,7 +4,8 @@ set -euo pipefail
 packages=(
   cmake ninja-build g++ pkg-config git
   libeigen3-dev libopenblas-dev libyaml-cpp-dev libsqlite3-dev libfmt-dev nlohmann-json3-dev libcli11-dev
-  libsentencepiece-dev libxxhash-dev libdnnl-dev libbenchmark-dev libgtest-dev libgmock-dev
+  libsentencepiece-dev libxxhash-dev libbenchmark-dev libgtest-dev libgmock-dev
+  libdnnl-dev ocl-icd-opencl-dev  # oneDNN's CMake config needs OpenCL, only a Recommends of libdnnl-dev
   slurm-wlm munge
   zlib1g-dev gnuplot-nox chromium  # reports: PNG reader, plots, dashboard render test
 )
