@@ -35,6 +35,11 @@ std::string load_wikitext_rows_joined(const fs::path& raw_file) {
   return out;
 }
 
+const std::vector<std::string>& corpus_names() {
+  static const std::vector<std::string> names = {"wikitext2", "wikitext2-valid", "tinystories"};
+  return names;
+}
+
 fs::path corpus_path(const std::string& name, const fs::path& data_dir) {
   if (name == "wikitext2") return data_dir / "wikitext2" / "wiki.test.raw";
   if (name == "wikitext2-valid") return data_dir / "wikitext2" / "wiki.valid.tokens";

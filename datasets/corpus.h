@@ -21,6 +21,8 @@ std::string load_text(const std::filesystem::path& file);
 std::string load_corpus(const std::string& name_or_path, const std::filesystem::path& data_dir);
 // The file behind a corpus name or relative path (for provenance hashes); not checked to exist.
 std::filesystem::path corpus_path(const std::string& name_or_path, const std::filesystem::path& data_dir);
+// The corpus names load_corpus knows (anything else is a path under the data directory).
+const std::vector<std::string>& corpus_names();
 
 // Calibration windows: n windows of `len` tokens starting at seeded random offsets.
 std::vector<std::vector<int>> sample_windows(const std::vector<int>& tokens, int n, int len, uint64_t seed);

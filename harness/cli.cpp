@@ -10,6 +10,7 @@
 #include "models/convert.h"
 #include "models/source.h"
 #include "reports/commands.h"
+#include "reports/query.h"
 #include "reports/summary.h"
 #include "reports/tables.h"
 
@@ -38,8 +39,15 @@ struct Options {
   RunOptions run;
 };
 
+// --db must name a file that outlives the process; checked while parsing, before anything runs.
+const CLI::Validator kDbFile(
+    [](std::string& path) {
+      return db_path_problem(path);  // CLI11 puts "--db: " before it
+    },
+    "FILE");
+
 void add_common(CLI::App* cmd, Options& o) {
-  cmd->add_option("--db", o.db, "results database (SQLite)")->capture_default_str();
+  cmd->add_option("--db", o.db, "results database (SQLite)")->capture_default_str()->check(kDbFile);
   cmd->add_option("--data-dir", o.data_dir, "where models and datasets live (default: $FLATBENCH_DATA_DIR or ../shared/data)");
 }
 
@@ -54,7 +62,20 @@ Config load(const Options& o) { return load_config(o.config, o.data_dir); }
 void apply_shard(Options& o) {
   if (o.shard.empty()) return;
   if (!parse_shard(o.shard, o.run.shard_index, o.run.shard_count))
-    throw CLI::ValidationError("--shard", "expected I/N with 1 ≤ I ≤ N, got '" + o.shard + "'");
+    throw CLI::ValidationError("--shard", "expected I/N, digits only, with 1 ≤ I ≤ N (e.g. 2/4), got '" + o.shard + "'");
+}
+
+// The jobs a run leaves unfinished, one line each: label, key prefix and error.
+void print_run_problems(const RunCounts& c, std::ostream& err) {
+  if (!c.failures.empty())
+    err << fmt::format("{} failed job(s) in this selection (rerun with --retry-failed):\n", c.failures.size());
+  for (const JobProblem& p : c.failures)
+    err << fmt::format("  FAILED  {}  {}: {}\n", p.key.substr(0, 12), p.label, p.error);
+  if (!c.interruptions.empty())
+    err << fmt::format("{} job(s) interrupted by the machine (not recorded; the next run redoes them):\n",
+                       c.interruptions.size());
+  for (const JobProblem& p : c.interruptions)
+    err << fmt::format("  INTERRUPTED  {}  {}: {}\n", p.key.substr(0, 12), p.label, p.error);
 }
 
 int cmd_run(Options& o) {
@@ -62,10 +83,17 @@ int cmd_run(Options& o) {
   Config cfg = load(o);
   o.run.db_path = o.db;
   RunCounts c = run_sweep(cfg, o.run, std::cout);
-  if (!o.run.json && !o.run.dry_run)
-    std::cerr << fmt::format("done: {} ran, {} failed, {} already done, {} failed earlier (not retried)\n", c.ran,
+  if (o.run.dry_run) return 0;
+  if (!o.run.json) {
+    std::cerr << fmt::format("done: {} ran, {} failed, {} already done, {} failed earlier (not retried)", c.ran,
                              c.failed, c.done_before, c.failed_before);
-  return c.failed > 0 ? 1 : 0;
+    if (c.done_elsewhere + c.failed_elsewhere + c.running_elsewhere > 0)
+      std::cerr << fmt::format("; left to other processes: {} done, {} failed, {} running there", c.done_elsewhere,
+                               c.failed_elsewhere, c.running_elsewhere);
+    std::cerr << "\n";
+  }
+  print_run_problems(c, std::cerr);
+  return c.complete() ? 0 : 1;
 }
 
 int cmd_list(Options& o) {
@@ -81,11 +109,25 @@ int cmd_list(Options& o) {
   return 0;
 }
 
+// The one job `prefix` names; an ambiguous prefix lists its candidates instead of picking one.
+JobRow the_job(const Store& store, const std::string& prefix, const std::string& db) {
+  auto rows = store.matching_jobs(prefix);
+  if (rows.empty()) throw std::runtime_error("no job with key prefix or id '" + prefix + "' in " + db);
+  if (rows.size() == 1) return rows.front();
+  std::string list;
+  const size_t shown = std::min<size_t>(rows.size(), 20);
+  for (size_t i = 0; i < shown; ++i) list += fmt::format("\n  {}  {}", rows[i].key.substr(0, 12), rows[i].label);
+  if (shown < rows.size()) list += fmt::format("\n  … and {} more", rows.size() - shown);
+  throw std::runtime_error(fmt::format("job prefix '{}' is ambiguous in {}: {} jobs match; give more of the key:{}",
+                                       prefix, db, rows.size(), list));
+}
+
 int cmd_show(Options& o) {
+  if (o.job.empty()) throw CLI::ValidationError("JOB", "is empty: give a job key prefix or row id (flatbench list CONFIG)");
   if (!fs::exists(o.db)) throw std::runtime_error("no results database at " + o.db);
   Store store(o.db, true);
-  auto row = store.newest_job(o.job);
-  if (!row) throw std::runtime_error("no job with key or id '" + o.job + "' in " + o.db);
+  const std::optional<JobRow> row = the_job(store, o.job, o.db);  // always set: the_job throws instead
+  const std::string problem = row->status == "done" ? row_problem(load_row(store, *row)) : "";
   nlohmann::json j = {{"id", row->id},       {"key", row->key},         {"label", row->label},
                       {"status", row->status}, {"error", row->error},   {"spec", row->spec},
                       {"run", row->run_uuid},  {"started_at", row->started_at}, {"duration_s", row->duration_s},
@@ -97,19 +139,26 @@ int cmd_show(Options& o) {
   if (o.run.json) {
     for (const auto& m : metrics) j["metrics"][m.name] = {{"value", m.value}, {"unit", m.unit}, {"n", m.n}, {"stddev", m.stddev}};
     if (run) j["provenance"] = run->provenance;
+    j["warnings"] = problem.empty() ? json::array() : json::array({problem});
     std::cout << j.dump(2) << "\n";
     return 0;
   }
   std::cout << fmt::format("job {} (id {})\n  label:    {}\n  status:   {}{}\n  run:      {}  started {}  {:.3f} s\n",
                            row->key, row->id, row->label, row->status, row->error.empty() ? "" : " — " + row->error,
                            row->run_uuid, row->started_at, row->duration_s);
+  if (!problem.empty())
+    std::cout << "  WARNING:  " << problem
+              << " (a NaN or Inf an older flatbench stored as NULL): not a result, left out of reports\n";
   if (row->synthetic) std::cout << "  model:    SYNTHETIC weights (latency/memory/mechanics only, no accuracy claims)\n";
   std::cout << "  spec:     " << row->spec.dump() << "\n";
   if (run) {
-    const auto& p = run->provenance;
-    std::cout << fmt::format("  commit:   {}{}\n  cpu:      {}\n  blas:     {}\n", p["git"].value("commit", "?"),
-                             p["git"].value("dirty", false) ? " (dirty)" : "", p["cpu"].value("model", "?"),
-                             p["blas"].value("openblas_core", "?"));
+    // value() on each part: a run recorded by another tool may lack one, and [] on a const json would not check
+    const json none = json::object();
+    const json& p = run->provenance.is_object() ? run->provenance : none;
+    auto part = [&](const char* name) { return p.contains(name) && p[name].is_object() ? p[name] : none; };
+    std::cout << fmt::format("  commit:   {}{}\n  cpu:      {}\n  blas:     {}\n", part("git").value("commit", "?"),
+                             part("git").value("dirty", false) ? " (dirty)" : "", part("cpu").value("model", "?"),
+                             part("blas").value("openblas_core", "?"));
   }
   Table mt{"metrics", {"name", "value", "unit", "n", "stddev"}, {}, {}};
   for (const auto& m : metrics)
@@ -147,11 +196,29 @@ int cmd_report(Options& o) {
 }
 
 int cmd_merge(Options& o) {
+  // Every source is checked before the target is opened: a bad one (named) leaves the target as it was.
+  for (const auto& in : o.merge_inputs) {
+    try {
+      check_results_database(in);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(std::string("merge source ") + e.what() + "; nothing was merged into " + o.db);
+    }
+  }
   Store store(o.db);
   long total = 0;
-  for (const auto& in : o.merge_inputs) {
-    long added = store.merge_from(in);
-    std::cerr << fmt::format("merged {}: {} new jobs\n", in, added);
+  for (size_t i = 0; i < o.merge_inputs.size(); ++i) {
+    const std::string& in = o.merge_inputs[i];
+    std::vector<std::string> skipped;
+    long added = 0;
+    try {
+      added = store.merge_from(in, &skipped);  // one transaction per source
+    } catch (const std::exception& e) {
+      throw std::runtime_error(std::string(e.what()) +
+                               (i ? fmt::format(" ({} source(s) before it were merged)", i) : ""));
+    }
+    for (const auto& s : skipped) std::cerr << "warning: " << s << "\n";
+    std::cerr << fmt::format("merged {}: {} new jobs{}\n", in, added,
+                             skipped.empty() ? "" : fmt::format(", {} left out (see above)", skipped.size()));
     total += added;
   }
   std::cerr << fmt::format("{}: {} jobs added\n", o.db, total);
@@ -188,7 +255,11 @@ void print_schema(const std::string& title, const std::string& help, const Param
     std::string choices;
     for (const auto& c : p.choices) choices += (choices.empty() ? " {" : "|") + c;
     if (!choices.empty()) choices += "}";
-    std::cout << fmt::format("      {:<18} {:<18} {}  ({}){}\n", p.name, param_type_name(p.type), p.help, dflt, choices);
+    const char* role = p.role == ParamRole::file     ? "  [file under the data dir]"
+                       : p.role == ParamRole::corpus   ? "  [corpus name or text file under the data dir]"
+                       : p.role == ParamRole::task_list ? "  [task names; files under task_dir]"
+                                                        : "";
+    std::cout << fmt::format("      {:<18} {:<22} {}  ({}){}{}\n", p.name, describe_type(p), p.help, dflt, choices, role);
   }
 }
 
@@ -197,7 +268,8 @@ int cmd_catalog() {
   for (const auto& [n, m] : Registry<MethodInfo>::instance().all()) print_schema(n, m.help, m.params);
   std::cout << "\nEvaluations (`evaluations:` entries):\n";
   for (const auto& [n, e] : Registry<EvaluatorInfo>::instance().all())
-    print_schema(n + (e.needs_model ? "" : "  (no model needed)"), e.help, e.params);
+    print_schema(n + (e.needs_model ? "" : "  (no model needed)") + (e.needs_tokenizer ? "  (needs a tokenizer)" : ""),
+                 e.help, e.params);
   std::cout << "\nModel formats (`models:` entries, `format:`):\n";
   for (const auto& [n, m] : Registry<ModelSourceInfo>::instance().all()) print_schema(n, m.help, m.params);
   std::cout << "\nGEMM backends (gemm `backends:`):\n";
@@ -318,6 +390,10 @@ int cli_main(int argc, char** argv) {
     return 2;
   } catch (const CLI::Error& e) {
     std::cerr << "error: " << e.what() << "\n";
+    return 2;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "error: out of memory: what this command was asked to hold does not fit this machine's memory "
+                 "(a model, GEMM shape or sweep too large; `flatbench list` shows the jobs it expands to)\n";
     return 2;
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";

@@ -24,16 +24,33 @@ namespace fb {
 
 using json = nlohmann::json;
 
-// A config error names the file, line and column (1-based) and the field's path.
+// One problem in a config: the file, line and column (1-based), the field's path, what is wrong.
+struct ConfigIssue {
+  std::string file, field, message;
+  int line = 0, column = 0;
+  std::string text() const;  // "file:line:column: field: message"
+};
+
+// Every problem a config has, found in one pass; what() prints one issue per line. The
+// fields name the first issue.
 class ConfigError : public std::runtime_error {
  public:
   ConfigError(std::string file, int line, int column, std::string field, std::string message);
+  explicit ConfigError(std::vector<ConfigIssue> issues);
   std::string file, field, message;
   int line, column;
+  std::vector<ConfigIssue> issues;
 };
 
+// Bounds on what a config may expand to, so no config can exhaust memory.
+inline constexpr long kMaxConfigBytes = 1 << 20;     // one YAML file
+inline constexpr long kMaxConfigNodes = 200000;      // YAML nodes of one file, aliases expanded
+inline constexpr long kMaxSweepJobs = 100000;        // jobs of one expanded sweep
+
 struct Job {
-  json spec;        // canonical: {"eval": {...}, "method": {...}|null, "model": {...}|null, "rep": r, "seed": s}
+  // canonical: {"data": {path: xxh3}, "eval": {...}, "method": {...}|null, "model": {...}|null, "rep": r, "seed": s};
+  // "data" fingerprints every file the job reads (harness/fingerprint.h), paths relative to the data directory
+  json spec;
   std::string key;    // 32 hex chars: XXH3-128 of spec.dump()
   std::string label;  // short human label: "stories260K rtn(w_bits=4) ppl" (non-default params only)
 };
@@ -45,7 +62,7 @@ struct Config {
   std::string hash;   // XXH3-128 of text
   std::filesystem::path data_dir;  // from the CLI, else the config's data_dir, else ../shared/data
   std::vector<Job> jobs;
-  std::vector<std::filesystem::path> data_files;  // files the models name (hashed into provenance)
+  std::vector<std::filesystem::path> data_files;  // every file the jobs read (fingerprinted into provenance)
 };
 
 // data_dir_override: empty = use the config's `data_dir` or the default.

@@ -31,6 +31,7 @@ struct EvaluatorInfo {
   ParamSchema params;
   bool needs_model = true;
   std::function<void(EvalContext&, JobResult&)> run;
+  bool needs_tokenizer = false;  // checked against the model entry when the config loads
 };
 
 #define FB_REGISTER_EVALUATOR(...) FB_REGISTER_IN(::fb::EvaluatorInfo, __VA_ARGS__)

@@ -1,5 +1,8 @@
 #include "harness/params.h"
 
+#include <fmt/format.h>
+
+#include <cmath>
 #include <stdexcept>
 
 namespace fb {
@@ -69,6 +72,71 @@ json fill_defaults(const ParamSchema& schema, const json& given) {
       out[spec.name] = normalise_value(spec, spec.default_value);
   }
   return out;
+}
+
+bool NumberRange::accepts(double v) const {
+  if (std::isnan(v)) return false;
+  if (std::isinf(v)) return false;
+  for (double a : also)
+    if (v == a) return true;
+  return v >= min && v <= max;
+}
+
+std::string NumberRange::describe() const {
+  const bool low = min != std::numeric_limits<double>::lowest(), high = max != std::numeric_limits<double>::max();
+  std::string out = low && high ? fmt::format("{:g}..{:g}", min, max)
+                    : low       ? fmt::format("≥ {:g}", min)
+                    : high      ? fmt::format("≤ {:g}", max)
+                                : "";
+  for (double a : also) out += fmt::format("{}{:g}", out.empty() ? "" : " or ", a);
+  return out;
+}
+
+NumberRange at_least(double min) { return NumberRange{min}; }
+NumberRange between(double min, double max) { return NumberRange{min, max}; }
+NumberRange bit_width() { return NumberRange{2, 8, {16}}; }
+
+namespace {
+bool numeric(ParamType t) {
+  return t == ParamType::Int || t == ParamType::Float || t == ParamType::IntList || t == ParamType::FloatList ||
+         t == ParamType::ShapeList;
+}
+
+std::string number_text(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? ".inf" : "-.inf";
+  return fmt::format("{:g}", v);
+}
+}  // namespace
+
+std::string range_error(const ParamSpec& spec, const json& value) {
+  if (!numeric(spec.type)) return "";
+  std::vector<double> numbers;
+  if (spec.type == ParamType::ShapeList)
+    for (const auto& shape : value)
+      for (const auto& e : shape) numbers.push_back(e.get<double>());
+  else if (value.is_array())
+    for (const auto& e : value) numbers.push_back(e.get<double>());
+  else
+    numbers.push_back(value.get<double>());
+  for (double v : numbers) {
+    if (spec.range.accepts(v)) continue;
+    std::string want = spec.range.describe();
+    if (std::isnan(v)) return fmt::format("nan is not a number{}", want.empty() ? "" : " (expects " + want + ")");
+    if (std::isinf(v))
+      return fmt::format("{} is not a finite number (job specs are JSON, which has no infinity: use a large "
+                         "finite value such as {}1e30)",
+                         number_text(v), v < 0 ? "-" : "");
+    return fmt::format("{} is out of range (expects {})", number_text(v), want);
+  }
+  return "";
+}
+
+std::string describe_type(const ParamSpec& spec) {
+  std::string out = param_type_name(spec.type);
+  if (!numeric(spec.type)) return out;
+  std::string range = spec.range.describe();
+  return range.empty() ? out : out + ", " + range;
 }
 
 const ParamSpec* find_param(const ParamSchema& schema, const std::string& name) {

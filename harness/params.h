@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -18,19 +19,51 @@ enum class ParamType { Int, Float, Bool, String, IntList, FloatList, StringList,
 
 const char* param_type_name(ParamType t);
 
+// What a parameter's value names outside the config. Data-naming values are checked to exist
+// when the config loads, and the content of what they name enters the job key
+// (harness/fingerprint.h), so a changed file never passes for a finished job.
+enum class ParamRole {
+  value,      // a plain setting
+  file,       // a file or folder under the data directory
+  corpus,     // a corpus name (datasets/corpus.h: wikitext2, ...) or a text file under the data directory
+  task_list,  // zero-shot task names (datasets/tasks/task.h), read from the folder of the `task_dir` parameter
+};
+
+// The numbers a numeric parameter (or each element of a numeric list) accepts. Only finite
+// numbers are ever accepted: NaN would poison results, and a job spec is JSON, which has no ∞
+// (nlohmann writes it as null, so .inf and -.inf would even share one job key).
+struct NumberRange {
+  double min = std::numeric_limits<double>::lowest();
+  double max = std::numeric_limits<double>::max();
+  std::vector<double> also = {};  // accepted outside [min, max] (16 = "off" for bit widths)
+  bool accepts(double v) const;
+  std::string describe() const;  // "2..8 or 16", "≥ 1", "" for any finite number
+};
+
+NumberRange at_least(double min);
+NumberRange between(double min, double max);
+NumberRange bit_width();  // 2..8, or 16 = left in floating point
+
 struct ParamSpec {
   std::string name;
   ParamType type;
   json default_value;  // null = required
   std::string help;
   std::vector<std::string> choices = {};  // for String: the allowed values (empty = any)
-  bool is_path = false;  // a file under the data directory: checked to exist when the config loads
+  ParamRole role = ParamRole::value;
+  NumberRange range = {};  // for Int / Float (and their lists)
+  bool is_path() const { return role == ParamRole::file; }
+  bool names_data() const { return role != ParamRole::value; }
 };
 
 using ParamSchema = std::vector<ParamSpec>;
 
 // True when a YAML/JSON value fits the parameter's type (ints are accepted as floats).
 bool value_fits(const ParamSpec& spec, const json& value);
+// "" when every number of the value lies in the parameter's range, else what is wrong.
+std::string range_error(const ParamSpec& spec, const json& value);
+// The parameter's type and range as `catalog` and errors print them: "integer, 2..8 or 16".
+std::string describe_type(const ParamSpec& spec);
 
 // Canonical form of a value of that type (ints for Int, doubles for Float, ...).
 json normalise_value(const ParamSpec& spec, const json& value);

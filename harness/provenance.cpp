@@ -1,5 +1,7 @@
 #include "harness/provenance.h"
 
+#include "harness/fingerprint.h"
+
 #include <cblas.h>
 #include <fmt/format.h>
 #include <unistd.h>
@@ -60,22 +62,8 @@ std::vector<std::string> cpu_isa_flags() {
 
 std::string openblas_core() { return openblas_get_corename(); }
 
-std::string hash_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return "";
-  XXH3_state_t* st = XXH3_createState();
-  XXH3_64bits_reset(st);
-  std::vector<char> buf(1 << 20);
-  while (in) {
-    in.read(buf.data(), buf.size());
-    XXH3_64bits_update(st, buf.data(), static_cast<size_t>(in.gcount()));
-  }
-  auto h = XXH3_64bits_digest(st);
-  XXH3_freeState(st);
-  return fmt::format("{:016x}", h);
-}
-
-nlohmann::json collect_provenance(const std::vector<std::filesystem::path>& data_files) {
+nlohmann::json collect_provenance(const std::vector<std::filesystem::path>& data_files,
+                                  const std::filesystem::path& data_dir) {
   using nlohmann::json;
   std::string src = FLATBENCH_SOURCE_DIR;
   std::string commit = run_command("git -C '" + src + "' rev-parse HEAD 2>/dev/null");
@@ -83,7 +71,11 @@ nlohmann::json collect_provenance(const std::vector<std::filesystem::path>& data
   char host[256] = {};
   gethostname(host, sizeof host - 1);
   json data = json::object();
-  for (const auto& f : data_files) data[f.filename().string()] = {{"path", f.string()}, {"xxh3", hash_file(f)}};
+  for (const auto& f : data_files) {
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(f, ec);
+    data[data_relative(f, data_dir)] = {{"xxh3_128", file_digest(f)}, {"bytes", ec ? -1 : static_cast<long long>(size)}};
+  }
   const char* coretype = std::getenv("OPENBLAS_CORETYPE");
   std::string gpu = run_command("nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader 2>/dev/null");
   return {
@@ -98,6 +90,7 @@ nlohmann::json collect_provenance(const std::vector<std::filesystem::path>& data
         {"openblas_threads", openblas_get_num_threads()},
         {"OPENBLAS_CORETYPE", coretype ? coretype : ""}}},
       {"gpu", gpu.empty() ? "none" : gpu},
+      {"data_dir", std::filesystem::absolute(data_dir).lexically_normal().string()},
       {"data_files", data},
   };
 }

@@ -11,14 +11,14 @@
 
 namespace fb {
 
-nlohmann::json collect_provenance(const std::vector<std::filesystem::path>& data_files);
+// data_files are keyed by their path relative to data_dir (harness/fingerprint.h).
+nlohmann::json collect_provenance(const std::vector<std::filesystem::path>& data_files,
+                                  const std::filesystem::path& data_dir);
 
 // CPU model name and the ISA flags that matter for the kernels (avx2, avx512*, amx*, ...).
 std::string cpu_model();
 std::vector<std::string> cpu_isa_flags();
 // OpenBLAS's chosen core ("Haswell", "Prescott", ...) and its build config.
 std::string openblas_core();
-// XXH3-64 of a file's bytes, hex; "" if unreadable.
-std::string hash_file(const std::filesystem::path& path);
 
 }  // namespace fb

@@ -5,6 +5,25 @@
 
 namespace fb {
 
+namespace {
+std::string number_word(double v) { return std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf"; }
+}  // namespace
+
+std::string non_finite_problem(const Metric& m) {
+  if (!std::isfinite(m.value)) return "metric '" + m.name + "' is " + number_word(m.value);
+  for (size_t i = 0; i < m.samples.size(); ++i)
+    if (!std::isfinite(m.samples[i]))
+      return "metric '" + m.name + "' repetition " + std::to_string(i + 1) + " of " + std::to_string(m.samples.size()) +
+             " is " + number_word(m.samples[i]);
+  return "";
+}
+
+std::string non_finite_problem(const JobResult& r) {
+  for (const Metric& m : r.metrics)
+    if (auto why = non_finite_problem(m); !why.empty()) return why;
+  return "";
+}
+
 Summary summarise(std::vector<double> v) {
   Summary s;
   if (v.empty()) return s;

@@ -58,6 +58,13 @@ struct JobResult {
   }
 };
 
+// Why a metric is no measurement: "metric 'ppl' is nan", "metric 'ms' repetition 2 of 5 is inf";
+// "" when its value and every repetition are finite. The runner fails a job on one (SQLite would
+// store a NaN as NULL), and the readers use it to flag such rows that older binaries stored.
+std::string non_finite_problem(const Metric& m);
+// The first such problem among a result's metrics, or "".
+std::string non_finite_problem(const JobResult& r);
+
 // Summary statistics over repetitions, shared by every timing evaluator.
 struct Summary {
   double min = 0, median = 0, max = 0, mean = 0, stddev = 0;

@@ -1,6 +1,7 @@
 #include "harness/runner.h"
 
 #include "harness/evaluator.h"
+#include "harness/fingerprint.h"
 #include "harness/progress.h"
 #include "harness/provenance.h"
 #include "harness/store.h"
@@ -11,9 +12,14 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <memory>
+#include <new>
+#include <string_view>
+#include <mutex>
 #include <optional>
 #include <ostream>
+#include <thread>
 
 namespace fb {
 
@@ -21,6 +27,17 @@ namespace {
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// The job key fingerprints the files the model source says it reads (harness/config.cpp);
+// a loader that read another file would let that file change unnoticed.
+void check_fingerprinted(const std::vector<std::filesystem::path>& read, const json& data,
+                         const std::filesystem::path& data_dir) {
+  for (const auto& f : read)
+    if (!data.contains(data_relative(f, data_dir)))
+      throw std::logic_error("the model loader read " + f.string() +
+                             ", which its source's file list (models/sources.cpp) does not name: the job key "
+                             "would not follow that file's content");
 }
 
 // The model a job evaluates: the base model loaded once per model spec, then the method
@@ -43,6 +60,7 @@ class ModelCache {
       auto t0 = std::chrono::steady_clock::now();
       base_ = load_model(model_spec, data_dir);
       load_seconds_ = seconds_since(t0);
+      if (job.spec.contains("data")) check_fingerprinted(base_->files, job.spec["data"], data_dir);
       base_key_ = base_key;
     }
     std::string prep_key = base_key + method_spec.dump() + job.spec["seed"].dump();
@@ -92,15 +110,138 @@ JobResult run_job(const Job& job, const Config& cfg, ModelCache& cache, Progress
       if (!result.info.contains(k)) result.info[k] = v;
     result.synthetic = prep->model.cfg.synthetic;
   }
+  // SQLite would store a NaN as NULL and the job would read as done: a NaN/Inf is no result.
+  if (auto why = non_finite_problem(result); !why.empty())
+    throw std::runtime_error(why + " (" + name + " produced a value that is not a finite number: NaN weights or "
+                             "activations, or an overflow; nothing of this job is stored as a result)");
   return result;
+}
+
+// Newest status per job key of an existing DB, opened read-only leaving no file behind; none
+// when there is no DB yet.
+std::map<std::string, std::string> existing_job_statuses(const std::filesystem::path& db) {
+  if (!std::filesystem::exists(db)) return {};
+  return Store(db, /*read_only=*/true, /*leave_no_files=*/true).job_statuses();
+}
+
+// Refreshes this process's running rows on its own connection while the sweep runs, so a
+// process on another host sees the lease alive however long a job takes.
+class Heartbeat {
+ public:
+  explicit Heartbeat(std::filesystem::path db) : db_(std::move(db)), thread_([this] { beat(); }) {}
+  ~Heartbeat() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  static constexpr int kIntervalSeconds = kLeaseSeconds / 10;
+  void beat() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    while (!wake_.wait_for(lock, std::chrono::seconds(kIntervalSeconds), [&] { return stop_; })) {
+      lock.unlock();
+      try {
+        Store(db_).heartbeat();
+      } catch (const std::exception&) {
+        // A missed beat only ages the lease; the next one renews it.
+      }
+      lock.lock();
+    }
+  }
+  std::filesystem::path db_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stop_ = false;
+  std::thread thread_;  // last: starts once the members it uses exist
+};
+
+void note_interruption(const Job& job, const std::string& error, RunCounts& counts, Progress& progress) {
+  counts.interruptions.push_back({job.key, job.label, error});
+  progress.message(fmt::format("  INTERRUPTED (not recorded; the next run redoes it): {}", error));
+}
+
+// What a failed job's row says: std::bad_alloc alone names nothing.
+std::string job_error_text(const std::exception& e) {
+  if (dynamic_cast<const std::bad_alloc*>(&e))
+    return "out of memory (std::bad_alloc): this job needs more memory than the machine has; a smaller model, "
+           "shape or evaluation window, or a larger machine";
+  return e.what();
+}
+
+// Runs one claimed job and records its outcome. Returns false on an infrastructure failure:
+// the claim is released rather than failed, and the sweep should stop.
+bool run_claimed(const Job& job, long id, Store& store, const Config& cfg, ModelCache& cache, Progress& progress,
+                 RunCounts& counts) {
+  auto t0 = std::chrono::steady_clock::now();
+  std::string infrastructure_error;
+  try {
+    JobResult r = run_job(job, cfg, cache, progress);
+    store.finish_job(id, r, seconds_since(t0));
+    ++counts.ran;
+    return true;
+  } catch (const std::exception& e) {
+    if (is_infrastructure_error(e)) {
+      infrastructure_error = e.what();
+    } else {
+      try {
+        const std::string error = job_error_text(e);
+        store.fail_job(id, error, seconds_since(t0));
+        progress.message(fmt::format("  FAILED: {}", error));
+        ++counts.failed;
+        return true;
+      } catch (const std::exception& f) {
+        if (!is_infrastructure_error(f)) throw;
+        infrastructure_error = std::string(e.what()) + "; recording that failed too: " + f.what();
+      }
+    }
+  }
+  store.release_job(id);
+  note_interruption(job, infrastructure_error, counts, progress);
+  return false;
+}
+
+void note_not_claimed(ClaimOutcome outcome, const Job& job, RunCounts& counts, Progress& progress) {
+  const char* why = outcome == ClaimOutcome::done ? "done by another process"
+                    : outcome == ClaimOutcome::failed ? "failed in another process"
+                                                      : "running in another process";
+  if (outcome == ClaimOutcome::done) ++counts.done_elsewhere;
+  else if (outcome == ClaimOutcome::failed) ++counts.failed_elsewhere;
+  else ++counts.running_elsewhere;
+  progress.message(fmt::format("  skipped {} ({}): {}", job.label, job.key.substr(0, 12), why));
+}
+
+// Every job of the selection whose status at the end is failed, with its newest error.
+void collect_failures(const Store& store, const std::vector<Job>& jobs, RunCounts& counts) {
+  auto statuses = store.job_statuses();
+  for (const Job& j : jobs) {
+    auto it = statuses.find(j.key);
+    if (it == statuses.end() || it->second != "failed") continue;
+    auto rows = store.jobs("WHERE key = ? AND status = 'failed' ORDER BY id DESC LIMIT 1", {j.key});
+    counts.failures.push_back({j.key, j.label, rows.empty() ? "" : rows.front().error});
+  }
 }
 
 }  // namespace
 
+// "I/N": digits only on both sides, nothing else (sscanf took "1/2abc" as 1/2 and " +1/2" too).
 bool parse_shard(const std::string& text, int& index, int& count) {
+  auto number = [](std::string_view digits, int& v) {
+    if (digits.empty() || digits.size() > 6) return false;  // a million shards is plenty
+    v = 0;
+    for (char c : digits) {
+      if (c < '0' || c > '9') return false;
+      v = 10 * v + (c - '0');
+    }
+    return true;
+  };
+  const size_t slash = text.find('/');
   int i = 0, n = 0;
-  char slash = 0;
-  if (std::sscanf(text.c_str(), "%d%c%d", &i, &slash, &n) != 3 || slash != '/' || n < 1 || i < 1 || i > n)
+  if (slash == std::string::npos || !number(std::string_view(text).substr(0, slash), i) ||
+      !number(std::string_view(text).substr(slash + 1), n) || n < 1 || i < 1 || i > n)
     return false;
   index = i - 1;
   count = n;
@@ -111,8 +252,9 @@ RunCounts run_sweep(const Config& cfg, const RunOptions& opt, std::ostream& out)
   RunCounts counts;
   std::vector<Job> jobs = shard_jobs(cfg.jobs, opt.shard_index, opt.shard_count);
   counts.selected = static_cast<int>(jobs.size());
-  Store store(opt.db_path);
-  auto statuses = store.job_statuses();
+  std::unique_ptr<Store> writer;  // none in a dry run: it creates and changes no file
+  if (!opt.dry_run) writer = std::make_unique<Store>(opt.db_path);
+  auto statuses = writer ? writer->job_statuses() : existing_job_statuses(opt.db_path);
   std::vector<const Job*> todo;
   for (const auto& j : jobs) {
     const std::string& st = statuses.count(j.key) ? statuses[j.key] : "";
@@ -135,7 +277,9 @@ RunCounts run_sweep(const Config& cfg, const RunOptions& opt, std::ostream& out)
     for (const Job* j : todo) out << j->key.substr(0, 12) << "  " << j->label << "\n";
     return counts;
   }
+  Store& store = *writer;
   if (todo.empty()) {
+    collect_failures(store, jobs, counts);
     print_summary(store, jobs, out, opt.json);
     return counts;
   }
@@ -143,31 +287,44 @@ RunCounts run_sweep(const Config& cfg, const RunOptions& opt, std::ostream& out)
   RunInfo run;
   run.uuid = new_uuid();
   run.started_at = now_iso8601();
-  run.provenance = collect_provenance(cfg.data_files);
+  run.provenance = collect_provenance(cfg.data_files, cfg.data_dir);
   run.config_path = cfg.path.string();
   run.config_hash = cfg.hash;
   run.config_text = cfg.text;
   if (opt.shard_count > 1) run.shard = fmt::format("{}/{}", opt.shard_index + 1, opt.shard_count);
   store.begin_run(run);
 
+  // Outcomes written since this run began are this sweep's, by whichever process: with
+  // --force too, a job another process redid meanwhile is not redone again.
+  const ClaimPolicy policy{opt.force, opt.force || opt.retry_failed, run.started_at};
   ModelCache cache;
-  for (size_t i = 0; i < todo.size(); ++i) {
-    const Job& job = *todo[i];
-    progress.set_job(fmt::format("[{}/{}]", i + 1, todo.size()));
-    progress.message(fmt::format("[{}/{}] {}  ({})", i + 1, todo.size(), job.label, job.key.substr(0, 12)));
-    long id = store.start_job(run.uuid, job.key, job.spec, job.label);
-    auto t0 = std::chrono::steady_clock::now();
-    try {
-      JobResult r = run_job(job, cfg, cache, progress);
-      store.finish_job(id, r, seconds_since(t0));
-      ++counts.ran;
-    } catch (const std::exception& e) {
-      store.fail_job(id, e.what(), seconds_since(t0));
-      progress.message(fmt::format("  FAILED: {}", e.what()));
-      ++counts.failed;
+  {
+    Heartbeat heartbeat(opt.db_path);
+    for (size_t i = 0; i < todo.size(); ++i) {
+      const Job& job = *todo[i];
+      Claim claim;
+      try {
+        claim = store.claim_job(run.uuid, job.key, job.spec, job.label, policy);
+      } catch (const std::exception& e) {
+        if (!is_infrastructure_error(e)) throw;
+        note_interruption(job, e.what(), counts, progress);
+        break;
+      }
+      if (claim.outcome != ClaimOutcome::claimed) {
+        note_not_claimed(claim.outcome, job, counts, progress);
+        continue;
+      }
+      progress.set_job(fmt::format("[{}/{}]", i + 1, todo.size()));
+      progress.message(fmt::format("[{}/{}] {}  ({})", i + 1, todo.size(), job.label, job.key.substr(0, 12)));
+      if (!run_claimed(job, claim.job_id, store, cfg, cache, progress, counts)) break;
     }
   }
-  store.end_run(run.uuid);
+  try {
+    store.end_run(run.uuid);
+  } catch (const std::exception& e) {
+    progress.message(fmt::format("flatbench: could not record the end of run {}: {}", run.uuid, e.what()));
+  }
+  collect_failures(store, jobs, counts);
   print_summary(store, jobs, out, opt.json);
   if (!opt.json) out << "results: " << std::filesystem::absolute(opt.db_path).lexically_normal().string() << "\n";
   return counts;

@@ -1,12 +1,17 @@
 // Runs a sweep's jobs: skips those already done, runs the rest, and writes each job's
-// whole outcome in one transaction. A job that throws is recorded as failed and the
-// sweep goes on; a process killed mid-job leaves a 'running' row that the next run redoes.
+// whole outcome in one transaction. Each job is claimed right before it runs, so several
+// processes on one DB share the work and run each job once. A job that throws is recorded
+// as failed and the sweep goes on; an infrastructure failure (disk full, a lock, I/O) is not
+// the job's: nothing of it is recorded, the sweep stops, and the next run redoes it. A
+// process killed mid-job leaves a 'running' row whose dead owner the next run reclaims.
 #pragma once
 
 #include "harness/config.h"
 
 #include <filesystem>
 #include <iosfwd>
+#include <string>
+#include <vector>
 
 namespace fb {
 
@@ -20,8 +25,17 @@ struct RunOptions {
   int shard_index = 0, shard_count = 1;
 };
 
+// A job of the selection that did not end done, as the run reports it.
+struct JobProblem {
+  std::string key, label, error;
+};
+
 struct RunCounts {
   int selected = 0, done_before = 0, failed_before = 0, ran = 0, failed = 0;
+  int done_elsewhere = 0, failed_elsewhere = 0, running_elsewhere = 0;  // settled by other processes meanwhile
+  std::vector<JobProblem> failures;       // every failed job of the selection at the end, now or before
+  std::vector<JobProblem> interruptions;  // infrastructure failures: not recorded, the next run redoes them
+  bool complete() const { return failures.empty() && interruptions.empty(); }
 };
 
 // Returns the counts; prints the progress on stderr and the result table on `out`.

@@ -16,6 +16,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -25,7 +26,53 @@ namespace fb {
 
 using json = nlohmann::json;
 
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
+
+// An error SQLite reported, with its primary result code, so a caller can tell the machine's
+// trouble (a full disk, a lock held too long, an I/O error) from a job's own failure.
+class StoreError : public std::runtime_error {
+ public:
+  StoreError(const std::string& what, int sqlite_code) : std::runtime_error(what), code_(sqlite_code) {}
+  int sqlite_code() const { return code_; }
+
+ private:
+  int code_;
+};
+
+// True when `e` is the infrastructure's failure, not the job's: SQLite FULL, BUSY, LOCKED,
+// IOERR, NOMEM, or a system error ENOSPC, EDQUOT, EIO. Such a job is not recorded as failed:
+// the next run redoes it.
+bool is_infrastructure_error(const std::exception& e);
+
+// Who runs a job: "host:pid:start" (start = the process's start time in clock ticks since
+// boot, so a reused pid is not mistaken for the owner).
+std::string this_process_owner();
+// Whether the owner of a running row is still at work: on this host, its process exists and
+// started when the owner says; on another host, its heartbeat is younger than the lease.
+inline constexpr int kLeaseSeconds = 600;
+bool owner_is_alive(const std::string& owner, const std::string& heartbeat_at);
+
+// What claim_job did with a job.
+enum class ClaimOutcome {
+  claimed,            // a new running row is ours: run the job
+  done,               // done (before, or by another process during this run): skip
+  failed,             // its newest attempt failed and the policy does not retry it
+  running_elsewhere,  // a live process is running it: skip
+};
+
+struct ClaimPolicy {
+  bool redo_done = false;    // --force
+  bool redo_failed = false;  // --retry-failed (and --force)
+  // A done or failed row that ended at or after this time (ISO-8601) is this sweep's own
+  // outcome, by whichever process: it is not redone even with redo_done / redo_failed, so
+  // concurrent forced runs redo each job once. Empty: no such row.
+  std::string fresh_since;
+};
+
+struct Claim {
+  ClaimOutcome outcome = ClaimOutcome::claimed;
+  long job_id = 0;  // the running row, when claimed
+};
 
 struct RunInfo {
   std::string uuid;
@@ -51,7 +98,9 @@ struct JobRow {
 class Store {
  public:
   // Opens (creating parent folders and the file) and migrates to kSchemaVersion.
-  explicit Store(const std::filesystem::path& path, bool read_only = false);
+  // leave_no_files (read-only only): create no -wal/-shm beside a database no writer has open,
+  // for commands that must change no file (run --dry-run).
+  explicit Store(const std::filesystem::path& path, bool read_only = false, bool leave_no_files = false);
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
@@ -66,22 +115,42 @@ class Store {
   std::string job_status(const std::string& key) const;
   std::map<std::string, std::string> job_statuses() const;  // key → newest status
 
-  // Marks a job as started (its own small transaction, so `list` shows it).
+  // Claims a job for this process in one IMMEDIATE transaction: checks the key's rows (a
+  // live process's running row is never taken over; a dead one's is deleted), and per the
+  // policy either inserts our running row or says why not. Its own transaction, so `list`
+  // shows the job running.
+  Claim claim_job(const std::string& run_uuid, const std::string& key, const json& spec, const std::string& label,
+                  const ClaimPolicy& policy);
+  // claim_job that redoes done and failed jobs; throws if a live process is running the key.
   long start_job(const std::string& run_uuid, const std::string& key, const json& spec, const std::string& label = "");
-  // Writes the whole outcome in one transaction and marks the job done (or failed).
+  // Writes the whole outcome in one transaction and marks the job done (or failed). Only our
+  // own running row is written: a row another process has reclaimed throws and is left alone.
   void finish_job(long job_id, const JobResult& result, double duration_s);
   void fail_job(long job_id, const std::string& error, double duration_s);
+  // Forgets our running row (an infrastructure failure: nothing of the job is recorded, and
+  // the next run redoes it). Best effort: if it cannot be written, the row stays 'running'
+  // with a dead owner once this process ends, which the next run reclaims.
+  void release_job(long job_id) noexcept;
+  // Refreshes the heartbeat of every row this process is running (the lease other hosts see).
+  void heartbeat();
 
   std::vector<JobRow> jobs(const std::string& where_sql = "", const std::vector<std::string>& args = {}) const;
-  std::optional<JobRow> newest_job(const std::string& key_prefix) const;
+  // Per job key that starts with key_prefix (or whose row id it is): its newest done row, else
+  // its newest row; newest first. An empty prefix matches nothing.
+  std::vector<JobRow> matching_jobs(const std::string& key_prefix) const;
+  // "job 1a2b3c4d5e6f (label): metric 'ppl' is nan" for each done job whose stored metrics are
+  // not all finite (older binaries stored a NaN as NULL); their row ids in `ids`.
+  std::vector<std::string> jobs_with_non_finite_metrics(std::vector<long>* ids = nullptr) const;
   std::vector<Metric> metrics(long job_id) const;
   std::vector<SiteRecord> sites(long job_id) const;
   std::vector<GemmRecord> gemms(long job_id) const;
   std::optional<RunInfo> run(const std::string& uuid) const;
 
-  // Folds another DB into this one; rows already present (same run uuid / job key) are skipped.
+  // Folds another DB into this one, in one transaction: all of it or, on an error, nothing.
+  // Rows already present (same run uuid / job key) are skipped, and so is a done job whose
+  // stored metrics are not finite numbers (one line each in `skipped`, naming source and job).
   // Returns the number of jobs added.
-  long merge_from(const std::filesystem::path& other);
+  long merge_from(const std::filesystem::path& other, std::vector<std::string>* skipped = nullptr);
 
   sqlite3* handle() const { return db_; }  // for reports that query directly
 
@@ -91,7 +160,15 @@ class Store {
   void migrate();
   std::filesystem::path path_;
   sqlite3* db_ = nullptr;
+  std::string owner_ = this_process_owner();
 };
+
+// Why a results database cannot live at `path` ("" when it can): empty, ":memory:" or a URI
+// (gone at exit), a directory, or under a file. Commands check --db with it before running anything.
+std::string db_path_problem(const std::filesystem::path& path);
+// Throws, naming `path`, unless it is a readable, intact flatbench results database of a schema
+// this build reads: missing, not SQLite, another program's SQLite file, newer schema, corrupt.
+void check_results_database(const std::filesystem::path& path);
 
 // Current UTC time as ISO-8601 with milliseconds.
 std::string now_iso8601();

@@ -77,12 +77,14 @@ Mat apply_norm(const Norm& n, const Mat& x, float eps) {
   return out;
 }
 
-// cos/sin of every (position, pair) exactly as run.c computes them (float powf/cosf/sinf).
+// cos/sin of every (position, pair) exactly as run.c computes them (float powf/cosf/sinf);
+// a checkpoint's rescaled frequencies (cfg.rope_inv_freq) replace run.c's where present.
 struct RopeTable {
   Mat cos, sin;  // T × hd/2
-  RopeTable(int T, int hd, float theta) : cos(T, hd / 2), sin(T, hd / 2) {
+  RopeTable(int T, int hd, float theta, const std::vector<float>& inv_freq = {}) : cos(T, hd / 2), sin(T, hd / 2) {
     for (int j = 0; j < hd / 2; ++j) {
-      const float freq = 1.0f / std::pow(theta, static_cast<float>(2 * j) / static_cast<float>(hd));
+      const float freq = inv_freq.empty() ? 1.0f / std::pow(theta, static_cast<float>(2 * j) / static_cast<float>(hd))
+                                          : inv_freq[static_cast<size_t>(j)];
       for (int t = 0; t < T; ++t) {
         const float angle = static_cast<float>(t) * freq;
         cos(t, j) = std::cos(angle);
@@ -152,6 +154,10 @@ void check_tokens(const ModelConfig& cfg, std::span<const int> tokens) {
   if (cfg.arch == Arch::opt && static_cast<long>(tokens.size()) > cfg.max_seq_len)
     throw std::out_of_range("Model::forward: window of " + std::to_string(tokens.size()) +
                             " tokens exceeds OPT's learned positions (" + std::to_string(cfg.max_seq_len) + ")");
+  if (cfg.max_exact_window > 0 && static_cast<long>(tokens.size()) > cfg.max_exact_window)
+    throw std::out_of_range("Model::forward: window of " + std::to_string(tokens.size()) + " tokens exceeds " +
+                            std::to_string(cfg.max_exact_window) + ", the longest computed exactly: " +
+                            cfg.max_exact_window_reason + "; use a shorter seqlen");
 }
 
 // OpenBLAS threads its GEMMs whenever they are not tiny; for windows of small models the
@@ -200,7 +206,7 @@ Mat Model::forward(std::span<const int> tokens) const {
     x.row(t) = tok_embedding.row(tokens[t]);
     if (!llama) x.row(t) += pos_embedding.row(t + 2);  // OPT's learned positions start at offset 2
   }
-  const RopeTable rope = llama ? RopeTable(T, cfg.head_dim(), cfg.rope_theta) : RopeTable(0, 0, 1.f);
+  const RopeTable rope = llama ? RopeTable(T, cfg.head_dim(), cfg.rope_theta, cfg.rope_inv_freq) : RopeTable(0, 0, 1.f);
 
   Mat h, q, k, v, a, b;
   for (int l = 0; l < cfg.n_layers; ++l) {
@@ -285,10 +291,24 @@ bool attention_hook_is_pure(const AttentionHook& hook) {
 AttentionHook chain_attention_hooks(AttentionHook prev, AttentionHook next, bool next_is_pure) {
   if (!prev) return next_is_pure ? AttentionHook(PureAttentionHook{{}, std::move(next)}) : next;
   if (next_is_pure && attention_hook_is_pure(prev)) return PureAttentionHook{std::move(prev), std::move(next)};
-  return [prev = std::move(prev), next = std::move(next)](int layer, Mat& q, Mat& k, Mat& v) {
-    prev(layer, q, k, v);
-    next(layer, q, k, v);
-  };
+  if (!next) return prev;
+  return SerialAttentionHooks{std::move(prev), std::move(next)};
+}
+
+namespace {
+KvFootprint kv_footprint_after(const AttentionHook& hook, const ModelConfig& cfg, KvFootprint before) {
+  if (!hook) return before;
+  if (auto* op = hook.target<AttentionOpHook>()) return op->op->kv_footprint(cfg, before);
+  if (auto* pure = hook.target<PureAttentionHook>())
+    return kv_footprint_after(pure->second, cfg, kv_footprint_after(pure->first, cfg, before));
+  if (auto* serial = hook.target<SerialAttentionHooks>())
+    return kv_footprint_after(serial->second, cfg, kv_footprint_after(serial->first, cfg, before));
+  return before;
+}
+}  // namespace
+
+KvFootprint attention_kv_footprint(const AttentionHook& hook, const ModelConfig& cfg) {
+  return kv_footprint_after(hook, cfg, KvFootprint{});
 }
 
 Norm* Model::norm_before(const SiteId& id) {

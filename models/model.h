@@ -32,12 +32,25 @@ struct SiteId {
   Role role = Role::q;
 };
 
+// What one linear operator stores and consumes (memory accounting, methods/common/memory.h).
+struct OpFootprint {
+  long weight_values = 0;       // weight elements held (after any flatten/padding)
+  int w_bits = 16;              // bits per stored weight value; 16 = floating point
+  long packed_bytes = -1;       // exact bytes of the codes when the operator holds them packed; -1 = compute from bits
+  long scale_values = 0;        // floating-point scales and zero points of weights (and static activation scales)
+  long extra_float_values = 0;  // other floating-point parameters the operator keeps (bias, transforms, ...)
+  int a_bits = 16;              // bits of the input activations it consumes
+  int a_width = 0;              // input channels it consumes (K, or the flattened K)
+};
+
 // Replaces y = x·Wᵀ + b for one site. x is T×K (tokens × input channels), y is T×N.
 class LinearOp {
  public:
   virtual ~LinearOp() = default;
   virtual void forward(const Mat& x, Mat& y) const = 0;
   virtual std::string describe() const = 0;  // e.g. "fake-quant W4 per-channel / A4 per-token"
+  // What the operator stores: pure, so no operator can leave the memory accounting guessing.
+  virtual OpFootprint footprint() const = 0;
 };
 
 struct LinearSite {
@@ -72,6 +85,13 @@ struct ModelConfig {
   int vocab_size = 0, max_seq_len = 0;
   float norm_eps = 1e-5f;
   float rope_theta = 10000.f;
+  // RoPE inverse frequency of each pair (head_dim/2) when a checkpoint rescales them (Hugging
+  // Face rope_scaling "llama3" / "linear"); empty: 1 / rope_theta^(2j/head_dim).
+  std::vector<float> rope_inv_freq;
+  // Longest window the runtime computes exactly (0: no limit) and why: e.g. a sliding_window,
+  // beyond which the checkpoint's attention masks keys that full causal attention keeps.
+  int max_exact_window = 0;
+  std::string max_exact_window_reason;
   bool tied_classifier = false;
   bool synthetic = false;  // weights generated from a seed (never for accuracy claims)
   int head_dim() const { return dim / n_heads; }
@@ -94,10 +114,44 @@ struct PureAttentionHook {
     if (second) second(layer, q, k, v);
   }
 };
+// `first` then `second` where one of them is not pure (forwards stay serial).
+struct SerialAttentionHooks {
+  AttentionHook first, second;
+  void operator()(int layer, Mat& q, Mat& k, Mat& v) const {
+    first(layer, q, k, v);
+    second(layer, q, k, v);
+  }
+};
 // True for an empty hook or a PureAttentionHook (whose parts were checked when it was built).
 bool attention_hook_is_pure(const AttentionHook& hook);
-// `next` run after `prev`: pure when both are (next_is_pure says so for `next`), else a plain chain.
+// `next` run after `prev`: pure when both are (next_is_pure says so for `next`), else a SerialAttentionHooks.
 AttentionHook chain_attention_hooks(AttentionHook prev, AttentionHook next, bool next_is_pure);
+
+// What the KV cache holds per token once the attention hooks have run, over all layers.
+struct KvFootprint {
+  int k_bits = 16, v_bits = 16;  // bits per cached K / V value (16: floating point)
+  long k_scale_values = 0;       // floating-point scales / zero points cached per token with K (all layers)
+  long v_scale_values = 0;       // ... with V
+  long parameter_values = 0;     // floating-point parameters the hooks hold (e.g. per-head transforms)
+};
+
+// A hook a method deploys (KV-cache quantizer, per-head transforms): the edit and the cache it
+// leaves are one interface, so the memory accounting cannot miss a hook that changes the cache.
+// Install it as an AttentionHook through AttentionOpHook.
+class AttentionOp {
+ public:
+  virtual ~AttentionOp() = default;
+  virtual void apply(int layer, Mat& q, Mat& k, Mat& v) const = 0;
+  // The cache after this hook, given the cache the hooks before it leave (`before`).
+  virtual KvFootprint kv_footprint(const ModelConfig& cfg, const KvFootprint& before) const = 0;
+};
+struct AttentionOpHook {
+  std::shared_ptr<const AttentionOp> op;
+  void operator()(int layer, Mat& q, Mat& k, Mat& v) const { op->apply(layer, q, k, v); }
+};
+// The cache a model's hook leaves: AttentionOps say, chains are walked in order, and any other
+// callable (observers, test probes) stores nothing and leaves the cache as it was.
+KvFootprint attention_kv_footprint(const AttentionHook& hook, const ModelConfig& cfg);
 
 struct Model {
   ModelConfig cfg;

@@ -44,12 +44,13 @@ Mat norm(const Norm& n, const Mat& x, double eps) {
   return y;
 }
 
-// Interleaved-pair rotation of every head, position t.
-void rope(Mat& m, int hd, double theta) {
+// Interleaved-pair rotation of every head, position t (the checkpoint's frequencies, if rescaled).
+void rope(Mat& m, int hd, double theta, const std::vector<float>& inv_freq) {
   for (Eigen::Index t = 0; t < m.rows(); ++t)
     for (Eigen::Index base = 0; base < m.cols(); base += hd)
       for (int j = 0; j < hd / 2; ++j) {
-        const double angle = double(t) * std::pow(theta, -double(2 * j) / hd);
+        const double freq = inv_freq.empty() ? std::pow(theta, -double(2 * j) / hd) : double(inv_freq[size_t(j)]);
+        const double angle = double(t) * freq;
         const double a = m(t, base + 2 * j), b = m(t, base + 2 * j + 1);
         m(t, base + 2 * j) = static_cast<float>(a * std::cos(angle) - b * std::sin(angle));
         m(t, base + 2 * j + 1) = static_cast<float>(a * std::sin(angle) + b * std::cos(angle));
@@ -98,8 +99,8 @@ Mat reference_forward(const Model& m, std::span<const int> tokens) {
     Mat h = norm(b.attn_norm, x, cfg.norm_eps);
     Mat q = linear(b.q, h), k = linear(b.k, h), v = linear(b.v, h);
     if (llama) {
-      rope(q, cfg.head_dim(), cfg.rope_theta);
-      rope(k, cfg.head_dim(), cfg.rope_theta);
+      rope(q, cfg.head_dim(), cfg.rope_theta, cfg.rope_inv_freq);
+      rope(k, cfg.head_dim(), cfg.rope_theta, cfg.rope_inv_freq);
     }
     x += linear(b.o, attention(cfg, q, k, v));
     h = norm(b.mlp_norm, x, cfg.norm_eps);

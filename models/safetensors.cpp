@@ -158,10 +158,14 @@ std::vector<std::string> SafetensorsFile::names() const {
   return out;
 }
 
-void SafetensorsFile::read_into(const std::string& name, const std::vector<int64_t>& expect, float* out) const {
+const TensorInfo& SafetensorsFile::checked(const std::string& name, const std::vector<int64_t>& expect) const {
   const TensorInfo& t = info(name);
   if (t.shape != expect)
     fail(path_, "tensor '" + name + "' has shape " + shape_str(t.shape) + ", the config implies " + shape_str(expect));
+  return t;
+}
+
+void SafetensorsFile::read_into(const TensorInfo& t, const std::string& name, float* out) const {
   const uint8_t* src = data_ + t.begin;
   const size_t n = (t.end - t.begin) / dtype_size(t.dtype);
   if (t.dtype == "F32") {
@@ -179,14 +183,16 @@ void SafetensorsFile::read_into(const std::string& name, const std::vector<int64
 }
 
 Mat SafetensorsFile::matrix(const std::string& name, int64_t rows, int64_t cols) const {
+  const TensorInfo& t = checked(name, {rows, cols});
   Mat m(rows, cols);
-  read_into(name, {rows, cols}, m.data());
+  read_into(t, name, m.data());
   return m;
 }
 
 Vec SafetensorsFile::vector(const std::string& name, int64_t n) const {
+  const TensorInfo& t = checked(name, {n});
   Vec v(n);
-  read_into(name, {n}, v.data());
+  read_into(t, name, v.data());
   return v;
 }
 
@@ -218,9 +224,28 @@ SafetensorsSet::SafetensorsSet(const fs::path& folder) : folder_(folder) {
     owner_[tensor] = shard_index[s];
     if (!files_[shard_index[s]]->has(tensor)) fail(folder / s, "tensor '" + tensor + "' listed in the index is missing");
   }
+  index_ = index;
+  for (size_t f = 0; f < files_.size(); ++f)
+    for (const auto& name : files_[f]->names()) {
+      auto it = owner_.find(name);
+      if (it == owner_.end())
+        fail(files_[f]->path(), "tensor '" + name + "' is not listed in " + index.filename().string() +
+                                    " (it would be silently ignored)");
+      if (it->second != f)
+        fail(files_[f]->path(), "tensor '" + name + "' is also in " + files_[it->second]->path().filename().string() +
+                                    ", where " + index.filename().string() + " places it");
+    }
 }
 
 bool SafetensorsSet::has(const std::string& name) const { return owner_.count(name) > 0; }
+const TensorInfo& SafetensorsSet::info(const std::string& name) const { return file_for(name).info(name); }
+const fs::path& SafetensorsSet::path_of(const std::string& name) const { return file_for(name).path(); }
+
+std::vector<std::string> SafetensorsSet::names() const {
+  std::vector<std::string> out;
+  for (const auto& [name, file] : owner_) out.push_back(name);
+  return out;
+}
 
 const SafetensorsFile& SafetensorsSet::file_for(const std::string& name) const {
   auto it = owner_.find(name);
@@ -235,6 +260,7 @@ Vec SafetensorsSet::vector(const std::string& name, int64_t n) const { return fi
 
 std::vector<fs::path> SafetensorsSet::files() const {
   std::vector<fs::path> out;
+  if (!index_.empty()) out.push_back(index_);
   for (const auto& f : files_) out.push_back(f->path());
   return out;
 }

@@ -36,12 +36,14 @@ class SafetensorsFile {
   const TensorInfo& info(const std::string& name) const;
   std::vector<std::string> names() const;
 
-  // The tensor as fp32, checked against the expected shape ({rows, cols} or {n}).
+  // The tensor as fp32, checked against the expected shape ({rows, cols} or {n}) before
+  // anything is allocated.
   Mat matrix(const std::string& name, int64_t rows, int64_t cols) const;
   Vec vector(const std::string& name, int64_t n) const;
 
  private:
-  void read_into(const std::string& name, const std::vector<int64_t>& expect, float* out) const;
+  const TensorInfo& checked(const std::string& name, const std::vector<int64_t>& expect) const;
+  void read_into(const TensorInfo& t, const std::string& name, float* out) const;
   std::filesystem::path path_;
   const uint8_t* map_ = nullptr;
   size_t map_size_ = 0;
@@ -50,17 +52,23 @@ class SafetensorsFile {
 };
 
 // One checkpoint: a single model.safetensors or shards listed by model.safetensors.index.json.
+// With an index, every tensor of every shard must be listed in it (none is silently ignored).
 class SafetensorsSet {
  public:
   explicit SafetensorsSet(const std::filesystem::path& folder);
   bool has(const std::string& name) const;
+  const TensorInfo& info(const std::string& name) const;
+  const std::filesystem::path& path_of(const std::string& name) const;  // the file holding it
+  std::vector<std::string> names() const;
   Mat matrix(const std::string& name, int64_t rows, int64_t cols) const;
   Vec vector(const std::string& name, int64_t n) const;
+  // Every file read: the index (when there is one), then each safetensors file.
   std::vector<std::filesystem::path> files() const;
 
  private:
   const SafetensorsFile& file_for(const std::string& name) const;
   std::filesystem::path folder_;
+  std::filesystem::path index_;  // empty for a single model.safetensors
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   std::map<std::string, size_t> owner_;  // tensor name → index into files_
 };

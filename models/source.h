@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 
 namespace fb {
 
@@ -24,11 +25,21 @@ struct ModelSourceInfo {
   std::string help;
   ParamSchema params;  // paths are relative to the data directory
   std::function<LoadedModel(const json& params, const std::filesystem::path& data_dir)> load;
+  // Every file `load` will read, without reading the weights: the config loader fingerprints
+  // them into the job key, and the runner checks that `load` read no other.
+  std::function<std::vector<std::filesystem::path>(const json& params, const std::filesystem::path& data_dir)> files;
+  // The tokenizer `load` will use (file or folder), or none: checked before a job that needs one runs.
+  std::function<std::optional<std::filesystem::path>(const json& params, const std::filesystem::path& data_dir)>
+      tokenizer;
 };
 
 #define FB_REGISTER_MODEL_SOURCE(...) FB_REGISTER_IN(::fb::ModelSourceInfo, __VA_ARGS__)
 
 // Loads a model spec (filled parameters plus "format"); throws std::runtime_error naming the file.
 LoadedModel load_model(const json& spec, const std::filesystem::path& data_dir);
+// The files load_model(spec, data_dir) reads; throws std::runtime_error naming what is missing.
+std::vector<std::filesystem::path> model_files(const json& spec, const std::filesystem::path& data_dir);
+// The tokenizer load_model(spec, data_dir) uses, or none.
+std::optional<std::filesystem::path> model_tokenizer(const json& spec, const std::filesystem::path& data_dir);
 
 }  // namespace fb

@@ -2,9 +2,14 @@
 // load_model which dispatches on spec["format"].
 #include "models/source.h"
 
+#include "harness/resources.h"
 #include "models/loaders.h"
+#include "models/safetensors.h"
 #include "models/synthetic.h"
 
+#include <fmt/format.h>
+
+#include <optional>
 #include <stdexcept>
 
 namespace fb {
@@ -12,9 +17,50 @@ namespace {
 
 namespace fs = std::filesystem;
 
+std::string joined_names(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
 fs::path resolve(const fs::path& data_dir, const std::string& p) {
   const fs::path path(p);
   return path.is_absolute() ? path : data_dir / path;
+}
+
+// The tokenizer a llama2c / hf entry uses: its `tokenizer` parameter, else the default
+// beside the weights when that exists, else none.
+std::optional<fs::path> tokenizer_path(const json& p, const fs::path& data_dir, const fs::path& fallback,
+                                       bool fallback_exists) {
+  const std::string tok = param_string(p, "tokenizer");
+  if (!tok.empty()) return resolve(data_dir, tok);
+  if (fallback_exists) return fallback;
+  return std::nullopt;
+}
+
+std::optional<fs::path> llama2c_tokenizer(const json& p, const fs::path& data_dir) {
+  const fs::path beside = resolve(data_dir, param_string(p, "path")).parent_path() / "tokenizer.model";
+  return tokenizer_path(p, data_dir, beside, fs::exists(beside));
+}
+
+std::optional<fs::path> hf_tokenizer(const json& p, const fs::path& data_dir) {
+  const fs::path folder = resolve(data_dir, param_string(p, "path"));
+  bool has_files = false;
+  for (const char* f : {"tokenizer.model", "tokenizer.json", "vocab.json", "encoder.json"})
+    has_files |= fs::exists(folder / f);
+  return tokenizer_path(p, data_dir, folder, has_files);
+}
+
+void add_tokenizer(LoadedModel& out, const std::optional<fs::path>& tok) {
+  if (!tok) return;
+  out.tokenizer = load_tokenizer(*tok);
+  for (const auto& f : tokenizer_files(*tok)) out.files.push_back(f);
+}
+
+std::vector<fs::path> with_tokenizer(std::vector<fs::path> files, const std::optional<fs::path>& tok) {
+  if (tok)
+    for (const auto& f : tokenizer_files(*tok)) files.push_back(f);
+  return files;
 }
 
 LoadedModel load_llama2c_source(const json& p, const fs::path& data_dir) {
@@ -22,28 +68,43 @@ LoadedModel load_llama2c_source(const json& p, const fs::path& data_dir) {
   const fs::path bin = resolve(data_dir, param_string(p, "path"));
   out.model = load_llama2c(bin);
   out.files.push_back(bin);
-  std::string tok = param_string(p, "tokenizer");
-  fs::path tok_path = tok.empty() ? bin.parent_path() / "tokenizer.model" : resolve(data_dir, tok);
-  if (!tok.empty() || fs::exists(tok_path)) {
-    out.tokenizer = load_tokenizer(tok_path);
-    out.files.push_back(tok_path);
-  }
+  add_tokenizer(out, llama2c_tokenizer(p, data_dir));
   return out;
+}
+
+std::vector<fs::path> llama2c_files(const json& p, const fs::path& data_dir) {
+  const fs::path bin = resolve(data_dir, param_string(p, "path"));
+  if (!fs::is_regular_file(bin)) throw std::runtime_error(bin.string() + ": not a file (a llama2c checkpoint is one .bin file)");
+  return with_tokenizer({bin}, llama2c_tokenizer(p, data_dir));
 }
 
 LoadedModel load_hf_source(const json& p, const fs::path& data_dir) {
   LoadedModel out;
-  const fs::path folder = resolve(data_dir, param_string(p, "path"));
-  out.model = load_hf(folder, &out.files);
-  const std::string tok = param_string(p, "tokenizer");
-  const fs::path tok_path = tok.empty() ? folder : resolve(data_dir, tok);
-  const bool has_tokenizer_files = fs::exists(folder / "tokenizer.model") || fs::exists(folder / "tokenizer.json") ||
-                                   fs::exists(folder / "vocab.json") || fs::exists(folder / "encoder.json");
-  if (!tok.empty() || has_tokenizer_files) {
-    out.tokenizer = load_tokenizer(tok_path);
-    out.files.push_back(tok_path);
-  }
+  out.model = load_hf(resolve(data_dir, param_string(p, "path")), &out.files);
+  add_tokenizer(out, hf_tokenizer(p, data_dir));
   return out;
+}
+
+// config.json and the safetensors files (the index and every shard it names); the headers are
+// read to find the shards, the weights are not.
+std::vector<fs::path> hf_files(const json& p, const fs::path& data_dir) {
+  const fs::path folder = resolve(data_dir, param_string(p, "path"));
+  if (!fs::is_directory(folder)) throw std::runtime_error(folder.string() + ": not a folder (an hf model is a folder)");
+  std::vector<fs::path> files{folder / "config.json"};
+  if (!fs::is_regular_file(files[0])) throw std::runtime_error(files[0].string() + ": not found");
+  const fs::path index = folder / "model.safetensors.index.json";
+  if (!fs::exists(folder / "model.safetensors") && fs::exists(index)) files.push_back(index);
+  for (const auto& f : SafetensorsSet(folder).files()) files.push_back(f);
+  return with_tokenizer(std::move(files), hf_tokenizer(p, data_dir));
+}
+
+// fp32 weights of the model the options build, twice: the base model and the prepared copy a
+// method quantizes (harness/runner.cpp keeps both).
+double synthetic_weight_bytes(const ModelConfig& c, const SyntheticOptions& o) {
+  const double layers = o.layers > 0 ? o.layers : c.n_layers, vocab = o.vocab > 0 ? o.vocab : c.vocab_size;
+  const double dim = c.dim, kv = double(c.n_kv_heads) * c.head_dim();
+  const double per_layer = 2 * dim * dim + 2 * dim * kv + 3 * dim * double(c.hidden_dim);
+  return 2 * 4 * (layers * per_layer + 2 * vocab * dim);
 }
 
 LoadedModel load_synthetic_source(const json& p, const fs::path&) {
@@ -56,8 +117,12 @@ LoadedModel load_synthetic_source(const json& p, const fs::path&) {
   o.max_seq_len = param_int(p, "max_seq_len");
   if (o.layers < 0 || o.outlier_channels < 0 || o.vocab < 0 || o.max_seq_len < 0)
     throw std::runtime_error("synthetic model: layers, outlier_channels, vocab and max_seq_len must be ≥ 0");
+  ModelConfig shape = synthetic_config(param_string(p, "arch"));
+  require_memory(synthetic_weight_bytes(shape, o), fmt::format("synthetic {} with {} layers (weights, fp32, and the "
+                                                               "method's prepared copy)",
+                                                               param_string(p, "arch"), o.layers ? o.layers : shape.n_layers));
   LoadedModel out;
-  out.model = make_synthetic_model(synthetic_config(param_string(p, "arch")), o);
+  out.model = make_synthetic_model(shape, o);
   out.model.cfg.name = "synthetic-" + param_string(p, "arch") + "-L" + std::to_string(out.model.cfg.n_layers);
   return out;
 }
@@ -66,20 +131,22 @@ FB_REGISTER_MODEL_SOURCE(ModelSourceInfo{
     "llama2c",
     "A llama2.c checkpoint (karpathy/llama2.c run.c format), e.g. stories260K.",
     {
-        {"path", ParamType::String, nullptr, "checkpoint .bin, relative to the data directory", {}, true},
-        {"tokenizer", ParamType::String, "", "SentencePiece .model (default: tokenizer.model beside the checkpoint, if any)", {}, true},
+        {"path", ParamType::String, nullptr, "checkpoint .bin, relative to the data directory", {}, ParamRole::file},
+        {"tokenizer", ParamType::String, "", "SentencePiece .model (default: tokenizer.model beside the checkpoint, if any)", {}, ParamRole::file},
     },
-    load_llama2c_source});
+    load_llama2c_source, llama2c_files, llama2c_tokenizer});
 
 FB_REGISTER_MODEL_SOURCE(ModelSourceInfo{
     "hf",
     "A Hugging Face folder: config.json + model.safetensors (or sharded with an index); "
-    "LlamaForCausalLM or OPTForCausalLM; F32/F16/BF16 weights.",
+    "LlamaForCausalLM (attention_bias, mlp_bias, rope_scaling linear/llama3/dynamic), MistralForCausalLM, "
+    "Qwen2ForCausalLM or OPTForCausalLM; F32/F16/BF16 weights. Every tensor must be used; a sliding_window "
+    "caps the evaluation window.",
     {
-        {"path", ParamType::String, nullptr, "model folder, relative to the data directory", {}, true},
-        {"tokenizer", ParamType::String, "", "tokenizer file or folder (default: the model folder, if it has one)", {}, true},
+        {"path", ParamType::String, nullptr, "model folder, relative to the data directory", {}, ParamRole::file},
+        {"tokenizer", ParamType::String, "", "tokenizer file or folder (default: the model folder, if it has one)", {}, ParamRole::file},
     },
-    load_hf_source});
+    load_hf_source, hf_files, hf_tokenizer});
 
 FB_REGISTER_MODEL_SOURCE(ModelSourceInfo{
     "synthetic",
@@ -87,23 +154,30 @@ FB_REGISTER_MODEL_SOURCE(ModelSourceInfo{
     "For latency, memory and method mechanics only: results are marked synthetic.",
     {
         {"arch", ParamType::String, nullptr, "published shape", synthetic_arch_names()},
-        {"layers", ParamType::Int, 2, "number of layers to build (0 = the published count)"},
+        {"layers", ParamType::Int, 2, "number of layers to build (0 = the published count)", {}, {}, at_least(0)},
         {"seed", ParamType::Int, 0, "weight seed"},
-        {"outlier_channels", ParamType::Int, 0, "hidden channels made large at every norm output"},
-        {"outlier_scale", ParamType::Float, 30.0, "magnitude of the outlier channels relative to the rest"},
-        {"vocab", ParamType::Int, 0, "vocabulary size override (0 = published)"},
-        {"max_seq_len", ParamType::Int, 0, "context length override (0 = published)"},
+        {"outlier_channels", ParamType::Int, 0, "hidden channels made large at every norm output", {}, {}, at_least(0)},
+        {"outlier_scale", ParamType::Float, 30.0, "magnitude of the outlier channels relative to the rest", {}, {}, at_least(0)},
+        {"vocab", ParamType::Int, 0, "vocabulary size override (0 = published)", {}, {}, at_least(0)},
+        {"max_seq_len", ParamType::Int, 0, "context length override (0 = published)", {}, {}, at_least(0)},
     },
-    load_synthetic_source});
+    load_synthetic_source, [](const json&, const fs::path&) { return std::vector<fs::path>{}; },
+    [](const json&, const fs::path&) { return std::optional<fs::path>{}; }});
 
 }  // namespace
 
-LoadedModel load_model(const json& spec, const fs::path& data_dir) {
+namespace {
+
+// The model format's registration and the spec's parameters, checked and filled with defaults.
+std::pair<const ModelSourceInfo*, json> source_and_params(const json& spec) {
   if (!spec.is_object() || !spec.contains("format") || !spec["format"].is_string())
-    throw std::runtime_error("model spec lacks a string 'format' (llama2c, hf or synthetic)");
+    throw std::runtime_error("model spec lacks a string 'format' (" +
+                             joined_names(Registry<ModelSourceInfo>::instance().names()) + ")");
   const std::string format = spec["format"].get<std::string>();
   const ModelSourceInfo* src = Registry<ModelSourceInfo>::instance().find(format);
-  if (!src) throw std::runtime_error("unknown model format '" + format + "' (llama2c, hf or synthetic)");
+  if (!src)
+    throw std::runtime_error("unknown model format '" + format + "' (" +
+                             joined_names(Registry<ModelSourceInfo>::instance().names()) + ")");
   json given = spec;
   given.erase("format");
   for (const auto& [key, value] : given.items()) {
@@ -111,10 +185,7 @@ LoadedModel load_model(const json& spec, const fs::path& data_dir) {
     if (!ps) continue;  // extra keys (e.g. a display name) are the config loader's business
     if (!value_fits(*ps, value)) {
       std::string want = std::string("a ") + param_type_name(ps->type);
-      if (!ps->choices.empty()) {
-        want = "one of";
-        for (const auto& c : ps->choices) want += " " + c;
-      }
+      if (!ps->choices.empty()) want = "one of " + joined_names(ps->choices);
       throw std::runtime_error("model format '" + format + "': parameter '" + key + "' must be " + want);
     }
   }
@@ -122,9 +193,25 @@ LoadedModel load_model(const json& spec, const fs::path& data_dir) {
   for (const auto& ps : src->params)
     if (!params.contains(ps.name))
       throw std::runtime_error("model format '" + format + "': missing required parameter '" + ps.name + "'");
+  return {src, params};
+}
+
+}  // namespace
+
+LoadedModel load_model(const json& spec, const fs::path& data_dir) {
+  auto [src, params] = source_and_params(spec);
   LoadedModel out = src->load(params, data_dir);
-  if (format == "synthetic") out.model.cfg.synthetic = true;
   return out;
+}
+
+std::vector<fs::path> model_files(const json& spec, const fs::path& data_dir) {
+  auto [src, params] = source_and_params(spec);
+  return src->files(params, data_dir);
+}
+
+std::optional<fs::path> model_tokenizer(const json& spec, const fs::path& data_dir) {
+  auto [src, params] = source_and_params(spec);
+  return src->tokenizer(params, data_dir);
 }
 
 }  // namespace fb

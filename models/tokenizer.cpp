@@ -78,32 +78,51 @@ fs::path first_existing(const fs::path& dir, std::initializer_list<const char*> 
   return {};
 }
 
-std::unique_ptr<Tokenizer> load_from_folder(const fs::path& dir) {
-  if (auto sp = first_existing(dir, {"tokenizer.model"}); !sp.empty()) return std::make_unique<SentencePieceTokenizer>(sp);
+// Which tokenizer a path names and the files it is read from: one resolution for loading and
+// for fingerprinting (tokenizer_files), so the job key covers exactly what is read.
+struct ResolvedTokenizer {
+  enum Kind { sentencepiece, gpt2_pair, gpt2_json } kind;
+  std::vector<fs::path> files;  // gpt2_pair: vocab, merges
+};
+
+ResolvedTokenizer resolve_folder(const fs::path& dir) {
+  if (auto sp = first_existing(dir, {"tokenizer.model"}); !sp.empty()) return {ResolvedTokenizer::sentencepiece, {sp}};
   auto vocab = first_existing(dir, {"vocab.json", "encoder.json"});
   auto merges = first_existing(dir, {"merges.txt", "vocab.bpe"});
-  if (!vocab.empty() && !merges.empty()) return load_gpt2_files(vocab, merges);
-  if (auto tj = first_existing(dir, {"tokenizer.json"}); !tj.empty()) return load_gpt2_tokenizer_json(tj);
+  if (!vocab.empty() && !merges.empty()) return {ResolvedTokenizer::gpt2_pair, {vocab, merges}};
+  if (auto tj = first_existing(dir, {"tokenizer.json"}); !tj.empty()) return {ResolvedTokenizer::gpt2_json, {tj}};
   throw std::runtime_error(dir.string() +
                            ": no tokenizer found (expected tokenizer.model, vocab.json + merges.txt, "
                            "encoder.json + vocab.bpe, or tokenizer.json)");
 }
 
-}  // namespace
-
-std::unique_ptr<Tokenizer> load_tokenizer(const fs::path& path) {
-  if (fs::is_directory(path)) return load_from_folder(path);
+ResolvedTokenizer resolve_tokenizer(const fs::path& path) {
+  if (fs::is_directory(path)) return resolve_folder(path);
   if (!fs::exists(path)) throw std::runtime_error(path.string() + ": tokenizer file not found");
   const std::string name = path.filename().string();
-  if (path.extension() == ".model") return std::make_unique<SentencePieceTokenizer>(path);
-  if (name == "tokenizer.json") return load_gpt2_tokenizer_json(path);
+  if (path.extension() == ".model") return {ResolvedTokenizer::sentencepiece, {path}};
+  if (name == "tokenizer.json") return {ResolvedTokenizer::gpt2_json, {path}};
   if (name == "vocab.json" || name == "encoder.json") {
     auto merges = first_existing(path.parent_path(), {"merges.txt", "vocab.bpe"});
     if (merges.empty()) throw std::runtime_error(path.string() + ": no merges.txt or vocab.bpe beside it");
-    return load_gpt2_files(path, merges);
+    return {ResolvedTokenizer::gpt2_pair, {path, merges}};
   }
   throw std::runtime_error(path.string() + ": unrecognised tokenizer file (expected *.model, tokenizer.json, "
                                            "vocab.json or encoder.json, or a folder holding them)");
 }
+
+}  // namespace
+
+std::unique_ptr<Tokenizer> load_tokenizer(const fs::path& path) {
+  const ResolvedTokenizer r = resolve_tokenizer(path);
+  switch (r.kind) {
+    case ResolvedTokenizer::sentencepiece: return std::make_unique<SentencePieceTokenizer>(r.files[0]);
+    case ResolvedTokenizer::gpt2_pair: return load_gpt2_files(r.files[0], r.files[1]);
+    case ResolvedTokenizer::gpt2_json: return load_gpt2_tokenizer_json(r.files[0]);
+  }
+  throw std::logic_error("load_tokenizer: unhandled tokenizer kind");
+}
+
+std::vector<fs::path> tokenizer_files(const fs::path& path) { return resolve_tokenizer(path).files; }
 
 }  // namespace fb

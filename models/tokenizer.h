@@ -26,5 +26,7 @@ class Tokenizer {
 // Picks the tokenizer by file: *.model → SentencePiece; a folder or vocab.json/encoder.json +
 // merges.txt/vocab.bpe → GPT-2 BPE; tokenizer.json → GPT-2 BPE read from it.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& path);
+// The files load_tokenizer(path) reads (a folder resolved as it would be); throws like it.
+std::vector<std::filesystem::path> tokenizer_files(const std::filesystem::path& path);
 
 }  // namespace fb

@@ -19,6 +19,7 @@ namespace fs = std::filesystem;
 namespace {
 
 void require_db(const std::string& db) {
+  if (std::string why = db_path_problem(db); !why.empty()) throw CLI::ValidationError("--db", why);
   if (!fs::exists(db)) throw std::runtime_error("no results database at " + db + " (run a sweep first, or pass --db)");
 }
 
@@ -65,7 +66,13 @@ void ReportCommands::add(CLI::App& app) {
                                 "rerun CONFIG, compare every metric with the recent history of the same job on this machine, "
                                 "write a markdown report; exit 1 on a regression");
   nightly_->add_option("CONFIG", config_, "YAML sweep config (not needed with --check-only)")->check(CLI::ExistingFile);
-  nightly_->add_option("--db", db_, "results database (SQLite)")->capture_default_str();
+  nightly_->add_option("--db", db_, "results database (SQLite)")
+      ->capture_default_str()
+      ->check(CLI::Validator(
+          [](std::string& path) {  // it runs a sweep into it: a path that cannot persist is refused first
+            return db_path_problem(path);  // CLI11 puts "--db: " before it
+          },
+          "FILE"));
   nightly_->add_option("--data-dir", data_dir_, "where models and datasets live");
   nightly_->add_option("--report", report_, "markdown report file (default: stdout)");
   nightly_->add_option("--window", nightly_opt_.check.window, "history: previous runs of each job to compare with")

@@ -53,7 +53,9 @@ CompareSide resolve_side(const Store& store, const std::string& ref) {
   std::map<std::string, JobRow> newest;  // key → newest done row within the side's runs
   for (const auto& uuid : side.run_uuids)
     for (const auto& j : store.jobs("WHERE status = 'done' AND run_uuid = ? ORDER BY id", {uuid})) newest[j.key] = j;
-  for (const auto& [key, j] : newest) side.rows.push_back(load_row(store, j));
+  std::vector<JobRow> rows;
+  for (const auto& [key, j] : newest) rows.push_back(j);
+  side.rows = reportable_rows(store, rows);  // a NULL/NaN metric is no side of a ratio
   return side;
 }
 

@@ -170,6 +170,9 @@ std::string job_details(const Store& store, const JobRow& j) {
   std::string out = fmt::format("<details><summary><b>{}</b> <code>{}</code> {}{}</summary>", html_escape(j.label),
                                 j.key.substr(0, 12), html_escape(j.started_at),
                                 j.synthetic ? " <span class=\"warn\">[synthetic]</span>" : "");
+  if (std::string why = row_problem(load_row(store, j)); !why.empty())
+    out += "<p class=\"warn\">not reportable, left out of the tables, plots and trends: " + html_escape(why) +
+           " (a NaN or Inf an older flatbench stored as NULL)</p>";
   Table mt{"metrics", {"name", "value", "unit", "n", "stddev"}, {}, {}};
   for (const auto& m : store.metrics(j.id))
     mt.add_row({m.name, fmt_num(m.value, 6), m.unit, std::to_string(m.n), m.n > 1 ? fmt_num(m.stddev) : ""});

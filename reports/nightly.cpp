@@ -45,8 +45,9 @@ int run_fresh(const NightlyOptions& opt, const Config& cfg, std::ostream& log) {
   std::ostringstream table;  // the sweep's own summary goes to the log, not into the report
   RunCounts c = run_sweep(cfg, ro, table);
   log << table.str();
-  log << fmt::format("nightly: {} jobs ran, {} failed\n", c.ran, c.failed);
-  return c.failed;
+  const int interrupted = static_cast<int>(c.interruptions.size());  // not recorded: as bad as failed here
+  log << fmt::format("nightly: {} jobs ran, {} failed, {} interrupted\n", c.ran, c.failed, interrupted);
+  return c.failed + interrupted;
 }
 
 void write_report(const NightlyOptions& opt, const std::string& md) {
@@ -79,9 +80,10 @@ int run_nightly(const NightlyOptions& opt, std::ostream& log) {
     Store store(opt.db, true);
     std::set<std::string> keys;
     for (const auto& j : cfg.jobs) keys.insert(j.key);
-    std::vector<ReportRow> rows;
+    std::vector<JobRow> fresh;
     for (const auto& j : store.jobs("WHERE status = 'done' AND id > ? ORDER BY id", {std::to_string(before)}))
-      if (keys.count(j.key)) rows.push_back(load_row(store, j));
+      if (keys.count(j.key)) fresh.push_back(j);
+    std::vector<ReportRow> rows = reportable_rows(store, fresh);
     rep = check_rows(store, rows, opt.check);
     std::string md = rep.markdown(store, opt.check);
     if (failed) md += fmt::format("\n**{} job(s) failed** — see `flatbench list {}`.\n", failed, opt.config.string());

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <iostream>
+#include <mutex>
 #include <set>
 
 namespace fb {
@@ -24,6 +26,56 @@ ReportRow load_row(const Store& store, const JobRow& job) {
 }
 
 namespace {
+// The first null among an object's values (one level of arrays too), as "parameter 'alpha'".
+std::string null_parameter(const json& params) {
+  if (!params.is_object()) return "";
+  for (const auto& [name, v] : params.items()) {
+    bool null = v.is_null();
+    if (v.is_array())
+      for (const json& x : v) null = null || x.is_null();
+    if (null) return "parameter '" + name + "' is null";
+  }
+  return "";
+}
+}  // namespace
+
+std::string row_problem(const ReportRow& r) {
+  for (const auto& [name, m] : r.metrics)
+    if (auto why = non_finite_problem(m); !why.empty()) return why;
+  const json& spec = r.job.spec;
+  if (!spec.is_object()) return "the job's spec is not a JSON object";
+  for (const char* part : {"method", "eval"})
+    if (spec.contains(part) && spec[part].is_object())
+      if (auto why = null_parameter(spec[part].value("params", json::object())); !why.empty())
+        return std::string(part) + " " + why;
+  return "";
+}
+
+void warn_bad_row(const Store& store, const JobRow& job, const std::string& problem) {
+  static std::mutex mutex;
+  static std::set<std::pair<std::string, long>> warned;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (!warned.insert({store.path().string(), job.id}).second) return;
+  std::cerr << fmt::format(
+      "warning: {}: job {}{} left out of reports: {} (a NaN or Inf an older flatbench stored as NULL); rerun it "
+      "with `flatbench run --force` once its cause is fixed\n",
+      store.path().string(), job.key.substr(0, 12), job.label.empty() ? "" : " (" + job.label + ")", problem);
+}
+
+std::vector<ReportRow> reportable_rows(const Store& store, const std::vector<JobRow>& jobs) {
+  std::vector<ReportRow> out;
+  for (const auto& j : jobs) {
+    ReportRow r = load_row(store, j);
+    if (auto why = row_problem(r); !why.empty()) {
+      warn_bad_row(store, j, why);
+      continue;
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+namespace {
 // SQL filter for a method / evaluation name: "" any, "-" none.
 void add_name_filter(std::string& where, std::vector<std::string>& args, const char* column, const std::string& name) {
   if (name.empty()) return;
@@ -41,17 +93,13 @@ std::vector<ReportRow> latest_rows(const Store& store, const std::string& method
   std::vector<std::string> args;
   add_name_filter(where, args, "method", method);
   add_name_filter(where, args, "evaluation", eval);
-  std::vector<ReportRow> out;
-  for (const auto& j : store.jobs(where + " ORDER BY id", args)) out.push_back(load_row(store, j));
-  return out;
+  return reportable_rows(store, store.jobs(where + " ORDER BY id", args));
 }
 
 std::vector<ReportRow> all_rows(const Store& store, const std::string& key) {
   std::vector<JobRow> jobs = key.empty() ? store.jobs("WHERE status = 'done' ORDER BY id")
                                          : store.jobs("WHERE status = 'done' AND key = ? ORDER BY id", {key});
-  std::vector<ReportRow> out;
-  for (const auto& j : jobs) out.push_back(load_row(store, j));
-  return out;
+  return reportable_rows(store, jobs);
 }
 
 RunRef run_ref(const Store& store, const std::string& run_uuid) {

@@ -32,14 +32,22 @@ struct RunRef {
   std::string describe() const;  // "run 1a2b3c4d: commit 0123abcd (dirty), host h (cpu), 2026-11-23"
 };
 
-// Newest done row per job key, optionally only those whose method / evaluation has this name
+// Newest done row per job key (leaving out, with a warning, one that row_problem flags), optionally only those whose method / evaluation has this name
 // ("" = any, "-" = none, e.g. a GEMM job with no method). Ordered by job id.
 std::vector<ReportRow> latest_rows(const Store& store, const std::string& method = "", const std::string& eval = "");
-// Every done row (the history), oldest first, optionally of one job key.
+// Every done row (the history; bad rows left out as above), oldest first, optionally of one job key.
 std::vector<ReportRow> all_rows(const Store& store, const std::string& key = "");
 ReportRow load_row(const Store& store, const JobRow& job);
+// load_row of each job that row_problem does not flag; the flagged ones are named on stderr, once.
+std::vector<ReportRow> reportable_rows(const Store& store, const std::vector<JobRow>& jobs);
 
 RunRef run_ref(const Store& store, const std::string& run_uuid);
+
+// Why a done row cannot be reported ("" when it can): a metric that is not a finite number, or a
+// parameter stored as null — what older binaries wrote for a NaN/Inf (SQLite and JSON have none).
+std::string row_problem(const ReportRow& r);
+// Says on stderr, once per job and database in this process, that a bad row is left out.
+void warn_bad_row(const Store& store, const JobRow& job, const std::string& problem);
 
 // A parameter of the job spec's part ("model", "method", "eval"): the first of `names` present.
 // Model parameters sit directly in spec.model; method and eval ones under "params".

@@ -30,6 +30,8 @@ double stddev(const std::vector<double>& v) {
 }  // namespace
 
 MetricPolicy metric_policy(const std::string& name, const std::string& unit, const Thresholds& th) {
+  // An uncertainty (ppl_stderr, mean_nll_stderr) is context for its metric, never a regression itself.
+  if (name.size() > 7 && name.compare(name.size() - 7, 7, "_stderr") == 0) return {Better::Neither, th.other, true};
   if (name == "ppl" || name == "mean_nll" || starts_with(name, "ppl")) return {Better::Lower, th.ppl, true};
   if (starts_with(name, "acc") || name.find("accuracy") != std::string::npos) return {Better::Higher, th.accuracy, true};
   if (unit == "tok/s" || unit == "GOP/s" || name == "tok_per_s" || name.find("gops") != std::string::npos)
@@ -103,7 +105,9 @@ std::vector<ReportRow> machine_history(const Store& store, const ReportRow& curr
   for (const auto& j : older) {
     if (static_cast<int>(out.size()) == window) break;
     RunRef there = run_ref(store, j.run_uuid);
-    if (there.host == here.host && there.cpu == here.cpu) out.push_back(load_row(store, j));
+    if (there.host != here.host || there.cpu != here.cpu) continue;
+    auto row = reportable_rows(store, {j});  // a bad past row is no baseline
+    out.insert(out.end(), row.begin(), row.end());
   }
   return out;
 }
@@ -137,9 +141,7 @@ CheckReport check_run(const Store& store, const std::string& prefix, const Check
   for (const auto& j : jobs) runs.insert(j.run_uuid);
   if (runs.size() > 1) throw std::invalid_argument("run prefix '" + prefix + "' matches several runs; give more digits");
   if (jobs.empty()) throw std::invalid_argument("no finished jobs in a run matching '" + prefix + "' in " + store.path().string());
-  std::vector<ReportRow> rows;
-  for (const auto& j : jobs) rows.push_back(load_row(store, j));
-  return check_rows(store, rows, opt);
+  return check_rows(store, reportable_rows(store, jobs), opt);
 }
 
 namespace {

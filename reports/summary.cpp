@@ -1,6 +1,7 @@
 #include "reports/summary.h"
 
 #include "harness/store.h"
+#include "reports/query.h"
 
 #include <fmt/format.h>
 
@@ -32,6 +33,13 @@ void add_job(Table& jobs, Table& gemm, const Store& store, const std::string& ke
   std::string what = row && row->status == "done" ? headline(store.metrics(row->id))
                      : row && row->status == "failed" ? row->error.substr(0, 80)
                                                       : "";
+  if (row && row->status == "done") {  // a NaN an older binary stored as NULL: flag it, not a number
+    if (std::string why = row_problem(load_row(store, *row)); !why.empty()) {
+      warn_bad_row(store, *row, why);
+      status = "done (bad)";
+      what = "not reportable: " + why;
+    }
+  }
   std::string mark = row && row->synthetic ? " [synthetic]" : "";
   jobs.add_row({key.substr(0, 12), label + mark, status, what, row ? fmt_num(row->duration_s, 3) : ""});
   if (!row || row->status != "done") return;

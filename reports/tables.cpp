@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -301,22 +302,56 @@ std::vector<Table> table10(const Store& store) {
 }
 
 // ---------------------------------------------------------------- FlatQuant comparison
-std::string bits_setting(const json& spec) {
-  std::string method = part_name(spec, "method");
-  if (method.empty() || method == "fp16") return "FP16";
-  auto w = num_param(spec, "method", {"w_bits"}), a = num_param(spec, "method", {"a_bits"}),
-       kv = num_param(spec, "method", {"kv_bits"});
-  std::string out = fmt::format("W{}A{}", w ? fmt_num(*w) : "16", a ? fmt_num(*a) : "16");
-  if (kv && *kv < 16) out += "KV" + fmt_num(*kv);
-  return out;
+// The method's parameters as the job ran them: the spec's, completed with the registered
+// schema's defaults (a spec written by hand or by an older harness may leave defaults out).
+json method_params(const json& spec) {
+  const std::string name = part_name(spec, "method");
+  const json given = spec.contains("method") && spec["method"].is_object() && spec["method"].contains("params")
+                         ? spec["method"]["params"]
+                         : json::object();
+  if (const MethodInfo* info = Registry<MethodInfo>::instance().find(name)) return fill_defaults(info->params, given);
+  return given;
 }
 
+int int_param_or(const json& p, const char* name, int fallback) {
+  return p.contains(name) && p[name].is_number() ? p[name].get<int>() : fallback;
+}
+
+// "KV4", "K4V8" when the two caches differ, "" when both stay in floating point.
+std::string kv_label(int k_bits, int v_bits) {
+  if (k_bits >= 16 && v_bits >= 16) return "";
+  auto b = [](int bits) { return bits >= 16 ? std::string("16") : std::to_string(bits); };
+  return k_bits == v_bits ? "KV" + b(k_bits) : "K" + b(k_bits) + "V" + b(v_bits);
+}
+
+// FlattenQuant's W/A bits come from bits_mode: one width for every layer (int4 / int8), INT4 or
+// INT8 per layer by the KL criterion (kl, with γ), or no quantization (none).
+std::string flattenquant_bits(const json& p) {
+  const std::string mode = p.value("bits_mode", std::string("kl"));
+  if (mode == "int4") return "W4A4";
+  if (mode == "int8") return "W8A8";
+  if (mode == "none") return "W16A16";
+  return "W4/8A4/8 (KL, γ=" + gamma_cell(p.value("gamma", NAN)) + ")";
+}
+
+std::string bits_setting(const json& spec) {
+  const std::string method = part_name(spec, "method");
+  if (method.empty() || method == "fp16") return "FP16";
+  const json p = method_params(spec);
+  std::string out = method == "flattenquant" ? flattenquant_bits(p)
+                                             : fmt::format("W{}A{}", int_param_or(p, "w_bits", 16), int_param_or(p, "a_bits", 16));
+  // FlatQuant sets the two caches separately (k_bits / v_bits), the others together (kv_bits).
+  const int kv = int_param_or(p, "kv_bits", 16);
+  return out + kv_label(int_param_or(p, "k_bits", kv), int_param_or(p, "v_bits", kv));
+}
+
+// FlatQuant quantizes its merged weights by RTN after calibration (it has no other weight
+// quantizer); the others say which in w_quantizer.
 std::string weight_quantizer(const json& spec) {
-  if (part_name(spec, "method").empty() || part_name(spec, "method") == "fp16") return "-";
-  std::string wq = text_param(spec, "method", {"w_quantizer", "weight_quantizer", "wq", "w_method"});
-  auto gptq = num_param(spec, "method", {"gptq"});
-  if ((gptq && *gptq != 0) || wq == "gptq" || wq == "GPTQ") return "GPTQ";
-  return "RTN";
+  const std::string method = part_name(spec, "method");
+  if (method.empty() || method == "fp16") return "-";
+  const json p = method_params(spec);
+  return p.value("w_quantizer", std::string("rtn")) == "gptq" ? "GPTQ" : "RTN";
 }
 
 // Calibration seconds: a "calib…total" metric in seconds; else the sum of per-block ones ("calib…block<i>" or
@@ -344,6 +379,22 @@ const std::map<std::string, std::string> kPaperMethodNames = {
     {"fp16", "FP16"}, {"flatquant", "FlatQuant"}, {"quarot", "QuaRot"}, {"smoothquant", "SmoothQuant"},
     {"spinquant", "SpinQuant"}, {"flattenquant", "FlattenQuant"}};
 
+// False when the paper's method is one registered here that cannot run weight quantizer `wq`
+// (RTN, GPTQ): its w_quantizer choices, or RTN alone when it has none (FlatQuant).
+bool paper_row_reproducible(const std::string& paper_method, const std::string& wq) {
+  for (const auto& [name, paper_name] : kPaperMethodNames) {
+    if (paper_name != paper_method) continue;
+    const MethodInfo* info = Registry<MethodInfo>::instance().find(name);
+    if (!info) return true;  // not implemented here: the row is only the paper's reference
+    const ParamSpec* q = find_param(info->params, "w_quantizer");
+    if (!q) return wq == "RTN";
+    std::string lower = wq;
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+    return std::find(q->choices.begin(), q->choices.end(), lower) != q->choices.end();
+  }
+  return true;
+}
+
 std::vector<Table> flatquant_tables(const Store& store) {
   Table t{"FlatQuant comparison — PPL per method and bit setting, calibration time",
           {"model", "dataset", "method", "W quant", "bits", "PPL", "calibration s", "paper PPL", "paper source"},
@@ -354,12 +405,14 @@ std::vector<Table> flatquant_tables(const Store& store) {
     return std::make_tuple(model_name(a), text_param(a.job.spec, "eval", {"dataset"}), a.value("ppl")) <
            std::make_tuple(model_name(b), text_param(b.job.spec, "eval", {"dataset"}), b.value("ppl"));
   });
+  std::set<std::pair<std::string, std::string>> produced;  // (paper's method name, W quant) some job ran
   for (const auto& r : rows) {
     const json& s = r.job.spec;
     std::string method = part_name(s, "method"), dataset = text_param(s, "eval", {"dataset"});
     std::string bits = bits_setting(s), wq = weight_quantizer(s);
     auto pm = kPaperMethodNames.find(method.empty() ? "fp16" : method);
     std::optional<PaperNumber> paper;
+    if (pm != kPaperMethodNames.end()) produced.insert({pm->second, wq});
     if (pm != kPaperMethodNames.end())
       paper = paper_lookup("flatquant-ppl", model_name(r), pm->second, bits == "FP16" ? "FP16" : bits + " " + wq,
                            "ppl:" + dataset);
@@ -371,13 +424,17 @@ std::vector<Table> flatquant_tables(const Store& store) {
   t.notes.push_back("calibration s = the method's calibration metrics in seconds (summed over blocks), else its wall time");
   add_provenance_notes(t, store, rows);
 
-  // The paper's own table, for models we cannot run here.
-  Table ref{"FlatQuant paper reference — PPL, W4A4KV4, seqlen 2048", {"dataset", "method", "W quant"}, {}, {}};
+  // The paper's own table, for models we cannot run here. A row of a method this harness
+  // implements appears only when our method can run that weight quantizer or a job did (our
+  // FlatQuant has no GPTQ variant: the paper's "FlatQuant GPTQ" row would pose as reproducible).
+  Table ref{"FlatQuant paper's numbers (not measured here) — PPL, W4A4KV4, seqlen 2048",
+            {"dataset", "method", "W quant"}, {}, {}};
   std::vector<std::string> models;
   std::map<std::tuple<std::string, std::string, std::string>, std::map<std::string, std::string>> cells;
   for (const auto& p : paper_numbers("flatquant-ppl")) {
-    if (std::find(models.begin(), models.end(), p.model) == models.end()) models.push_back(p.model);
     std::string wq = p.setting == "FP16" ? "-" : p.setting.substr(p.setting.find(' ') + 1);
+    if (wq != "-" && !produced.count({p.method, wq}) && !paper_row_reproducible(p.method, wq)) continue;
+    if (std::find(models.begin(), models.end(), p.model) == models.end()) models.push_back(p.model);
     cells[{p.metric.substr(4), p.method, wq}][p.model] = p.display();
   }
   for (const auto& m : models) ref.headers.push_back(m);
@@ -386,7 +443,8 @@ std::vector<Table> flatquant_tables(const Store& store) {
     for (const auto& m : models) row.push_back(byModel.count(m) ? byModel.at(m) : "");
     ref.add_row(row);
   }
-  ref.notes.push_back(std::string("source: ") + kFlatQuantSource + ", Tables 1 and 2");
+  ref.notes.push_back(std::string("the paper's numbers, copied from ") + kFlatQuantSource +
+                      ", Tables 1 and 2; rows of methods implemented here only for weight quantizers they can run");
   return {t, ref};
 }
 
@@ -456,7 +514,7 @@ std::string method_cell(const json& spec, const std::vector<std::string>& leave_
     if (std::find(leave_out.begin(), leave_out.end(), k) != leave_out.end()) continue;
     if (info) {
       auto it = std::find_if(info->params.begin(), info->params.end(), [&](const ParamSpec& s) { return s.name == k; });
-      if (it != info->params.end() && (it->is_path || (!it->default_value.is_null() && it->default_value == v))) continue;
+      if (it != info->params.end() && (it->is_path() || (!it->default_value.is_null() && it->default_value == v))) continue;
     }
     std::string vs = v.is_string() ? v.get<std::string>() : v.is_number() ? fmt_num(v.get<double>()) : v.dump();
     if (vs.size() > 24) vs = vs.substr(0, 21) + "...";

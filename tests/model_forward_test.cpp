@@ -121,6 +121,12 @@ class HalfOp final : public LinearOp {
   explicit HalfOp(Mat w) : w_(std::move(w)) {}
   void forward(const Mat& x, Mat& y) const override { y = 0.5f * (x * w_.transpose()); }
   std::string describe() const override { return "half"; }
+  OpFootprint footprint() const override {
+    OpFootprint f;
+    f.weight_values = w_.size();
+    f.a_width = int(w_.cols());
+    return f;
+  }
 
  private:
   Mat w_;

@@ -194,7 +194,7 @@ TEST(ModelHf, ShardedCheckpointWithIndex) {
   write_json(dir / "model.safetensors.index.json", index);
   std::vector<fs::path> files;
   const Model back = load_hf(dir, &files);
-  EXPECT_EQ(files.size(), 3u);
+  EXPECT_EQ(files.size(), 4u);  // config.json, the index, both shards
   EXPECT_EQ(m.forward(kTokens), back.forward(kTokens));
 }
 

@@ -9,8 +9,16 @@
 namespace fb {
 namespace {
 
-using test::make_spec;
 using test::metric;
+
+// A job spec as the runner stores it: expanded from a config through the method's registered
+// schema (so a spec the method would reject fails the test); jobs without a method have no
+// method parameters to check.
+json make_spec(const std::string& model, const std::string& method, const json& method_params, const std::string& eval,
+               const json& eval_params = json::object()) {
+  if (method.empty()) return test::make_spec(model, method, method_params, eval, eval_params);
+  return test::config_spec(model, method, method_params, eval, eval_params);
+}
 
 // The row whose first cell starts with `first` and whose column `col` equals `value`, else nullptr.
 const std::vector<std::string>* find_row(const Table& t, const std::string& first, size_t col = 0,
@@ -129,8 +137,8 @@ TEST_F(ReportTables, Table7PutsThePaperPplBesideTheMatchingSmoothingSetting) {
   JobResult on, off;
   on.metrics = {metric("ppl", 11.9)};
   off.metrics = {metric("ppl", 12.5)};
-  db.job(run, make_spec("opt-6.7b", "flattenquant", {{"smoothing", true}, {"alpha", 0.5}}, "ppl", {{"dataset", "wikitext2"}}), on);
-  db.job(run, make_spec("opt-6.7b", "flattenquant", {{"smoothing", false}, {"alpha", 0.5}}, "ppl", {{"dataset", "wikitext2"}}), off);
+  db.job(run, make_spec("opt-6.7b", "flattenquant", {{"smooth", true}, {"alpha", 0.5}}, "ppl", {{"dataset", "wikitext2"}}), on);
+  db.job(run, make_spec("opt-6.7b", "flattenquant", {{"smooth", false}, {"alpha", 0.5}}, "ppl", {{"dataset", "wikitext2"}}), off);
   Table t = build_tables(db.store, "t7_ablation").at(0);
   auto smooth = find_row(t, "opt-6.7b", column(t, "smoothing"), "on");
   EXPECT_EQ(cell(t, smooth, "PPL"), "11.9");
@@ -248,32 +256,28 @@ TEST_F(ReportTables, FlatQuantComparisonMatchesPaperRowsAndSumsCalibrationTimePe
   fp16.metrics = {metric("ppl", 5.5)};
   fq.metrics = {metric("ppl", 5.9), metric("calib_s/block0", 2, "s"), metric("calib_s/block1", 3, "s"),
                 metric("method_seconds", 7, "s")};
+  const json w4a4kv4 = {{"w_bits", 4}, {"a_bits", 4}, {"k_bits", 4}, {"v_bits", 4}};
   db.job(run, make_spec("Llama-2-7b-hf", "fp16", json::object(), "ppl", {{"dataset", "wikitext2"}}), fp16);
-  db.job(run, make_spec("Llama-2-7b-hf", "flatquant", {{"w_bits", 4}, {"a_bits", 4}, {"kv_bits", 4}}, "ppl",
-                        {{"dataset", "wikitext2"}}),
-         fq);
+  db.job(run, make_spec("Llama-2-7b-hf", "flatquant", w4a4kv4, "ppl", {{"dataset", "wikitext2"}}), fq);
   // The flatquant method's own names: per-block seconds, their mean, and the total (which wins).
   JobResult named;
   named.metrics = {metric("ppl", 7.1), metric("calib_seconds_block0", 4, "s"), metric("calib_seconds_block1", 6, "s"),
                    metric("calib_seconds_per_block", 5, "s"), metric("calib_seconds_total", 10, "s")};
-  db.job(run, make_spec("Llama-3-8b", "flatquant", {{"w_bits", 4}, {"a_bits", 4}, {"kv_bits", 4}, {"w_quantizer", "gptq"}},
-                        "ppl", {{"dataset", "wikitext2"}}),
-         named);
+  db.job(run, make_spec("Llama-3-8b", "flatquant", {{"epochs", 10}}, "ppl", {{"dataset", "wikitext2"}}), named);
   JobResult blocks_only;
   blocks_only.metrics = {metric("ppl", 7.2), metric("calib_seconds_block0", 4, "s"), metric("calib_seconds_block1", 6, "s"),
                          metric("calib_seconds_per_block", 5, "s")};
-  db.job(run, make_spec("Llama-3-8b", "flatquant", {{"w_bits", 4}, {"a_bits", 4}, {"kv_bits", 4}}, "ppl",
-                        {{"dataset", "wikitext2"}}),
-         blocks_only);
+  db.job(run, make_spec("Llama-3-8b", "flatquant", w4a4kv4, "ppl", {{"dataset", "wikitext2"}}), blocks_only);
   auto tables = build_tables(db.store, "flatquant");
   ASSERT_EQ(tables.size(), 2u);
-  auto gptq = find_row(tables[0], "Llama-3-8b", column(tables[0], "W quant"), "GPTQ");
-  EXPECT_EQ(cell(tables[0], gptq, "calibration s"), "10");
-  EXPECT_EQ(cell(tables[0], gptq, "paper PPL"), "6.9");  // FlatQuant GPTQ, LLaMA-3-8B, WikiText-2
-  auto rtn = find_row(tables[0], "Llama-3-8b", column(tables[0], "W quant"), "RTN");
-  EXPECT_EQ(cell(tables[0], rtn, "calibration s"), "10");  // 4 + 6, not the per-block mean
-  EXPECT_EQ(cell(tables[0], rtn, "paper PPL"), "6.98");
   const Table& t = tables[0];
+  EXPECT_EQ(find_row(t, "Llama-3-8b", column(t, "W quant"), "GPTQ"), nullptr) << "FlatQuant has no GPTQ variant";
+  auto tuned = find_row(t, "Llama-3-8b", column(t, "PPL"), "7.1");
+  EXPECT_EQ(cell(t, tuned, "calibration s"), "10");  // the total wins
+  EXPECT_EQ(cell(t, tuned, "bits"), "W4A4KV4");     // the defaults, filled in from the schema
+  auto rtn = find_row(t, "Llama-3-8b", column(t, "PPL"), "7.2");
+  EXPECT_EQ(cell(t, rtn, "calibration s"), "10");  // 4 + 6, not the per-block mean
+  EXPECT_EQ(cell(t, rtn, "paper PPL"), "6.98");
   auto ours = find_row(t, "Llama-2-7b-hf", column(t, "bits"), "W4A4KV4");
   EXPECT_EQ(cell(t, ours, "W quant"), "RTN");
   EXPECT_EQ(cell(t, ours, "PPL"), "5.9");
@@ -282,14 +286,52 @@ TEST_F(ReportTables, FlatQuantComparisonMatchesPaperRowsAndSumsCalibrationTimePe
   auto base = find_row(t, "Llama-2-7b-hf", column(t, "bits"), "FP16");
   EXPECT_EQ(cell(t, base, "paper PPL"), "5.47");
   EXPECT_EQ(cell(t, base, "calibration s"), "");  // nothing to calibrate at fp16
+  // The paper's table stays separate and says whose numbers they are; it keeps the methods we
+  // do not run (QuaRot) and our methods' rows only for weight quantizers they can run.
   const Table& ref = tables[1];
+  EXPECT_NE(ref.title.find("paper"), std::string::npos);
   int found = 0;
   for (const auto& r : ref.rows) {
-    if (r[0] == "wikitext2" && r[1] == "FlatQuant" && r[2] == "GPTQ") found += r[column(ref, "LLaMA-3-8B")] == "6.9";
-    if (r[0] == "c4" && r[1] == "FlatQuant" && r[2] == "GPTQ") found += r[column(ref, "LLaMA-3-70B")] == "7.93";
+    EXPECT_FALSE(r[1] == "FlatQuant" && r[2] == "GPTQ") << "no job here can produce FlatQuant GPTQ";
+    if (r[0] == "wikitext2" && r[1] == "FlatQuant" && r[2] == "RTN") found += r[column(ref, "LLaMA-3-8B")] == "6.98";
+    if (r[0] == "c4" && r[1] == "QuaRot" && r[2] == "GPTQ") found += 1;
     if (r[0] == "c4" && r[1] == "FP16") found += r[column(ref, "LLaMA-2-7B")] == "7.26";
   }
   EXPECT_EQ(found, 3);
+}
+
+// The bits column comes from the parameters each method really has: FlatQuant's k_bits and
+// v_bits (one label when equal, both when not), FlattenQuant's bits_mode and its kv_bits.
+TEST_F(ReportTables, FlatQuantTableLabelsBitsFromEachMethodsOwnParameters) {
+  const json ppl = {{"dataset", "wikitext2"}};
+  const std::pair<json, std::string> cases[] = {
+      {make_spec("m", "flattenquant", {{"bits_mode", "int8"}}, "ppl", ppl), "W8A8"},
+      {make_spec("m", "flattenquant", {{"bits_mode", "int4"}, {"kv_bits", 4}}, "ppl", ppl), "W4A4KV4"},
+      {make_spec("m", "flattenquant", {{"gamma", 0.1}}, "ppl", ppl), "W4/8A4/8 (KL, γ=0.1)"},
+      {make_spec("m", "flatquant", {{"v_bits", 8}}, "ppl", ppl), "W4A4K4V8"},
+      {make_spec("m", "flatquant", {{"k_bits", 16}, {"v_bits", 16}}, "ppl", ppl), "W4A4"},
+      {make_spec("m", "rtn", {{"w_bits", 4}, {"a_bits", 8}, {"kv_bits", 4}}, "ppl", ppl), "W4A8KV4"},
+      {make_spec("m", "smoothquant", {{"w_bits", 8}, {"a_bits", 8}}, "ppl", ppl), "W8A8"},
+  };
+  double value = 1;
+  for (const auto& [spec, label] : cases) {
+    JobResult r;
+    r.metrics = {metric("ppl", value++)};
+    db.job(run, spec, r);
+  }
+  const Table t = build_tables(db.store, "flatquant").at(0);
+  value = 1;
+  for (const auto& [spec, label] : cases) {
+    SCOPED_TRACE(label);
+    auto row = find_row(t, "m", column(t, "PPL"), num_cell(value++));
+    EXPECT_EQ(cell(t, row, "bits"), label);
+  }
+  // FlattenQuant's default weight quantizer is GPTQ; FlatQuant's is always RTN.
+  EXPECT_EQ(cell(t, find_row(t, "m", column(t, "PPL"), "1"), "W quant"), "GPTQ");
+  EXPECT_EQ(cell(t, find_row(t, "m", column(t, "PPL"), "4"), "W quant"), "RTN");
+  // A spec the method would reject never reaches a table.
+  EXPECT_ANY_THROW(make_spec("m", "flatquant", {{"kv_bits", 4}}, "ppl", ppl));
+  EXPECT_ANY_THROW(make_spec("m", "flatquant", {{"w_quantizer", "gptq"}}, "ppl", ppl));
 }
 
 TEST_F(ReportTables, GemmTablesComeOnePerDevice) {

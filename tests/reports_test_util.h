@@ -6,6 +6,8 @@
 #include "test_util.h"
 
 #include <cstdint>
+#include <fstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -43,6 +45,31 @@ inline json make_spec(const std::string& model, const std::string& method, const
                {"seed", 0}};
   spec["method"] = method.empty() ? json() : json{{"name", method}, {"params", method_params}};
   return spec;
+}
+
+// The spec the runner stores for one job of `method` on a model named `model`: a
+// one-job config expanded by load_config, so a parameter the method does not take or a value it
+// rejects throws here as it would in a real run, and every default is filled in as in a run.
+inline json config_spec(const std::string& model, const std::string& method, const json& method_params,
+                        const std::string& eval, const json& eval_params = json::object()) {
+  json m = method_params;
+  m["name"] = method;
+  json e = eval_params;
+  e["name"] = eval;
+  const json config = {{"name", "report-test"},
+                       // stories260K under the test's model name: ppl jobs need a model with a tokenizer
+                       {"models", json::array({{{"name", model},
+                                                {"format", "llama2c"},
+                                                {"path", "stories260K/stories260K.bin"},
+                                                {"tokenizer", "stories260K/tok512.model"}}})},
+                       {"methods", json::array({m})},
+                       {"evaluations", json::array({e})}};
+  TempDir dir;
+  const auto path = dir / "report-test.yaml";
+  std::ofstream(path) << config.dump(2);  // JSON is YAML
+  const Config cfg = load_config(path, data_dir());
+  if (cfg.jobs.size() != 1) throw std::logic_error("config_spec: expected one job, got " + std::to_string(cfg.jobs.size()));
+  return cfg.jobs.front().spec;
 }
 
 inline Metric metric(const std::string& name, double value, const std::string& unit = "",

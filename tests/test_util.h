@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <string>
 
@@ -32,6 +33,12 @@ inline Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> gau
   Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> X(rows, cols);
   for (int i = 0; i < X.size(); ++i) X.data()[i] = nd(rng);
   return X;
+}
+
+// Writes `text` to `path`, creating its folders.
+inline void put(const std::filesystem::path& path, const std::string& text) {
+  std::filesystem::create_directories(path.parent_path());
+  std::ofstream(path, std::ios::binary) << text;
 }
 
 // A fresh temporary directory per test, removed at scope exit.

@@ -2,7 +2,7 @@
 // stories260K SentencePiece model), log-likelihoods checked against hand computation on a
 // bigram model whose probabilities are known in closed form and against an independent
 // plain loop over the reference forward of a tiny synthetic transformer, for every task
-// format; acc / acc_norm / stderr / LAMBADA greedy + ppl; skipped tasks; threading.
+// format; acc / acc_norm / stderr / LAMBADA greedy + ppl; missing and unknown tasks; threading.
 #include "datasets/tasks/lm_eval_rules.h"
 #include "harness/evaluator.h"
 #include "harness/evaluators/parallel.h"
@@ -279,7 +279,6 @@ TEST(ZeroshotHand, PiqaAccAndAccNormFromTokenCounts) {
   EXPECT_EQ(metric(r, "piqa_acc")->samples, (std::vector<double>{0, 1, 0}));
   EXPECT_NEAR(value(r, "avg"), 2.0 / 3, 1e-12);  // PIQA's paper metric is acc_norm
   EXPECT_EQ(r.info["avg_tasks"], json::array({"piqa:acc_norm"}));
-  EXPECT_EQ(value(r, "skipped_tasks"), 0);
 }
 
 // LAMBADA: acc is the greedy match of every continuation token, ppl = exp(−mean ll).
@@ -515,26 +514,38 @@ TEST(ZeroshotFormats, KvQuantizedModelScoresInParallelLikeSerial) {
   EXPECT_NE(serial.info["samples"], plain.info["samples"]) << "KV4 must change the log-likelihoods";
 }
 
-// ---- skipped and refused tasks --------------------------------------------------------
+// ---- missing and refused tasks --------------------------------------------------------
 
-TEST(ZeroshotSkip, MissingTaskFilesAreSkippedNotFailed) {
+// A requested task whose file is missing fails the job (lm-eval stops too) before any
+// task is scored, naming every file it looked for: a partial average is not a result.
+TEST(ZeroshotSkip, MissingTaskFileFailsTheJobNamingTheFilesLookedFor) {
   test::TempDir dir;
   write_file(dir / "piqa/valid.jsonl", "{\"goal\": \"g\", \"sol1\": \"abc\", \"sol2\": \"a b c d\", \"label\": 1}\n");
   const Model model = bigram_model({});
   const ToyTokenizer tok;
-  const JobResult r = run_zeroshot(model, &tok, dir.path, {{"tasks", {"piqa", "arc_easy", "winogrande"}}});
-  EXPECT_EQ(value(r, "skipped_tasks"), 2);
-  EXPECT_TRUE(r.info["skipped"].contains("arc_easy"));
-  EXPECT_TRUE(r.info["skipped"].contains("winogrande"));
-  EXPECT_EQ(metric(r, "arc_easy_acc"), nullptr);
+  try {
+    run_zeroshot(model, &tok, dir.path, {{"tasks", {"piqa", "arc_easy", "winogrande"}}});
+    FAIL() << "a missing task file must fail the job";
+  } catch (const std::runtime_error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("'arc_easy'"), std::string::npos) << what;
+    EXPECT_NE(what.find((dir / "arc_easy/test.jsonl").string()), std::string::npos) << what;
+    EXPECT_NE(what.find((dir / "arc/ARC-Easy-Test.jsonl").string()), std::string::npos) << what;
+  }
+
+  // Nothing present at all (the default task list): the first task's files are named.
+  test::TempDir empty;
+  try {
+    run_zeroshot(model, &tok, empty.path, {});
+    FAIL() << "no task file at all must fail the job";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find((empty / "piqa/valid.jsonl").string()), std::string::npos) << e.what();
+  }
+
+  // Every requested file present: runs, and the average covers exactly the requested tasks.
+  const JobResult r = run_zeroshot(model, &tok, dir.path, {{"tasks", {"piqa"}}});
   EXPECT_EQ(value(r, "avg"), value(r, "piqa_acc_norm"));
   EXPECT_EQ(r.info["avg_tasks"], json::array({"piqa:acc_norm"}));
-
-  // Nothing present at all: no avg, every task skipped, still no error.
-  test::TempDir empty;
-  const JobResult none = run_zeroshot(model, &tok, empty.path, {});
-  EXPECT_EQ(value(none, "skipped_tasks"), 7);
-  EXPECT_EQ(metric(none, "avg"), nullptr);
 }
 
 TEST(ZeroshotSkip, UnknownTaskAndMissingTokenizerAreErrors) {

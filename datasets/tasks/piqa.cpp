@@ -12,10 +12,7 @@ namespace fs = std::filesystem;
 using tasks::JsonRow;
 using tasks::json;
 
-// valid.jsonl -> valid-labels.lst (the name the PIQA release uses).
-fs::path labels_beside(const fs::path& jsonl) {
-  return jsonl.parent_path() / (jsonl.stem().string() + "-labels.lst");
-}
+fs::path labels_beside(const fs::path& jsonl) { return piqa_labels_file(jsonl); }
 
 int label_value(const std::string& text, const fs::path& file, long line) {
   const std::string_view t = tasks::strip(text);
@@ -64,6 +61,11 @@ std::vector<TaskDoc> load_piqa_jsonl(const fs::path& jsonl, int limit) {
                                               {row.string("sol1"), row.string("sol2")}, gold));
   }
   return docs;
+}
+
+// valid.jsonl -> valid-labels.lst (the name the PIQA release uses).
+fs::path piqa_labels_file(const fs::path& jsonl) {
+  return jsonl.parent_path() / (jsonl.stem().string() + "-labels.lst");
 }
 
 }  // namespace fb

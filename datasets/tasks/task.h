@@ -49,6 +49,8 @@ struct TaskFormat {
   std::string format;                   // human-readable format name
   // Reads the file found; `limit` > 0 stops after that many documents.
   std::function<std::vector<TaskDoc>(const std::filesystem::path&, int limit)> load;
+  // Files read beside the one found, when they exist (PIQA's labels); fingerprinted with it.
+  std::function<std::filesystem::path(const std::filesystem::path&)> companion = {};
 };
 
 struct TaskSpec {
@@ -63,12 +65,19 @@ const std::vector<TaskSpec>& task_specs();
 const TaskSpec* find_task(const std::string& name);
 
 // Reads the task from the first format whose file exists under `dir`; nullopt when no file
-// of the task is present (the caller reports the task as skipped). Malformed files throw
+// of the task is present. Malformed files throw
 // std::runtime_error naming the file and line.
 std::optional<TaskData> load_task(const TaskSpec& spec, const std::filesystem::path& dir, int limit);
+// load_task for a task the user asked for: no file is an error naming every path tried.
+TaskData require_task(const TaskSpec& spec, const std::filesystem::path& dir, int limit);
+// The files load_task reads under `dir` (empty when the task has none there): the job key
+// fingerprints them. `tried` receives every path looked for, for error messages.
+std::vector<std::filesystem::path> task_files(const TaskSpec& spec, const std::filesystem::path& dir,
+                                              std::vector<std::filesystem::path>* tried = nullptr);
 
 // The loaders, one per file format (exposed for tests and for explicit file overrides).
 std::vector<TaskDoc> load_piqa_jsonl(const std::filesystem::path& jsonl, int limit);  // labels beside it
+std::filesystem::path piqa_labels_file(const std::filesystem::path& jsonl);         // valid-labels.lst
 std::vector<TaskDoc> load_hellaswag_jsonl(const std::filesystem::path& jsonl, int limit);
 std::vector<TaskDoc> load_hellaswag_text(const std::filesystem::path& txt, int limit);
 std::vector<TaskDoc> load_openbookqa_tsv(const std::filesystem::path& tsv, int limit);

@@ -73,8 +73,11 @@ TaskDoc multiple_choice_doc(const std::string& query, std::vector<std::string> c
 namespace {
 
 TaskFormat format(std::vector<std::string> candidates, std::string name,
-                  std::vector<TaskDoc> (*load)(const std::filesystem::path&, int)) {
-  return TaskFormat{std::move(candidates), std::move(name), load};
+                  std::vector<TaskDoc> (*load)(const std::filesystem::path&, int),
+                  std::filesystem::path (*companion)(const std::filesystem::path&) = nullptr) {
+  TaskFormat f{std::move(candidates), std::move(name), load};
+  if (companion) f.companion = companion;
+  return f;
 }
 
 std::vector<TaskSpec> build_specs() {
@@ -82,7 +85,8 @@ std::vector<TaskSpec> build_specs() {
   // OpenBookQA, LAMBADA (protocols-and-peers.md §2a).
   return {
       {"piqa", TaskKind::multiple_choice, "acc_norm",
-       {format({"piqa/valid.jsonl", "piqa/validation.jsonl"}, "jsonl (+ labels .lst)", load_piqa_jsonl)}},
+       {format({"piqa/valid.jsonl", "piqa/validation.jsonl"}, "jsonl (+ labels .lst)", load_piqa_jsonl,
+               piqa_labels_file)}},
       {"hellaswag", TaskKind::multiple_choice, "acc_norm",
        {format({"hellaswag/hellaswag_val.jsonl", "hellaswag/validation.jsonl"}, "jsonl", load_hellaswag_jsonl),
         format({"hellaswag/hellaswag_val_full.txt"}, "6-line text", load_hellaswag_text)}},
@@ -127,6 +131,28 @@ std::optional<TaskData> load_task(const TaskSpec& spec, const std::filesystem::p
     }
   }
   return std::nullopt;
+}
+
+TaskData require_task(const TaskSpec& spec, const std::filesystem::path& dir, int limit) {
+  if (std::optional<TaskData> data = load_task(spec, dir, limit)) return std::move(*data);
+  std::string tried;
+  for (const TaskFormat& f : spec.formats)
+    for (const std::string& rel : f.candidates) tried += (tried.empty() ? "" : ", ") + (dir / rel).string();
+  throw std::runtime_error("task '" + spec.name + "' has no file; looked for " + tried);
+}
+
+std::vector<std::filesystem::path> task_files(const TaskSpec& spec, const std::filesystem::path& dir,
+                                              std::vector<std::filesystem::path>* tried) {
+  for (const TaskFormat& f : spec.formats)
+    for (const std::string& rel : f.candidates) {
+      const std::filesystem::path file = dir / rel;
+      if (tried) tried->push_back(file);
+      if (!std::filesystem::is_regular_file(file)) continue;
+      std::vector<std::filesystem::path> out{file};
+      if (f.companion && std::filesystem::is_regular_file(f.companion(file))) out.push_back(f.companion(file));
+      return out;
+    }
+  return {};
 }
 
 }  // namespace fb

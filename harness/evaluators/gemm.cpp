@@ -7,6 +7,7 @@
 // with the fastest fp32 baseline measured for the same shape in the same job, never
 // across runs.
 #include "harness/evaluator.h"
+#include "harness/resources.h"
 #include "kernels/gemm_backend.h"
 #include "models/synthetic.h"
 
@@ -100,9 +101,14 @@ void run_gemm(EvalContext& ctx, JobResult& result) {
     shapes.insert(shapes.end(), more.begin(), more.end());
   }
   if (shapes.empty()) throw std::runtime_error("gemm: no shapes (give `shapes:` or `layers_of:` + `tokens:`)");
-  for (const auto& s : shapes)
+  for (const auto& s : shapes) {
     if (s.m < 1 || s.n < 1 || s.k < 1)
       throw std::runtime_error(fmt::format("gemm: shape [{}, {}, {}] has a non-positive size", s.m, s.n, s.k));
+    // fp32 A, B, C and the reference C, plus the int8 / int4 copies of A and B the backends make.
+    const double values = double(s.m) * s.k + double(s.k) * s.n + 2.0 * double(s.m) * s.n;
+    require_memory(values * 4 + (double(s.m) * s.k + double(s.k) * s.n) * 2,
+                   fmt::format("gemm shape [{}, {}, {}]", s.m, s.n, s.k));
+  }
 
   auto backends = selected_backends(p["backends"]);
   const int reps = param_int(p, "reps"), threads = param_int(p, "threads");
@@ -158,17 +164,18 @@ void run_gemm(EvalContext& ctx, JobResult& result) {
 FB_REGISTER_EVALUATOR({"gemm",
                        "GEMM latency of CPU backends over shapes: verify against fp32, then time with google/benchmark",
                        {
-                           {"shapes", ParamType::ShapeList, json::array(), "explicit [M, N, K] shapes (M = tokens)"},
+                           {"shapes", ParamType::ShapeList, json::array(), "explicit [M, N, K] shapes (M = tokens)", {}, {},
+                            at_least(1)},
                            {"layers_of", ParamType::StringList, json::array(),
                             "architectures whose linear-layer shapes to add (opt-125m … llama-3-70b)"},
                            {"tokens", ParamType::IntList, json::array({16, 256, 2048}),
-                            "token counts M used with layers_of"},
+                            "token counts M used with layers_of", {}, {}, at_least(1)},
                            {"backends", ParamType::StringList, json::array(),
                             "backends to time (empty = every registered one available here)"},
-                           {"reps", ParamType::Int, 10, "timed repetitions per shape and backend"},
-                           {"min_time_ms", ParamType::Float, 20.0, "minimum time of one repetition (ms)"},
-                           {"warmup_ms", ParamType::Float, 50.0, "warm-up time before the repetitions (ms)"},
-                           {"threads", ParamType::Int, 0, "threads for the kernels (0 = all cores)"},
+                           {"reps", ParamType::Int, 10, "timed repetitions per shape and backend", {}, {}, at_least(1)},
+                           {"min_time_ms", ParamType::Float, 20.0, "minimum time of one repetition (ms)", {}, {}, at_least(0)},
+                           {"warmup_ms", ParamType::Float, 50.0, "warm-up time before the repetitions (ms)", {}, {}, at_least(0)},
+                           {"threads", ParamType::Int, 0, "threads for the kernels (0 = all cores)", {}, {}, at_least(0)},
                            {"verify", ParamType::Bool, true, "check each backend against the fp32 reference first"},
                        },
                        false, run_gemm});

@@ -2,7 +2,6 @@
 // stored (packed codes or floating point), scales, other parameters, the largest linear input
 // at batch × seqlen, and the KV cache — in bytes. Floating-point tensors count float_bytes each.
 #include "harness/evaluator.h"
-#include "methods/common/kv_quant.h"
 #include "methods/common/memory.h"
 
 #include <stdexcept>
@@ -16,7 +15,6 @@ void run_memory(EvalContext& ctx, JobResult& result) {
   opt.batch = param_int(ctx.params, "batch");
   opt.seqlen = param_int(ctx.params, "seqlen");
   opt.float_bytes = param_float(ctx.params, "float_bytes");
-  opt.kv_bits = installed_kv_bits(*ctx.model);
   if (opt.batch <= 0 || opt.seqlen <= 0 || opt.float_bytes <= 0)
     throw std::invalid_argument("memory evaluator: batch, seqlen and float_bytes must be positive");
   MemoryReport r = memory_report(*ctx.model, opt);
@@ -26,7 +24,9 @@ void run_memory(EvalContext& ctx, JobResult& result) {
   result.add("mem_activations", r.activation_bytes, "bytes");
   result.add("mem_kv_cache", r.kv_cache_bytes, "bytes");
   result.add("mem_total", r.total(), "bytes");
-  result.info["memory_kv_bits"] = opt.kv_bits;
+  const KvFootprint kv = attention_kv_footprint(ctx.model->attention_hook, ctx.model->cfg);
+  result.info["memory_k_bits"] = kv.k_bits;
+  result.info["memory_v_bits"] = kv.v_bits;
 }
 
 }  // namespace
@@ -34,9 +34,9 @@ void run_memory(EvalContext& ctx, JobResult& result) {
 FB_REGISTER_EVALUATOR(EvaluatorInfo{
     "memory",
     "memory terms of the prepared model in bytes: weights as stored, scales, activations and KV cache at batch × seqlen",
-    {{"batch", ParamType::Int, 1, "sequences held at once"},
-     {"seqlen", ParamType::Int, 2048, "tokens per sequence"},
-     {"float_bytes", ParamType::Float, 2.0, "bytes per floating-point value (2: fp16 deployment)"}},
+    {{"batch", ParamType::Int, 1, "sequences held at once", {}, {}, at_least(1)},
+     {"seqlen", ParamType::Int, 2048, "tokens per sequence", {}, {}, at_least(1)},
+     {"float_bytes", ParamType::Float, 2.0, "bytes per floating-point value (2: fp16 deployment)", {}, {}, between(0.125, 8)}},
     true,
     run_memory});
 

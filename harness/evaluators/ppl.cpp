@@ -13,6 +13,7 @@
 #include "models/model.h"
 #include "models/tokenizer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <cmath>
@@ -23,26 +24,48 @@ namespace {
 
 constexpr const char* kProtocol =
     "gptq-ppl: corpus tokenised once (BOS at start if the tokenizer adds one), non-overlapping windows, "
-    "tail dropped, PPL = exp(mean over windows of mean next-token NLL)";
+    "tail dropped, PPL = exp(mean over windows of mean next-token NLL); ppl_stderr = PPL × the standard error "
+    "of the mean per-token NLL (llama-perplexity's +/-)";
 
-// Mean next-token negative log-likelihood of one window: logits row t predicts token t+1.
-double window_nll(const Model& model, std::span<const int> window) {
+// Next-token negative log-likelihoods of one window (logits row t predicts token t+1): their
+// sum and sum of squares, for the mean and llama-perplexity's per-token uncertainty.
+struct WindowNll {
+  double sum = 0, sum_sq = 0;
+  long count = 0;
+  double mean() const { return sum / double(count); }
+};
+
+WindowNll window_nll(const Model& model, std::span<const int> window) {
   const Mat logits = model.forward(window);
-  double sum = 0;
+  WindowNll w;
   for (size_t t = 0; t + 1 < window.size(); ++t) {
     const auto row = logits.row(Eigen::Index(t));
     const double mx = row.maxCoeff();
     const double lse = mx + std::log((row.array() - float(mx)).exp().cast<double>().sum());
-    sum += lse - row[window[t + 1]];
+    const double nll = lse - row[window[t + 1]];
+    w.sum += nll, w.sum_sq += nll * nll, ++w.count;
   }
-  return sum / double(window.size() - 1);
+  return w;
+}
+
+// llama-perplexity's "PPL = X +/- Y": the standard error of the mean per-token NLL,
+// sqrt(var / (count − 1)) with var = E[nll²] − E[nll]², propagated through exp (× PPL).
+// It treats tokens as independent, so it is a lower bound on the true uncertainty.
+double mean_nll_stderr(const std::vector<WindowNll>& windows) {
+  double sum = 0, sum_sq = 0;
+  long count = 0;
+  for (const WindowNll& w : windows) sum += w.sum, sum_sq += w.sum_sq, count += w.count;
+  if (count < 2) return 0;
+  const double mean = sum / double(count);
+  const double var = std::max(0.0, sum_sq / double(count) - mean * mean);
+  return std::sqrt(var / double(count - 1));
 }
 
 void run_ppl(EvalContext& ctx, JobResult& result) {
   if (!ctx.model) throw std::runtime_error("ppl: no model");
   const Model& model = *ctx.model;
   result.synthetic = model.cfg.synthetic;
-  if (!ctx.tokenizer) throw std::runtime_error("ppl needs a tokenizer; synthetic models are for latency/memory/mechanics");
+  if (!ctx.tokenizer) throw std::runtime_error("ppl needs a tokenizer and the model has none (give its models entry `tokenizer:`)");
 
   const std::string dataset = param_string(ctx.params, "dataset");
   int seqlen = param_int(ctx.params, "seqlen");
@@ -60,25 +83,36 @@ void run_ppl(EvalContext& ctx, JobResult& result) {
   const int max_windows = param_int(ctx.params, "max_windows");
   if (max_windows > 0) windows = std::min(windows, max_windows);
 
-  std::vector<double> nll(static_cast<size_t>(windows));
+  std::vector<WindowNll> scored(static_cast<size_t>(windows));
   ctx.progress.begin("ppl " + dataset, windows);
   const auto start = std::chrono::steady_clock::now();
   const std::clock_t cpu_start = std::clock();
   for_each_forward(model, windows, param_int(ctx.params, "threads"), ctx.progress, [&](int i) {
-    nll[size_t(i)] = window_nll(model, std::span<const int>(tokens).subspan(size_t(i) * size_t(seqlen), size_t(seqlen)));
+    scored[size_t(i)] =
+        window_nll(model, std::span<const int>(tokens).subspan(size_t(i) * size_t(seqlen), size_t(seqlen)));
   });
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const double cpu_seconds = double(std::clock() - cpu_start) / CLOCKS_PER_SEC;
   ctx.progress.end();
 
-  double mean = 0;
-  for (double v : nll) mean += v;
-  mean /= double(windows);
-  result.add("ppl", std::exp(mean));
-  Metric& m = result.add("mean_nll", mean, "nats");
+  std::vector<double> nll;
+  long predictions = 0;
+  for (const WindowNll& w : scored) nll.push_back(w.mean()), predictions += w.count;
+  const Summary over_windows = summarise(nll);
+  const double ppl = std::exp(over_windows.mean);
+  const double nll_stderr = mean_nll_stderr(scored);
+  result.add("ppl", ppl);
+  result.add("ppl_stderr", ppl * nll_stderr);
+  Metric& m = result.add("mean_nll", over_windows.mean, "nats");
   m.n = windows;
+  m.stddev = over_windows.stddev;  // spread of the per-window means
   m.samples = nll;
-  result.add("tokens", double(tokens.size()), "tokens");
+  result.add("mean_nll_stderr", nll_stderr, "nats");
+  // What was scored: the tokens of the evaluated windows and the next-token predictions among
+  // them; the corpus length only says how much text there was to choose from.
+  result.add("tokens", double(windows) * seqlen, "tokens");
+  result.add("scored_tokens", double(predictions), "tokens");
+  result.add("corpus_tokens", double(tokens.size()), "tokens");
   result.add("windows", windows);
   result.add("seqlen", seqlen, "tokens");
   result.add("eval_s", seconds, "s");
@@ -94,13 +128,15 @@ FB_REGISTER_EVALUATOR(EvaluatorInfo{
     "ppl",
     "Perplexity (GPTQ protocol): non-overlapping windows over a tokenised corpus, tail dropped.",
     {
-        {"dataset", ParamType::String, "wikitext2", "wikitext2 | wikitext2-valid | tinystories | a text file under the data dir"},
-        {"seqlen", ParamType::Int, 0, "window length in tokens (0 = min(2048, model context))"},
-        {"max_windows", ParamType::Int, 0, "evaluate at most this many windows (0 = all)"},
-        {"threads", ParamType::Int, 0, "windows evaluated in parallel (0 = all cores)"},
+        {"dataset", ParamType::String, "wikitext2", "wikitext2 | wikitext2-valid | tinystories | a text file under the data dir",
+         {}, ParamRole::corpus},
+        {"seqlen", ParamType::Int, 0, "window length in tokens (0 = min(2048, model context))", {}, {}, at_least(0)},
+        {"max_windows", ParamType::Int, 0, "evaluate at most this many windows (0 = all)", {}, {}, at_least(0)},
+        {"threads", ParamType::Int, 0, "windows evaluated in parallel (0 = all cores)", {}, {}, at_least(0)},
     },
     true,
-    run_ppl});
+    run_ppl,
+    /*needs_tokenizer=*/true});
 
 }  // namespace
 }  // namespace fb

@@ -29,8 +29,8 @@ void run_selftest(EvalContext& ctx, JobResult& result) {
 FB_REGISTER_EVALUATOR({"selftest",
                        "harness self-check: waits, records `metrics` values, optionally fails",
                        {
-                           {"sleep_ms", ParamType::Int, 0, "total time to wait while recording (ms)"},
-                           {"metrics", ParamType::Int, 3, "number of metrics to record"},
+                           {"sleep_ms", ParamType::Int, 0, "total time to wait while recording (ms)", {}, {}, at_least(0)},
+                           {"metrics", ParamType::Int, 3, "number of metrics to record", {}, {}, at_least(0)},
                            {"value", ParamType::Float, 1.0, "base value of the recorded metrics"},
                            {"fail", ParamType::Bool, false, "throw after recording, to test failure handling"},
                        },

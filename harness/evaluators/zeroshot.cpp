@@ -133,7 +133,7 @@ std::vector<std::string> task_names(const json& params) {
 
 void run_zeroshot(EvalContext& ctx, JobResult& result) {
   if (!ctx.model) throw std::runtime_error("zeroshot: no model");
-  if (!ctx.tokenizer) throw std::runtime_error("zeroshot needs a tokenizer; synthetic models have none");
+  if (!ctx.tokenizer) throw std::runtime_error("zeroshot needs a tokenizer and the model has none (give its models entry `tokenizer:`)");
   const Model& model = *ctx.model;
   result.synthetic = model.cfg.synthetic;
 
@@ -147,38 +147,41 @@ void run_zeroshot(EvalContext& ctx, JobResult& result) {
   const std::string task_dir = param_string(ctx.params, "task_dir");
   const std::filesystem::path dir = task_dir.empty() ? ctx.data_dir : ctx.data_dir / task_dir;
 
+  // Every requested task's file is read before any is scored: a missing one fails the job
+  // at once (as lm-eval stops), rather than an average over the tasks that happened to exist.
+  std::vector<TaskData> tasks;
+  for (const std::string& name : task_names(ctx.params)) {
+    try {
+      tasks.push_back(require_task(*find_task(name), dir, limit));
+    } catch (const std::runtime_error& e) {
+      throw std::runtime_error(std::string("zeroshot: ") + e.what());
+    }
+  }
+
   const auto start = std::chrono::steady_clock::now();
   std::vector<double> paper_metrics;
-  json avg_tasks = json::array(), skipped = json::object(), files = json::object();
-  for (const std::string& name : task_names(ctx.params)) {
-    const TaskSpec& spec = *find_task(name);
-    std::optional<TaskData> task = load_task(spec, dir, limit);
-    if (!task) {
-      skipped[name] = "no task file under " + dir.string();
-      ctx.progress.message("zeroshot: skipping " + name + " (no task file under " + dir.string() + ")");
-      continue;
-    }
-    std::vector<DocScores> scores(task->docs.size());
-    ctx.progress.begin("zeroshot " + name, long(task->docs.size()));
-    for_each_forward(model, int(task->docs.size()), threads, ctx.progress,
-                 [&](int d) { scores[size_t(d)] = score_doc(model, *ctx.tokenizer, task->docs[size_t(d)], opt); });
+  json avg_tasks = json::array(), files = json::object();
+  for (const TaskData& task : tasks) {
+    const std::string& name = task.name;
+    std::vector<DocScores> scores(task.docs.size());
+    ctx.progress.begin("zeroshot " + name, long(task.docs.size()));
+    for_each_forward(model, int(task.docs.size()), threads, ctx.progress,
+                 [&](int d) { scores[size_t(d)] = score_doc(model, *ctx.tokenizer, task.docs[size_t(d)], opt); });
     ctx.progress.end();
 
-    paper_metrics.push_back(report_task(*task, judge(*task, scores), result));
-    avg_tasks.push_back(name + ":" + spec.paper_metric);
+    paper_metrics.push_back(report_task(task, judge(task, scores), result));
+    avg_tasks.push_back(name + ":" + find_task(name)->paper_metric);
     int truncated = 0;
     for (const DocScores& s : scores) truncated += s.truncated;
-    files[name] = {{"file", task->file.string()}, {"format", task->format}, {"truncated_requests", truncated}};
-    if (log_samples) result.info["samples"][name] = samples_json(*task, scores);
+    files[name] = {{"file", task.file.string()}, {"format", task.format}, {"truncated_requests", truncated}};
+    if (log_samples) result.info["samples"][name] = samples_json(task, scores);
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   if (!paper_metrics.empty()) result.add("avg", mean_of(paper_metrics)).n = int(paper_metrics.size());
-  result.add("skipped_tasks", double(skipped.size()));
   result.add("eval_s", seconds, "s");
   result.info["protocol"] = kProtocol;
   result.info["avg_tasks"] = avg_tasks;
-  result.info["skipped"] = skipped;
   result.info["task_files"] = files;
   result.info["max_length"] = opt.max_length;
   result.info["add_bos"] = opt.add_bos;
@@ -191,17 +194,20 @@ FB_REGISTER_EVALUATOR(EvaluatorInfo{
     "paper average.",
     {
         {"tasks", ParamType::StringList, json(kDefaultTasks),
-         "piqa | hellaswag | openbookqa | lambada_openai | arc_easy | arc_challenge | winogrande"},
-        {"limit", ParamType::Int, 0, "first N documents of each task (0 = all)"},
-        {"threads", ParamType::Int, 0, "documents scored in parallel (0 = all cores)"},
-        {"max_length", ParamType::Int, 0, "model context in tokens; longer inputs lose tokens on the left (0 = model's)"},
+         "piqa | hellaswag | openbookqa | lambada_openai | arc_easy | arc_challenge | winogrande",
+         {}, ParamRole::task_list},
+        {"limit", ParamType::Int, 0, "first N documents of each task (0 = all)", {}, {}, at_least(0)},
+        {"threads", ParamType::Int, 0, "documents scored in parallel (0 = all cores)", {}, {}, at_least(0)},
+        {"max_length", ParamType::Int, 0, "model context in tokens; longer inputs lose tokens on the left (0 = model's)",
+         {}, {}, at_least(0)},
         {"add_bos", ParamType::Bool, false,
          "prepend BOS to every encoding (lm-eval add_bos_token=True; off in lm-eval <= 0.4.9 for causal LMs)"},
         {"task_dir", ParamType::String, "", "folder under the data dir holding the task folders (empty = data dir)"},
         {"log_samples", ParamType::Bool, false, "store every request's log-likelihood in the job's info"},
     },
     true,
-    run_zeroshot});
+    run_zeroshot,
+    /*needs_tokenizer=*/true});
 
 }  // namespace
 }  // namespace fb

@@ -1,11 +1,21 @@
 #include "methods/common/kv_quant.h"
 
+#include <algorithm>
+#include <memory>
+
 namespace fb {
 
-void KvQuantHook::operator()(int layer, Mat& q, Mat& k, Mat& v) const {
-  if (inner) inner(layer, q, k, v);
-  fake_quantize_dynamic(k, spec);
-  fake_quantize_dynamic(v, spec);
+void KvQuantHook::apply(int, Mat&, Mat& k, Mat& v) const {
+  fake_quantize_dynamic(k, spec_);
+  fake_quantize_dynamic(v, spec_);
+}
+
+KvFootprint KvQuantHook::kv_footprint(const ModelConfig& cfg, const KvFootprint& before) const {
+  KvFootprint f = before;
+  f.k_bits = f.v_bits = spec_.bits;
+  const long groups = long(cfg.n_layers) * cfg.n_kv_heads;  // per layer, per kv head
+  f.k_scale_values = f.v_scale_values = groups * (spec_.sym ? 1 : 2);
+  return f;
 }
 
 QuantSpec kv_quant_spec(int bits, int head_dim, bool sym, float clip) {
@@ -21,31 +31,15 @@ QuantSpec kv_quant_spec(int bits, int head_dim, bool sym, float clip) {
 
 void install_kv_quant(Model& m, int bits, bool sym, float clip) {
   if (bits >= 16) return;
-  KvQuantHook kv{kv_quant_spec(bits, m.cfg.head_dim(), sym, clip), {}};
   // Fake quantization of the matrices it is given, nothing else: pure, so after a pure hook the
-  // chain stays pure (PPL windows keep running in parallel); after any other hook it chains inside.
-  if (attention_hook_is_pure(m.attention_hook)) {
-    m.attention_hook = chain_attention_hooks(std::move(m.attention_hook), std::move(kv), true);
-  } else {
-    kv.inner = std::move(m.attention_hook);
-    m.attention_hook = std::move(kv);
-  }
+  // chain stays pure (PPL windows keep running in parallel); after any other hook it runs serially.
+  AttentionOpHook kv{std::make_shared<KvQuantHook>(kv_quant_spec(bits, m.cfg.head_dim(), sym, clip))};
+  m.attention_hook = chain_attention_hooks(std::move(m.attention_hook), std::move(kv), true);
 }
-
-namespace {
-const KvQuantHook* find_kv_hook(const AttentionHook& h) {
-  if (auto* kv = h.target<KvQuantHook>()) return kv;
-  if (auto* pure = h.target<PureAttentionHook>()) {
-    if (const KvQuantHook* kv = find_kv_hook(pure->second)) return kv;
-    return find_kv_hook(pure->first);
-  }
-  return nullptr;
-}
-}  // namespace
 
 int installed_kv_bits(const Model& m) {
-  const KvQuantHook* kv = m.attention_hook ? find_kv_hook(m.attention_hook) : nullptr;
-  return kv ? kv->spec.bits : 16;
+  const KvFootprint kv = attention_kv_footprint(m.attention_hook, m.cfg);
+  return std::max(kv.k_bits, kv.v_bits);
 }
 
 }  // namespace fb

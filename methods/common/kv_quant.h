@@ -1,7 +1,6 @@
 // KV-cache quantization (methods.md §2.6 / §3.1): K (after RoPE) and V are fake-quantized per
 // token per kv head (group = head_dim), asymmetric by default, through Model::attention_hook.
-// The hook is a callable struct so the memory evaluator can read its settings back with
-// std::function::target<KvQuantHook>() (looking through PureAttentionHook chains).
+// The hook is an AttentionOp, so the memory accounting reads what it caches (kv_footprint).
 #pragma once
 
 #include "kernels/quant.h"
@@ -9,11 +8,16 @@
 
 namespace fb {
 
-struct KvQuantHook {
-  QuantSpec spec;       // bits, sym, clip; granularity is per_group with group = head_dim
-  AttentionHook inner;  // an impure hook installed before, run first (pure ones chain outside, see install_kv_quant)
+class KvQuantHook final : public AttentionOp {
+ public:
+  explicit KvQuantHook(QuantSpec spec) : spec_(spec) {}
+  void apply(int layer, Mat& q, Mat& k, Mat& v) const override;
+  // Codes at spec.bits plus a scale (and a zero point when asymmetric) per token per kv head.
+  KvFootprint kv_footprint(const ModelConfig& cfg, const KvFootprint& before) const override;
+  const QuantSpec& spec() const { return spec_; }
 
-  void operator()(int layer, Mat& q, Mat& k, Mat& v) const;
+ private:
+  QuantSpec spec_;  // bits, sym, clip; granularity is per_group with group = head_dim
 };
 
 // A spec for KV quantization at `bits` (asymmetric unless sym), grouped per head.
@@ -22,7 +26,7 @@ QuantSpec kv_quant_spec(int bits, int head_dim, bool sym = false, float clip = 1
 // Installs KV quantization on the model, chaining any hook already there. bits ≥ 16: no-op.
 void install_kv_quant(Model& m, int bits, bool sym = false, float clip = 1.0f);
 
-// The KV bits a model's attention hook applies (16 when it has no KvQuantHook).
+// The bits of the model's KV cache (16: floating point; the wider of K and V when they differ).
 int installed_kv_bits(const Model& m);
 
 }  // namespace fb

@@ -6,7 +6,7 @@
 namespace fb {
 
 OpFootprint site_footprint(const LinearSite& s) {
-  if (auto* r = dynamic_cast<const ReportsFootprint*>(s.op.get())) return r->footprint();
+  if (s.op) return s.op->footprint();
   OpFootprint f;
   f.weight_values = s.W.size();
   f.extra_float_values = s.b.size();
@@ -34,6 +34,12 @@ double other_weight_values(const Model& m) {
 
 }  // namespace
 
+double kv_bytes_per_token(const ModelConfig& c, const KvFootprint& kv, double float_bytes) {
+  const double values = double(c.n_layers) * c.n_kv_heads * c.head_dim();  // of K, and of V
+  auto code_bytes = [&](int bits) { return bits >= 16 ? values * float_bytes : values * bits / 8.0; };
+  return code_bytes(kv.k_bits) + code_bytes(kv.v_bits) + double(kv.k_scale_values + kv.v_scale_values) * float_bytes;
+}
+
 MemoryReport memory_report(const Model& m, const MemoryOptions& opt) {
   MemoryReport r;
   const double tokens = double(opt.batch) * double(opt.seqlen);
@@ -51,15 +57,9 @@ MemoryReport memory_report(const Model& m, const MemoryOptions& opt) {
   r.other_weight_bytes = other_weight_values(m) * opt.float_bytes;
   r.activation_bytes = peak_activation;
 
-  const ModelConfig& c = m.cfg;
-  const double kv_values_per_token = 2.0 * c.n_layers * double(c.n_kv_heads) * c.head_dim();  // K and V
-  if (opt.kv_bits >= 16) {
-    r.kv_cache_bytes = tokens * kv_values_per_token * opt.float_bytes;
-  } else {
-    // Codes plus an asymmetric scale and zero point per token per kv head.
-    const double groups_per_token = 2.0 * c.n_layers * c.n_kv_heads;
-    r.kv_cache_bytes = tokens * (kv_values_per_token * opt.kv_bits / 8.0 + groups_per_token * 2 * opt.float_bytes);
-  }
+  const KvFootprint kv = attention_kv_footprint(m.attention_hook, m.cfg);
+  r.scale_bytes += double(kv.parameter_values) * opt.float_bytes;
+  r.kv_cache_bytes = tokens * kv_bytes_per_token(m.cfg, kv, opt.float_bytes);
   return r;
 }
 

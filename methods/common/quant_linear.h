@@ -47,7 +47,7 @@ struct QuantizedWeight {
 // Round-to-nearest weight quantization; mse_search picks each unit's clip ratio (methods.md §3.1).
 QuantizedWeight quantize_weight_rtn(const Mat& W, QuantSpec spec, bool mse_search);
 
-class FakeQuantLinear : public LinearOp, public ReportsFootprint {
+class FakeQuantLinear : public LinearOp {
  public:
   FakeQuantLinear(const QuantizedWeight& w, Vec bias, ActQuantizer act);
   // Floating-point weight (no weight quantization), activations quantized only.
@@ -66,7 +66,7 @@ class FakeQuantLinear : public LinearOp, public ReportsFootprint {
   long n_weight_params_ = 0;
 };
 
-class RealQuantLinear : public LinearOp, public ReportsFootprint {
+class RealQuantLinear : public LinearOp {
  public:
   // Needs per-row or per-tensor weight scales and a per-token or per-tensor activation quantizer;
   // throws std::invalid_argument otherwise. Without an activation quantizer the weight is

@@ -101,10 +101,11 @@ void fake_quantize_groups(Mat& x, int group, const fb::QuantSpec& spec, ClipRati
 }
 
 FlatQuantLinear::FlatQuantLinear(MatF left, MatF right, fb::QuantSpec a, ClipRatios clip, const Mat& w,
-                                 fb::QuantSpec w_spec, Vec bias, bool real_quant)
+                                 fb::QuantSpec w_spec, Vec bias, bool real_quant, bool holds_transform)
     : left_(std::move(left)), right_(std::move(right)), a_(a), w_spec_(w_spec), clip_(clip), bias_(std::move(bias)),
-      real_(real_quant) {
+      real_(real_quant), holds_transform_(holds_transform) {
   const long K = w.cols();
+  transform_values_ = left_.size() + right_.size();
   if (right_.size() == 0) right_ = MatF::Identity(K / left_.rows(), K / left_.rows());
   if (left_.rows() * right_.rows() != K)
     throw std::invalid_argument(fmt::format("FlatQuantLinear: factors {}×{} do not match {} input channels",
@@ -154,7 +155,50 @@ std::string FlatQuantLinear::describe() const {
                      w_spec_.describe(), a_.describe(), real_ ? " real-quant" : " fake-quant", clip_.hi, clip_.lo);
 }
 
-void FlatQuantAttentionHook::operator()(int layer, Mat& q, Mat& k, Mat& v) const {
+OpFootprint FlatQuantLinear::footprint() const {
+  OpFootprint f;
+  f.weight_values = w_hat_.size();
+  f.w_bits = w_spec_.enabled() ? w_spec_.bits : 16;
+  if (real_) f.packed_bytes = w_spec_.bits <= 4 ? w_.rows() * ((w_.cols() + 1) / 2) : w_.rows() * w_.cols();
+  if (w_spec_.enabled()) f.scale_values = long(w_.params.scale.size()) + (w_spec_.sym ? 0 : long(w_.params.zero.size()));
+  const long lac = a_.enabled() ? 2 : 0;  // the (hi, lo) clipping ratios of the input quantizer
+  f.extra_float_values = (holds_transform_ ? transform_values_ : 0) + lac + bias_.size();
+  f.a_bits = a_.enabled() ? a_.bits : 16;
+  f.a_width = int(w_hat_.cols());
+  return f;
+}
+
+namespace {
+// One cache (K or V) after the hook: codes and their scales when quantized here, floats when only
+// transformed here, otherwise what the hooks before left.
+void cached_after(const fb::QuantSpec& spec, bool transformed, long groups, int& bits, long& scales) {
+  if (spec.enabled()) bits = spec.bits, scales = groups * (spec.sym ? 1 : 2);
+  else if (transformed) bits = 16, scales = 0;
+}
+bool same_cache_layout(const KvLayer& a, const KvLayer& b) {
+  return a.k.bits == b.k.bits && a.k.sym == b.k.sym && a.v.bits == b.v.bits && a.v.sym == b.v.sym &&
+         (a.pk.size() > 0) == (b.pk.size() > 0);
+}
+}  // namespace
+
+KvFootprint FlatQuantAttentionHook::kv_footprint(const ModelConfig& cfg, const KvFootprint& before) const {
+  if (static_cast<int>(layers.size()) != cfg.n_layers)
+    throw std::logic_error(fmt::format("flatquant: the attention hook has {} layers, the model {}", layers.size(),
+                                       cfg.n_layers));
+  KvFootprint f = before;
+  if (layers.empty()) return f;
+  for (const KvLayer& L : layers)
+    if (!same_cache_layout(L, layers.front()))
+      throw std::logic_error("flatquant: the K/V cache settings differ between layers; the accounting assumes one");
+  const KvLayer& L = layers.front();
+  const long groups = long(cfg.n_layers) * cfg.n_kv_heads;  // one scale group per token per kv head per layer
+  cached_after(L.k, L.pk.size() > 0, groups, f.k_bits, f.k_scale_values);
+  cached_after(L.v, false, groups, f.v_bits, f.v_scale_values);
+  for (const KvLayer& l : layers) f.parameter_values += long(l.pk.size() + l.pk_inv_t.size());
+  return f;
+}
+
+void FlatQuantAttentionHook::apply(int layer, Mat& q, Mat& k, Mat& v) const {
   const KvLayer& L = layers.at(layer);
   auto per_head = [&](Mat& x, const MatF& M) {
     Eigen::Map<Mat> xr(x.data(), x.size() / head_dim, head_dim);
@@ -202,20 +246,23 @@ void deploy_block(Model& m, int l, const BlockShape& shape, const MergedBlock& m
   const QuantSpec off{16, true};
   const fb::QuantSpec w_spec = to_common_spec(s.quantize ? s.w : off, true);
   const fb::QuantSpec a_spec = to_common_spec(s.quantize ? s.a : off, false);
-  auto install = [&](LinearSite& site, const Mat& w, const MatD* left, const MatD* right, const LinearClip& clip) {
+  // `shares`: the site reads the same transformed input as the one installed before it (k, v
+  // after q; up after gate), so that one counts the factors in its footprint.
+  auto install = [&](LinearSite& site, const Mat& w, const MatD* left, const MatD* right, const LinearClip& clip,
+                     bool shares = false) {
     site.W = w;
     MatF l = left ? MatF(left->cast<float>()) : MatF::Identity(1, 1);
     MatF r = right ? MatF(right->cast<float>()) : MatF();
     site.op = std::make_shared<FlatQuantLinear>(std::move(l), std::move(r), a_spec, lac_ratios(clip), w, w_spec,
-                                                site.b, opt.real_quant);
+                                                site.b, opt.real_quant, lt && !shares);
   };
   auto mat = [&](Factor& f) -> const MatD* { return lt ? &f.mat : nullptr; };
   install(b.q, merged.wq, mat(p.qkv.left), mat(p.qkv.right), p.q);
-  install(b.k, merged.wk, mat(p.qkv.left), mat(p.qkv.right), p.k);
-  install(b.v, merged.wv, mat(p.qkv.left), mat(p.qkv.right), p.v);
+  install(b.k, merged.wk, mat(p.qkv.left), mat(p.qkv.right), p.k, true);
+  install(b.v, merged.wv, mat(p.qkv.left), mat(p.qkv.right), p.v, true);
   install(b.o, merged.wo, mat(p.o_heads), nullptr, p.o);  // P_oᵀ·A across heads, identity within
   install(b.gate, merged.wgate, mat(p.upgate.left), mat(p.upgate.right), p.gate);
-  install(b.up, merged.wup, mat(p.upgate.left), mat(p.upgate.right), p.up);
+  install(b.up, merged.wup, mat(p.upgate.left), mat(p.upgate.right), p.up, true);
   install(b.down, merged.wdown, mat(p.down.left), mat(p.down.right), p.dn);
   b.attn_norm.gamma = merged.attn_gamma;
   b.mlp_norm.gamma = merged.mlp_gamma;

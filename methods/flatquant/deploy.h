@@ -43,10 +43,15 @@ class FlatQuantLinear : public LinearOp {
   // RTN when w_spec is enabled, else kept in float. right may be empty (identity of size
   // K / left.rows()). `a` with bits ≥ 16 leaves the transformed input in float. real_quant:
   // integer GEMM on packed codes (needs symmetric ≤8-bit weights and activations).
+  // holds_transform: the factors are this operator's to store (false when a sibling site with
+  // the same input, e.g. k and v after q, shares them and counts them in its footprint).
   FlatQuantLinear(MatF left, MatF right, fb::QuantSpec a, ClipRatios clip, const Mat& w, fb::QuantSpec w_spec,
-                  Vec bias, bool real_quant);
+                  Vec bias, bool real_quant, bool holds_transform = true);
   void forward(const Mat& x, Mat& y) const override;
   std::string describe() const override;
+  // Weight codes at w_bits (packed int4 / int8 bytes when real_quant), per-row scales, and the
+  // transform factors, LAC ratios and bias as floating-point parameters.
+  OpFootprint footprint() const override;
 
   Mat transform(const Mat& x) const;  // x·(L⊗R)
   const Mat& weight() const { return w_hat_; }  // the weight the GEMM uses (dequantized)
@@ -60,6 +65,8 @@ class FlatQuantLinear : public LinearOp {
   Mat w_hat_;
   Vec bias_;
   bool real_ = false;
+  bool holds_transform_ = true;
+  long transform_values_ = 0;  // scalars of the factors as given (an implied identity right factor holds none)
   PackedWeights packed_;
 };
 
@@ -69,10 +76,13 @@ struct KvLayer {
   fb::QuantSpec q, k, v;
   ClipRatios q_clip, k_clip, v_clip;
 };
-struct FlatQuantAttentionHook {
+struct FlatQuantAttentionHook final : public AttentionOp {
   std::vector<KvLayer> layers;
   int head_dim = 0;
-  void operator()(int layer, Mat& q, Mat& k, Mat& v) const;
+  void apply(int layer, Mat& q, Mat& k, Mat& v) const override;
+  // K and V codes at their own bits (k_bits and v_bits may differ) with a scale (+ zero point when
+  // asymmetric) per token per kv head each, and P_k, P_k⁻ᵀ as floating-point parameters.
+  KvFootprint kv_footprint(const ModelConfig& cfg, const KvFootprint& before) const override;
 };
 
 struct DeployOptions {

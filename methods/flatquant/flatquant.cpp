@@ -12,6 +12,8 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <utility>
+#include <memory>
 #include <random>
 
 namespace fb {
@@ -22,22 +24,22 @@ using namespace flatquant;
 ParamSchema flatquant_schema() {
   using T = ParamType;
   return {
-      {"w_bits", T::Int, 4, "weight bits (per output channel, RTN after calibration; 16 = float)"},
-      {"a_bits", T::Int, 4, "linear-input bits (per token, dynamic; 16 = float)"},
-      {"k_bits", T::Int, 4, "K-cache bits (per token per head, after RoPE and P_k)"},
-      {"v_bits", T::Int, 4, "V-cache bits (per token per head, after P_v)"},
-      {"q_bits", T::Int, 16, "query bits (official default 16: queries stay in float)"},
+      {"w_bits", T::Int, 4, "weight bits (per output channel, RTN after calibration; 16 = float)", {}, {}, bit_width()},
+      {"a_bits", T::Int, 4, "linear-input bits (per token, dynamic; 16 = float)", {}, {}, bit_width()},
+      {"k_bits", T::Int, 4, "K-cache bits (per token per head, after RoPE and P_k)", {}, {}, bit_width()},
+      {"v_bits", T::Int, 4, "V-cache bits (per token per head, after P_v)", {}, {}, bit_width()},
+      {"q_bits", T::Int, 16, "query bits (official default 16: queries stay in float)", {}, {}, bit_width()},
       {"w_asym", T::Bool, false, "asymmetric weight grid"},
       {"a_asym", T::Bool, false, "asymmetric activation grid"},
       {"k_asym", T::Bool, true, "asymmetric K-cache grid (official scripts: on)"},
       {"v_asym", T::Bool, true, "asymmetric V-cache grid (official scripts: on)"},
-      {"epochs", T::Int, 15, "calibration epochs per block (official 15)"},
-      {"nsamples", T::Int, 128, "calibration windows (official 128)"},
-      {"seqlen", T::Int, 2048, "tokens per calibration window (official 2048; must fit the model context)"},
-      {"cali_bsz", T::Int, 4, "windows per optimisation step (official 4)"},
-      {"cali_dataset", T::String, "wikitext2-valid", "calibration corpus (name or path under the data dir)"},
-      {"flat_lr", T::Float, 5e-3, "learning rate of transforms, σ and d (clipping logits: 10×)"},
-      {"weight_decay", T::Float, 0.01, "AdamW weight decay on every parameter (torch default, as the official code)"},
+      {"epochs", T::Int, 15, "calibration epochs per block (official 15)", {}, {}, at_least(0)},
+      {"nsamples", T::Int, 128, "calibration windows (official 128)", {}, {}, at_least(1)},
+      {"seqlen", T::Int, 2048, "tokens per calibration window (official 2048; must fit the model context)", {}, {}, at_least(2)},
+      {"cali_bsz", T::Int, 4, "windows per optimisation step (official 4)", {}, {}, at_least(1)},
+      {"cali_dataset", T::String, "wikitext2-valid", "calibration corpus (name or path under the data dir)", {}, ParamRole::corpus, {}},
+      {"flat_lr", T::Float, 5e-3, "learning rate of transforms, σ and d (clipping logits: 10×)", {}, {}, between(0, 10)},
+      {"weight_decay", T::Float, 0.01, "AdamW weight decay on every parameter (torch default, as the official code)", {}, {}, between(0, 10)},
       {"loss_normalise", T::Bool, true, "back-propagate loss / loss.detach() as the official code"},
       {"warmup", T::Bool, false, "linear warm-up 0.01 → 1 over the first 16 steps"},
       {"cali_trans", T::Bool, true, "learn the transforms (false: random orthogonal, fixed)"},
@@ -45,7 +47,7 @@ ParamSchema flatquant_schema() {
       {"lwc", T::Bool, true, "learnable weight clipping (per output row)"},
       {"lac", T::Bool, true, "learnable activation clipping (one pair per quantizer)"},
       {"diag_init", T::String, "sq_style", "initial d: SmoothQuant-shaped or ones", {"sq_style", "one_style"}},
-      {"diag_alpha", T::Float, 0.3, "α of the sq_style initialisation"},
+      {"diag_alpha", T::Float, 0.3, "α of the sq_style initialisation", {}, {}, between(0, 1)},
       {"direct_inv", T::Bool, false, "learn factors directly, inverse in double (instead of SVD form)"},
       {"real_quant", T::Bool, false, "integer-GEMM operators (packed int4/int8) instead of fake-quant"},
   };
@@ -144,6 +146,15 @@ void record_sites(const Model& m, int l, const BlockParams& p, const QuantSettin
 void apply_flatquant(Model& m, MethodContext& ctx, JobResult& r) {
   if (m.cfg.arch != Arch::llama)
     throw std::invalid_argument("flatquant: only LLaMA-style models are supported (the official code has no OPT path)");
+  // Its calibration block (block.cpp) has no linear biases and derives RoPE from rope_theta:
+  // refuse checkpoints it would calibrate against a different function.
+  for (const LinearSite* site : std::as_const(m).sites())
+    if (site->b.size())
+      throw std::invalid_argument(fmt::format("flatquant: layer {} {} has a bias (attention_bias / mlp_bias / Qwen2), "
+                                              "which its calibration block does not model",
+                                              site->id.layer, role_name(site->id.role)));
+  if (!m.cfg.rope_inv_freq.empty())
+    throw std::invalid_argument("flatquant: the checkpoint's rope_scaling rescales RoPE, which its calibration block does not model");
   const json& p = ctx.params;
   const QuantSettings s = settings_from(p);
   const CalibOptions opt = options_from(p);
@@ -154,6 +165,9 @@ void apply_flatquant(Model& m, MethodContext& ctx, JobResult& r) {
   if (seqlen > m.cfg.max_seq_len)
     throw std::invalid_argument(fmt::format("flatquant: seqlen {} exceeds the model context {} (set params.seqlen)",
                                             seqlen, m.cfg.max_seq_len));
+  if (m.cfg.max_exact_window > 0 && seqlen > m.cfg.max_exact_window)
+    throw std::invalid_argument(fmt::format("flatquant: seqlen {} exceeds {}, the longest window computed exactly: {}",
+                                            seqlen, m.cfg.max_exact_window, m.cfg.max_exact_window_reason));
   CalibConfig cc;
   cc.dataset = param_string(p, "cali_dataset");
   cc.samples = param_int(p, "nsamples");
@@ -203,7 +217,8 @@ void apply_flatquant(Model& m, MethodContext& ctx, JobResult& r) {
   ctx.progress.end();
   if (s.k_transform() || s.q.enabled() || s.k.enabled() || s.v.enabled()) {
     // Per-head transforms and fake quantization of the matrices it is given: a pure function.
-    m.attention_hook = chain_attention_hooks(std::move(m.attention_hook), std::move(hook), true);
+    AttentionOpHook deployed{std::make_shared<FlatQuantAttentionHook>(std::move(hook))};
+    m.attention_hook = chain_attention_hooks(std::move(m.attention_hook), std::move(deployed), true);
   }
   for (Metric* mt : {&seconds, &losses}) {
     Summary sm = summarise(mt->samples);

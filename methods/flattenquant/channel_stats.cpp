@@ -43,11 +43,31 @@ void ChannelStats::rescale(const Vec& s) {
   }
 }
 
-float top_rank_percentile(std::vector<float> v, double p) {
+namespace {
+// Where the p-th percentile of n values sits: between the values of ascending index `lo` and
+// lo + 1, `frac` of the way (numpy's "linear" rule).
+struct PercentilePosition {
+  size_t lo = 0;
+  double frac = 0;
+};
+PercentilePosition percentile_position(size_t n, double p) {
+  const double h = double(n - 1) * p / 100.0;
+  PercentilePosition pos{std::min(n - 1, size_t(std::floor(h))), 0};
+  pos.frac = pos.lo + 1 < n ? h - double(pos.lo) : 0;
+  return pos;
+}
+// Values kept per channel so the two around the percentile are among them: the n − lo largest.
+size_t values_to_keep(long n, double p) { return n > 0 ? size_t(n) - percentile_position(size_t(n), p).lo : 1; }
+float interpolate(float at_lo, float at_hi, double frac) { return float(at_lo + frac * (double(at_hi) - at_lo)); }
+}  // namespace
+
+float channel_percentile(std::vector<float> v, double p) {
   if (v.empty()) return 0;
-  const size_t rank = std::min(v.size(), size_t(std::floor(double(v.size()) * (1.0 - p / 100.0))) + 1);
-  std::nth_element(v.begin(), v.begin() + long(rank - 1), v.end(), std::greater<float>());
-  return v[rank - 1];
+  const PercentilePosition pos = percentile_position(v.size(), p);
+  std::nth_element(v.begin(), v.begin() + long(pos.lo), v.end());
+  const float at_lo = v[pos.lo];
+  const float at_hi = pos.frac > 0 ? *std::min_element(v.begin() + long(pos.lo) + 1, v.end()) : at_lo;
+  return interpolate(at_lo, at_hi, pos.frac);
 }
 
 namespace {
@@ -98,13 +118,21 @@ struct Collector {
     st.tokens = tokens;
     st.windows = windows;
     if (keep_top) {
-      // The rank-th largest of `tokens` values: the smallest kept one once the heap holds `rank`.
-      const size_t rank = std::min(size_t(tokens), size_t(std::floor(double(tokens) * (1.0 - p / 100.0))) + 1);
+      // The heap holds the n − lo largest values: its smallest is the value at ascending index
+      // lo, the next one up the value at lo + 1.
+      const PercentilePosition pos = percentile_position(size_t(std::max(tokens, 1L)), p);
+      const size_t keep = values_to_keep(tokens, p);
       st.percentile.resize(absmax.size());
       for (long k = 0; k < absmax.size(); ++k) {
         auto& h = top[size_t(k)];
-        while (h.size() > rank) h.pop();
-        st.percentile[k] = h.empty() ? 0.f : h.top();
+        while (h.size() > keep) h.pop();
+        if (h.empty()) {
+          st.percentile[k] = 0.f;
+          continue;
+        }
+        const float at_lo = h.top();
+        h.pop();
+        st.percentile[k] = interpolate(at_lo, h.empty() ? at_lo : h.top(), pos.frac);
       }
     }
     st.rows.resize(long(rows.size()), absmax.size());
@@ -122,7 +150,7 @@ ChannelStatsMap collect_channel_stats(Model& m, const std::vector<std::vector<in
   for (const auto& w : windows) total += long(w.size());
   if (opt.percentile > 100)
     throw std::invalid_argument(fmt::format("flattenquant: percentile must be in (0, 100], got {}", opt.percentile));
-  const size_t keep_top = opt.percentile > 0 ? size_t(std::floor(double(total) * (1.0 - opt.percentile / 100.0))) + 1 : 0;
+  const size_t keep_top = opt.percentile > 0 ? values_to_keep(total, opt.percentile) : 0;
   const long stride = opt.max_rows > 0 ? std::max(1L, (total + opt.max_rows - 1) / opt.max_rows) : total + 1;
 
   std::map<int, Collector> acc;

@@ -40,7 +40,7 @@ struct FlattenActivation {
   std::string describe() const;
 };
 
-class FlattenQuantLinear : public LinearOp, public ReportsFootprint {
+class FlattenQuantLinear : public LinearOp {
  public:
   // Quantized expanded weight (N × K''); real = integer GEMM (needs a quantized activation).
   FlattenQuantLinear(FlattenActivation act, const QuantizedWeight& w, Vec bias, bool real);

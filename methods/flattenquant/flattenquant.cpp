@@ -16,7 +16,7 @@ ParamSchema flattenquant_schema() {
   return {
       {"beta", T::Float, 0.5,
        "flatten threshold T = beta·max_k m_k (beta ≥ 1: no flattening; with beta_ref median, T = beta·median). "
-       "The paper's value is unknown; 0.5 is the first non-trivial point of the methods.md §7 sweep"},
+       "The paper's value is unknown; 0.5 is the first non-trivial point of the methods.md §7 sweep", {}, {}, at_least(0)},
       {"beta_ref", T::String, "max", "what beta scales: the tensor's largest channel magnitude or the median one",
        {"max", "median"}},
       {"split", T::String, "equal",
@@ -24,7 +24,7 @@ ParamSchema flattenquant_schema() {
        "channel keeps its old rounding error) or staggered (copy i also carries (i − (n−1)/2)/n quantization steps; "
        "the codes then sum to x's code at the finer step). Not in the paper: a flatbench extension",
        {"equal", "staggered"}},
-      {"pad_to", T::Int, 32, "flattened channel count padded to a multiple of this (32: INT4 tensor-core tile, paper)"},
+      {"pad_to", T::Int, 32, "flattened channel count padded to a multiple of this (32: INT4 tensor-core tile, paper)", {}, {}, at_least(1)},
       {"bits_mode", T::String, "kl",
        "per-layer bits: kl (INT4 iff KL4 ≤ gamma, paper), int8 / int4 (all layers), none (flatten in float, no quantization)",
        {"kl", "int8", "int4", "none"}},
@@ -35,9 +35,9 @@ ParamSchema flattenquant_schema() {
        "KL construction (§1.7): abs = |x| histogram, 8 INT4 levels (default); signed = x on [−R, R], 16 levels; "
        "input_weight = abs KL of the input plus that of the expanded weight; output = layer output FP vs INT4",
        {"abs", "signed", "input_weight", "output"}},
-      {"kl_bins", T::Int, 2048, "histogram bins on [0, R] (TensorRT entropy calibration uses 2048)"},
+      {"kl_bins", T::Int, 2048, "histogram bins on [0, R] (TensorRT entropy calibration uses 2048)", {}, {}, at_least(16)},
       {"smooth", T::Bool, true, "channel smoothing before flatten (Table 7/9 ablation; the paper reports it helps)"},
-      {"alpha", T::Float, 0.5, "smoothing migration strength α (0.5: SmoothQuant's OPT value, methods.md §7)"},
+      {"alpha", T::Float, 0.5, "smoothing migration strength α (0.5: SmoothQuant's OPT value, methods.md §7)", {}, {}, between(0, 1)},
       {"smooth_sites", T::String, "norms",
        "norms: q/k/v and fc1 (LLaMA gate/up), folded into the norms (§7 default); all: also fold into v_proj rows "
        "(o_proj input) and fc1 / up rows (fc2 / down input)",
@@ -46,7 +46,9 @@ ParamSchema flattenquant_schema() {
        "outlier suppression (Table 7/9 ablation): robust channel statistic `stat` and runtime clipping of each channel "
        "to the plan's range; off = plain max statistic, no clipping"},
       {"stat", T::String, "percentile", "channel statistic when suppress is on (§1.3)", {"max", "percentile", "seq_mean_max"}},
-      {"percentile", T::Float, 99.99, "p for stat = percentile (§1.3 default 99.99)"},
+      {"percentile", T::Float, 99.99, "p for stat = percentile (§1.3 default 99.99): per channel, the p-th percentile of |x| over the n "
+       "calibration tokens interpolated as numpy/torch.quantile do (ascending position (n − 1)·p/100), so it stays "
+       "below the maximum even when n·(1 − p/100) < 1 (the default 32 × 256 = 8,192 tokens)", {}, {}, between(50, 100)},
       {"a_dynamic", T::Bool, false, "per-call abs-max activation scale (O2) instead of the static calibrated one (O3, paper)"},
       {"w_granularity", T::String, "per_tensor", "weight scales: one per tensor (paper title) or per output row",
        {"per_tensor", "per_channel"}},
@@ -54,16 +56,16 @@ ParamSchema flattenquant_schema() {
        "weights of the expanded matrices: GPTQ (Hessian of the flattened inputs; the paper reportedly uses GPTQ) or RTN",
        {"rtn", "gptq"}},
       {"w_mse", T::Bool, false, "MSE clip search for the weight scale (RTN and GPTQ)"},
-      {"gptq_block", T::Int, 128, "GPTQ lazy-update block size (columns)"},
-      {"gptq_damp", T::Float, 0.01, "GPTQ dampening λ (fraction of mean diag H)"},
+      {"gptq_block", T::Int, 128, "GPTQ lazy-update block size (columns)", {}, {}, at_least(1)},
+      {"gptq_damp", T::Float, 0.01, "GPTQ dampening λ (fraction of mean diag H)", {}, {}, between(0, 1)},
       {"gptq_act_order", T::Bool, false, "GPTQ: quantize columns in decreasing Hessian-diagonal order"},
-      {"kv_bits", T::Int, 16, "KV-cache bits (16: FlattenQuant leaves the KV cache in fp16)"},
+      {"kv_bits", T::Int, 16, "KV-cache bits (16: FlattenQuant leaves the KV cache in fp16)", {}, {}, bit_width()},
       {"real_quant", T::Bool, false, "integer GEMMs (INT8×INT8 / INT8×INT4 packed) instead of fake-quant"},
-      {"check_windows", T::Int, 2, "held-out windows on which the logits are compared against the fp model (0: skip)"},
-      {"calib_dataset", T::String, "wikitext2-valid", "calibration corpus (name or path under the data dir)"},
-      {"calib_samples", T::Int, 32, "calibration windows"},
-      {"calib_seqlen", T::Int, 256, "tokens per calibration window (capped at the model context)"},
-      {"calib_rows", T::Int, 1024, "input rows kept per site for the reconstruction-error record"},
+      {"check_windows", T::Int, 2, "held-out windows on which the logits are compared against the fp model (0: skip)", {}, {}, at_least(0)},
+      {"calib_dataset", T::String, "wikitext2-valid", "calibration corpus (name or path under the data dir)", {}, ParamRole::corpus, {}},
+      {"calib_samples", T::Int, 32, "calibration windows", {}, {}, at_least(1)},
+      {"calib_seqlen", T::Int, 256, "tokens per calibration window (capped at the model context)", {}, {}, at_least(2)},
+      {"calib_rows", T::Int, 1024, "input rows kept per site for the reconstruction-error record", {}, {}, at_least(1)},
   };
 }
 

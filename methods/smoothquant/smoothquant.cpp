@@ -19,7 +19,7 @@ ParamSchema smoothquant_schema() {
     if (spec.name == "w_granularity") spec.default_value = "per_tensor";
     schema.push_back(std::move(spec));
   }
-  schema.push_back({"alpha", ParamType::Float, 0.5, "migration strength α (0.5 OPT, 0.85 LLaMA-2 in the paper's scripts)"});
+  schema.push_back({"alpha", ParamType::Float, 0.5, "migration strength α (0.5 OPT, 0.85 LLaMA-2 in the paper's scripts)", {}, {}, between(0, 1)});
   schema.push_back({"level", ParamType::String, "o1",
                     "activation quantization: o1 per-token dynamic, o2 per-tensor dynamic, o3 per-tensor static",
                     {"o1", "o2", "o3"}});

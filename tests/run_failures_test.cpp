@@ -1,0 +1,113 @@
+// Partial work is not reported as success: a run whose selection holds failed jobs (now or
+// from an earlier run) exits non-zero and lists them, and an infrastructure failure (the
+// disk full while a job's outcome is written) is not remembered as the job's own failure,
+// so freeing space and running again redoes the job.
+#include "harness/cli.h"
+#include "harness/store.h"
+#include "test_util.h"
+
+#include <sqlite3.h>
+
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace fb {
+namespace {
+
+using test::TempDir;
+
+std::filesystem::path write_config(const TempDir& dir, const std::string& text) {
+  auto p = dir / "sweep.yaml";
+  std::ofstream(p) << text;
+  return p;
+}
+
+struct CliResult {
+  int rc = 0;
+  std::string err;
+};
+
+// `flatbench ARGS...` in this process, with its stderr.
+CliResult flatbench(std::vector<std::string> args) {
+  args.insert(args.begin(), "flatbench");
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  testing::internal::CaptureStderr();
+  testing::internal::CaptureStdout();
+  CliResult r;
+  r.rc = cli_main(static_cast<int>(argv.size()), argv.data());
+  testing::internal::GetCapturedStdout();
+  r.err = testing::internal::GetCapturedStderr();
+  return r;
+}
+
+std::vector<std::string> run_args(const TempDir& dir, const std::filesystem::path& cfg) {
+  return {"run", cfg.string(), "--db", (dir / "r.db").string(), "--data-dir", dir.path.string(), "-q"};
+}
+
+long count(const std::filesystem::path& db, const std::string& sql) {
+  Store s(db, true);
+  sqlite3_stmt* st = nullptr;
+  EXPECT_EQ(sqlite3_prepare_v2(s.handle(), sql.c_str(), -1, &st, nullptr), SQLITE_OK) << sql;
+  long n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+  sqlite3_finalize(st);
+  return n;
+}
+
+TEST(RunFailures, FailedJobsFromAnEarlierRunMakeAPlainRerunExitNonZeroAndAreListed) {
+  TempDir dir;
+  auto cfg = write_config(dir,
+                          "evaluations:\n  - name: selftest\n    metrics: 2\n    value: [1, 2]\n"
+                          "    fail: [false, true]\n");
+  CliResult first = flatbench(run_args(dir, cfg));
+  EXPECT_EQ(first.rc, 1) << first.err;
+  ASSERT_EQ(count(dir / "r.db", "SELECT COUNT(*) FROM jobs WHERE status = 'failed'"), 2);
+
+  CliResult again = flatbench(run_args(dir, cfg));
+  EXPECT_EQ(again.rc, 1) << "failed jobs of the selection must not exit 0\n" << again.err;
+  Store s(dir / "r.db", true);
+  for (const JobRow& row : s.jobs("WHERE status = 'failed'")) {
+    EXPECT_NE(again.err.find(row.key.substr(0, 12)), std::string::npos) << again.err;
+    EXPECT_NE(again.err.find(row.label), std::string::npos) << again.err;
+  }
+  EXPECT_NE(again.err.find("failing as asked"), std::string::npos) << again.err;
+}
+
+// The disk "fills up" once the test says so: every connection opened while the limit is on
+// can grow the DB file by at most kSpareFullPages pages (SQLite's max_page_count → SQLITE_FULL).
+long g_max_pages = 0;
+int limit_db_size(sqlite3* db, char**, const void*) {
+  if (g_max_pages > 0)
+    sqlite3_exec(db, ("PRAGMA max_page_count = " + std::to_string(g_max_pages)).c_str(), nullptr, nullptr, nullptr);
+  return SQLITE_OK;
+}
+
+TEST(RunFailures, DiskFullWhileWritingAJobIsNotRememberedAsItsFailure) {
+  TempDir dir;
+  // The small job fits in the pages the DB already has; the big one's 2000 metrics do not.
+  auto cfg = write_config(dir, "evaluations:\n  - name: selftest\n    metrics: [1, 2000]\n");
+  auto db = dir / "r.db";
+  {
+    Store s(db);  // schema in place, and a first run row, so later writes need few pages
+    s.begin_run({"warmup"});
+  }
+  g_max_pages = count(db, "PRAGMA page_count") + 3;
+  sqlite3_auto_extension(reinterpret_cast<void (*)()>(limit_db_size));
+  CliResult full = flatbench(run_args(dir, cfg));
+  g_max_pages = 0;  // "free space"
+  sqlite3_cancel_auto_extension(reinterpret_cast<void (*)()>(limit_db_size));
+  EXPECT_NE(full.rc, 0) << "a job that could not be written is not a success\n" << full.err;
+  EXPECT_NE(full.err.find("full"), std::string::npos) << full.err;
+  EXPECT_EQ(count(db, "SELECT COUNT(*) FROM jobs WHERE status = 'failed'"), 0)
+      << "disk full is not the job's failure";
+
+  CliResult again = flatbench(run_args(dir, cfg));
+  EXPECT_EQ(again.rc, 0) << again.err;
+  EXPECT_EQ(count(db, "SELECT COUNT(DISTINCT key) FROM jobs WHERE status = 'done'"), 2);
+  EXPECT_EQ(count(db, "SELECT COUNT(*) FROM jobs WHERE status != 'done'"), 0);
+  EXPECT_EQ(count(db, "SELECT COUNT(*) FROM metrics"), 2001);
+}
+
+}  // namespace
+}  // namespace fb
