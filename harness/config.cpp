@@ -319,6 +319,13 @@ void check_value(const Located& at, const std::string& field, const ParamSpec& s
   }
   if (std::string bad = range_error(spec, v); !bad.empty())
     fail(at, field, fmt::format("{} '{}': {}", sc.kind, sc.name, bad));
+  if (spec.known_names) {
+    const std::vector<std::string> known = spec.known_names();
+    for (const auto& name : v.is_array() ? v : json::array({v}))
+      if (std::find(known.begin(), known.end(), name.get<std::string>()) == known.end())
+        fail(at, field, fmt::format("{} '{}': unknown {} '{}'", sc.kind, sc.name, spec.name, name.get<std::string>()) +
+                            did_you_mean(name.get<std::string>(), known));
+  }
   switch (spec.role) {
     case ParamRole::value: break;
     case ParamRole::file: check_file(at, field, spec, v.get<std::string>(), data_dir); break;

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <limits>
 #include <string>
 #include <vector>
@@ -52,6 +53,9 @@ struct ParamSpec {
   std::vector<std::string> choices = {};  // for String: the allowed values (empty = any)
   ParamRole role = ParamRole::value;
   NumberRange range = {};  // for Int / Float (and their lists)
+  // For String / StringList: the names a value must be one of, asked when a config loads
+  // (a registry is only complete after static initialisation, so `choices` cannot hold it).
+  std::function<std::vector<std::string>()> known_names = {};
   bool is_path() const { return role == ParamRole::file; }
   bool names_data() const { return role != ParamRole::value; }
 };

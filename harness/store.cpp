@@ -642,6 +642,8 @@ std::string db_path_problem(const std::filesystem::path& path) {
     return "'" + p + "' is not a file (an in-memory or URI database is gone when flatbench exits): name a file";
   std::error_code ec;
   if (fs::is_directory(path, ec) || p.back() == '/') return "'" + p + "' is a directory, not a database file";
+  if (fs::exists(path, ec) && !fs::is_regular_file(path, ec))
+    return "'" + p + "' is not a regular file (a device, pipe or socket cannot hold a database)";
   for (fs::path up = fs::absolute(path, ec).parent_path(); !up.empty(); up = up.parent_path()) {
     if (fs::exists(up, ec)) {
       if (!fs::is_directory(up, ec)) return "'" + p + "': '" + up.string() + "' is a file, not a folder";

@@ -65,7 +65,7 @@ TEST(CliOptions, DatabasePathsThatCannotPersistAreRefusedBeforeRunning) {
   auto cfg = selftest_config(dir);
   std::filesystem::create_directory(dir / "folder");
   for (std::string db : {std::string(""), std::string(":memory:"), (dir / "folder").string(), std::string("folder/"),
-                         (cfg / "x.db").string()}) {
+                         (cfg / "x.db").string(), std::string("/dev/null")}) {
     SCOPED_TRACE("--db '" + db + "'");
     auto before = snapshot(dir.path);
     CliResult r = run_flatbench({"run", cfg.string(), "--db", db, "--data-dir", dir.path.string(), "-q"}, dir.path);

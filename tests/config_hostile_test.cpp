@@ -182,5 +182,12 @@ TEST(ConfigHostile, AnIncludeThatIsNotARegularFileIsRefused) {
   EXPECT_NE(std::string(e.what()).find("cannot read config file"), std::string::npos) << e.what();
 }
 
+TEST(ConfigHostile, RegistryNamedListsAreCheckedAtLoad) {
+  ConfigError e = error_of("evaluations: [{name: gemm, backends: [openblas_fp32, nosuch], layers_of: [opt-125x]}]\n");
+  EXPECT_TRUE(has_issue(e, 1, "evaluations[0].backends", "unknown backends 'nosuch'")) << e.what();
+  EXPECT_TRUE(has_issue(e, 1, "evaluations[0].layers_of", "unknown layers_of 'opt-125x'; did you mean 'opt-125m'?"))
+      << e.what();
+}
+
 }  // namespace
 }  // namespace fb
