@@ -2,7 +2,7 @@
 
 #include "datasets/corpus.h"
 #include "datasets/tasks/task.h"
-#include "harness/fingerprint.h"
+#include "core/fingerprint.h"
 #include "harness/evaluator.h"
 #include "methods/method.h"
 #include "models/source.h"

@@ -3,10 +3,10 @@
 // writes named metrics (and GEMM / site rows) into the JobResult.
 #pragma once
 
-#include "harness/params.h"
-#include "harness/progress.h"
-#include "harness/registry.h"
-#include "harness/results.h"
+#include "core/params.h"
+#include "core/progress.h"
+#include "core/registry.h"
+#include "core/results.h"
 
 #include <filesystem>
 #include <functional>

@@ -1,6 +1,6 @@
 #include "harness/provenance.h"
 
-#include "harness/fingerprint.h"
+#include "core/fingerprint.h"
 
 #include <cblas.h>
 #include <fmt/format.h>

@@ -1,13 +1,12 @@
 #include "harness/runner.h"
 
 #include "harness/evaluator.h"
-#include "harness/fingerprint.h"
-#include "harness/progress.h"
+#include "core/fingerprint.h"
+#include "core/progress.h"
 #include "harness/provenance.h"
 #include "harness/store.h"
 #include "methods/method.h"
 #include "models/source.h"
-#include "reports/summary.h"
 
 #include <fmt/format.h>
 
@@ -117,12 +116,6 @@ JobResult run_job(const Job& job, const Config& cfg, ModelCache& cache, Progress
   return result;
 }
 
-// Newest status per job key of an existing DB, opened read-only leaving no file behind; none
-// when there is no DB yet.
-std::map<std::string, std::string> existing_job_statuses(const std::filesystem::path& db) {
-  if (!std::filesystem::exists(db)) return {};
-  return Store(db, /*read_only=*/true, /*leave_no_files=*/true).job_statuses();
-}
 
 // Refreshes this process's running rows on its own connection while the sweep runs, so a
 // process on another host sees the lease alive however long a job takes.
@@ -248,16 +241,20 @@ bool parse_shard(const std::string& text, int& index, int& count) {
   return true;
 }
 
-RunCounts run_sweep(const Config& cfg, const RunOptions& opt, std::ostream& out) {
+// Newest status per job key of an existing DB, opened read-only leaving no file behind; none
+// when there is no DB yet.
+std::map<std::string, std::string> existing_job_statuses(const std::filesystem::path& db) {
+  if (!std::filesystem::exists(db)) return {};
+  return Store(db, /*read_only=*/true, /*leave_no_files=*/true).job_statuses();
+}
+
+RunCounts plan_sweep(const Config& cfg, const RunOptions& opt, const std::map<std::string, std::string>& statuses) {
   RunCounts counts;
-  std::vector<Job> jobs = shard_jobs(cfg.jobs, opt.shard_index, opt.shard_count);
-  counts.selected = static_cast<int>(jobs.size());
-  std::unique_ptr<Store> writer;  // none in a dry run: it creates and changes no file
-  if (!opt.dry_run) writer = std::make_unique<Store>(opt.db_path);
-  auto statuses = writer ? writer->job_statuses() : existing_job_statuses(opt.db_path);
-  std::vector<const Job*> todo;
-  for (const auto& j : jobs) {
-    const std::string& st = statuses.count(j.key) ? statuses[j.key] : "";
+  counts.selection = shard_jobs(cfg.jobs, opt.shard_index, opt.shard_count);
+  counts.selected = static_cast<int>(counts.selection.size());
+  for (const auto& j : counts.selection) {
+    auto it = statuses.find(j.key);
+    const std::string st = it == statuses.end() ? "" : it->second;
     if (st == "done" && !opt.force) {
       ++counts.done_before;
       continue;
@@ -266,21 +263,23 @@ RunCounts run_sweep(const Config& cfg, const RunOptions& opt, std::ostream& out)
       ++counts.failed_before;
       continue;
     }
-    todo.push_back(&j);
+    counts.todo.push_back(j);
   }
+  return counts;
+}
+
+RunCounts run_sweep(const Config& cfg, const RunOptions& opt, Store& store) {
+  RunCounts counts = plan_sweep(cfg, opt, store.job_statuses());
+  const std::vector<Job>& jobs = counts.selection;
+  std::vector<const Job*> todo;
+  for (const Job& j : counts.todo) todo.push_back(&j);
   Progress progress(opt.quiet);
   progress.message(fmt::format("flatbench: {} — {} jobs{}, {} done before, {} failed before (--retry-failed), {} to run",
                                cfg.name, counts.selected,
                                opt.shard_count > 1 ? fmt::format(" in shard {}/{}", opt.shard_index + 1, opt.shard_count) : "",
                                counts.done_before, counts.failed_before, todo.size()));
-  if (opt.dry_run) {
-    for (const Job* j : todo) out << j->key.substr(0, 12) << "  " << j->label << "\n";
-    return counts;
-  }
-  Store& store = *writer;
   if (todo.empty()) {
     collect_failures(store, jobs, counts);
-    print_summary(store, jobs, out, opt.json);
     return counts;
   }
 
@@ -299,7 +298,7 @@ RunCounts run_sweep(const Config& cfg, const RunOptions& opt, std::ostream& out)
   const ClaimPolicy policy{opt.force, opt.force || opt.retry_failed, run.started_at};
   ModelCache cache;
   {
-    Heartbeat heartbeat(opt.db_path);
+    Heartbeat heartbeat(store.path());
     for (size_t i = 0; i < todo.size(); ++i) {
       const Job& job = *todo[i];
       Claim claim;
@@ -325,8 +324,6 @@ RunCounts run_sweep(const Config& cfg, const RunOptions& opt, std::ostream& out)
     progress.message(fmt::format("flatbench: could not record the end of run {}: {}", run.uuid, e.what()));
   }
   collect_failures(store, jobs, counts);
-  print_summary(store, jobs, out, opt.json);
-  if (!opt.json) out << "results: " << std::filesystem::absolute(opt.db_path).lexically_normal().string() << "\n";
   return counts;
 }
 

@@ -9,7 +9,7 @@
 #include "harness/config.h"
 
 #include <filesystem>
-#include <iosfwd>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -31,6 +31,8 @@ struct JobProblem {
 };
 
 struct RunCounts {
+  std::vector<Job> selection;  // the jobs of this shard
+  std::vector<Job> todo;       // those the run runs (or, in a plan, would run)
   int selected = 0, done_before = 0, failed_before = 0, ran = 0, failed = 0;
   int done_elsewhere = 0, failed_elsewhere = 0, running_elsewhere = 0;  // settled by other processes meanwhile
   std::vector<JobProblem> failures;       // every failed job of the selection at the end, now or before
@@ -38,8 +40,18 @@ struct RunCounts {
   bool complete() const { return failures.empty() && interruptions.empty(); }
 };
 
-// Returns the counts; prints the progress on stderr and the result table on `out`.
-RunCounts run_sweep(const Config& cfg, const RunOptions& opt, std::ostream& out);
+class Store;
+
+// What a run would do: the shard's jobs, those done or failed before, those to run. Reads no
+// file: `statuses` is the newest status per job key (Store::job_statuses, existing_job_statuses).
+RunCounts plan_sweep(const Config& cfg, const RunOptions& opt, const std::map<std::string, std::string>& statuses);
+
+// Runs the planned jobs into `store` and returns what it did; progress goes to stderr (unless
+// quiet), and printing the results is the caller's (app/cli.cpp, reports/nightly.cpp).
+RunCounts run_sweep(const Config& cfg, const RunOptions& opt, Store& store);
+
+// The statuses of an existing DB, opened so that no file is created or changed (dry runs).
+std::map<std::string, std::string> existing_job_statuses(const std::filesystem::path& db);
 
 // Parses "i/N" (1-based i as users write it, e.g. from SLURM_ARRAY_TASK_ID) into 0-based index and count.
 bool parse_shard(const std::string& text, int& index, int& count);

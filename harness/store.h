@@ -8,7 +8,7 @@
 // merge idempotently.
 #pragma once
 
-#include "harness/results.h"
+#include "core/results.h"
 
 #include <nlohmann/json.hpp>
 

@@ -8,7 +8,7 @@
 // multiplies the same matrices.
 #pragma once
 
-#include "harness/registry.h"
+#include "core/registry.h"
 
 #include <functional>
 #include <memory>

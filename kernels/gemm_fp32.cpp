@@ -2,7 +2,7 @@
 // These are the baselines every low-bit kernel is compared with in the same run.
 #include "kernels/gemm_backend.h"
 #include "kernels/gemm_operands.h"
-#include "models/model.h"
+#include "core/tensor.h"
 
 #include <cblas.h>
 

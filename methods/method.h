@@ -3,10 +3,10 @@
 // Its per-site decisions go into JobResult::sites (they are results too).
 #pragma once
 
-#include "harness/params.h"
-#include "harness/progress.h"
-#include "harness/registry.h"
-#include "harness/results.h"
+#include "core/params.h"
+#include "core/progress.h"
+#include "core/registry.h"
+#include "core/results.h"
 #include "models/model.h"
 #include "models/tokenizer.h"
 

@@ -8,7 +8,7 @@
 // FlatQuant's per-head transforms use the attention hook).
 #pragma once
 
-#include <Eigen/Core>
+#include "core/tensor.h"
 
 #include <functional>
 #include <memory>
@@ -18,8 +18,6 @@
 
 namespace fb {
 
-using Mat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using Vec = Eigen::VectorXf;
 
 enum class Arch { llama, opt };
 enum class Role { q, k, v, o, gate, up, down, fc1, fc2 };

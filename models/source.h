@@ -2,8 +2,8 @@
 // One registration line per format (llama2c, hf, synthetic).
 #pragma once
 
-#include "harness/params.h"
-#include "harness/registry.h"
+#include "core/params.h"
+#include "core/registry.h"
 #include "models/model.h"
 #include "models/tokenizer.h"
 

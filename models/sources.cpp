@@ -2,7 +2,7 @@
 // load_model which dispatches on spec["format"].
 #include "models/source.h"
 
-#include "harness/resources.h"
+#include "core/resources.h"
 #include "models/loaders.h"
 #include "models/safetensors.h"
 #include "models/synthetic.h"

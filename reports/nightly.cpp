@@ -3,6 +3,7 @@
 #include "harness/config.h"
 #include "harness/runner.h"
 #include "harness/store.h"
+#include "reports/summary.h"
 
 #include <sqlite3.h>
 
@@ -42,9 +43,9 @@ int run_fresh(const NightlyOptions& opt, const Config& cfg, std::ostream& log) {
   ro.db_path = opt.db;
   ro.force = true;
   ro.quiet = opt.quiet;
-  std::ostringstream table;  // the sweep's own summary goes to the log, not into the report
-  RunCounts c = run_sweep(cfg, ro, table);
-  log << table.str();
+  Store store(ro.db_path);
+  RunCounts c = run_sweep(cfg, ro, store);
+  print_summary(store, c.selection, log, false);  // the sweep's own summary goes to the log, not into the report
   const int interrupted = static_cast<int>(c.interruptions.size());  // not recorded: as bad as failed here
   log << fmt::format("nightly: {} jobs ran, {} failed, {} interrupted\n", c.ran, c.failed, interrupted);
   return c.failed + interrupted;

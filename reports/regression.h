@@ -3,7 +3,7 @@
 // gated by a per-metric minimum change — both must hold, as in asv and LNT).
 #pragma once
 
-#include "harness/results.h"
+#include "core/results.h"
 #include "reports/query.h"
 
 #include <string>

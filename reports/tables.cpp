@@ -1,6 +1,6 @@
 #include "reports/tables.h"
 
-#include "harness/registry.h"
+#include "core/registry.h"
 #include "harness/store.h"
 #include "methods/method.h"
 #include "reports/paper.h"

@@ -12,6 +12,7 @@
 #include "reports/summary.h"
 #include "reports/tables.h"
 #include "reports_test_util.h"
+#include "runner_test_util.h"
 
 #include <cmath>
 #include <cstring>
@@ -83,7 +84,7 @@ TEST(BadRows, ANaNMetricFailsItsJobWithAMessageNamingIt) {
   opt.db_path = dir / "r.db";
   opt.quiet = true;
   std::ostringstream out;
-  RunCounts c = run_sweep(cfg, opt, out);
+  RunCounts c = test::run_and_print(cfg, opt, out);
   EXPECT_EQ(c.failed, 1);
   EXPECT_EQ(c.ran, 0);
   Store store(opt.db_path, true);
@@ -123,7 +124,7 @@ TEST(BadRows, NaNWeightsFailThePplJobNamingTheMetric) {
   opt.db_path = dir / "r.db";
   opt.quiet = true;
   std::ostringstream out;
-  RunCounts c = run_sweep(load_config(cfg_path, dir.path), opt, out);
+  RunCounts c = test::run_and_print(load_config(cfg_path, dir.path), opt, out);
   EXPECT_EQ(c.failed, 1);
   Store store(opt.db_path, true);
   auto rows = store.jobs();

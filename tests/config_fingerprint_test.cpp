@@ -3,7 +3,7 @@
 // zero-shot task files; digests are cached by file identity; provenance keys files by their
 // path relative to the data directory.
 #include "harness/config.h"
-#include "harness/fingerprint.h"
+#include "core/fingerprint.h"
 #include "harness/provenance.h"
 #include "models/safetensors.h"
 #include "test_util.h"

@@ -1,7 +1,7 @@
 // The memory evaluator on every registered method: weight bytes and KV-cache bytes must be
 // what the method's bit settings imply, so no operator or attention hook can be counted at
 // full precision by forgetting to report its footprint.
-#include "harness/registry.h"
+#include "core/registry.h"
 #include "methods/common/kv_quant.h"
 #include "method_test_util.h"
 

@@ -2,7 +2,7 @@
 #pragma once
 
 #include "harness/evaluator.h"
-#include "harness/progress.h"
+#include "core/progress.h"
 #include "methods/method.h"
 #include "models/source.h"
 #include "models/synthetic.h"

@@ -5,7 +5,7 @@
 // temporary data directory, so nothing here needs the real data.
 #include "harness/evaluator.h"
 #include "harness/evaluators/parallel.h"
-#include "harness/progress.h"
+#include "core/progress.h"
 #include "methods/common/kv_quant.h"
 #include "models/synthetic.h"
 #include "models/tokenizer.h"

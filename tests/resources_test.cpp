@@ -1,7 +1,7 @@
 // Jobs too large for the machine fail before they allocate, naming what was too large
 // (issue 16 item 9), instead of ending in std::bad_alloc or the OOM killer.
 #include "harness/evaluator.h"
-#include "harness/resources.h"
+#include "core/resources.h"
 #include "models/source.h"
 #include "test_util.h"
 

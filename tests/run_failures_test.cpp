@@ -2,7 +2,7 @@
 // from an earlier run) exits non-zero and lists them, and an infrastructure failure (the
 // disk full while a job's outcome is written) is not remembered as the job's own failure,
 // so freeing space and running again redoes the job.
-#include "harness/cli.h"
+#include "app/cli.h"
 #include "harness/store.h"
 #include "test_util.h"
 

@@ -3,6 +3,7 @@
 #include "harness/config.h"
 #include "harness/runner.h"
 #include "harness/store.h"
+#include "runner_test_util.h"
 #include "test_util.h"
 
 #include <fcntl.h>
@@ -91,9 +92,9 @@ TEST(Runner, RerunningAFinishedSweepDoesNothing) {
   TempDir dir;
   Config cfg = load_config(write_config(dir, "evaluations:\n  - name: selftest\n    metrics: [1, 2, 3]\n"), dir.path);
   std::ostringstream out;
-  RunCounts first = run_sweep(cfg, quiet_options(dir / "r.db"), out);
+  RunCounts first = test::run_and_print(cfg, quiet_options(dir / "r.db"), out);
   EXPECT_EQ(first.ran, 3);
-  RunCounts second = run_sweep(cfg, quiet_options(dir / "r.db"), out);
+  RunCounts second = test::run_and_print(cfg, quiet_options(dir / "r.db"), out);
   EXPECT_EQ(second.ran, 0);
   EXPECT_EQ(second.done_before, 3);
   Store s(dir / "r.db");
@@ -105,7 +106,7 @@ TEST(Runner, FailedJobsAreRecordedAndRetriedOnlyOnRequest) {
   TempDir dir;
   Config cfg = load_config(write_config(dir, "evaluations:\n  - name: selftest\n    fail: [false, true]\n"), dir.path);
   std::ostringstream out;
-  RunCounts c = run_sweep(cfg, quiet_options(dir / "r.db"), out);
+  RunCounts c = test::run_and_print(cfg, quiet_options(dir / "r.db"), out);
   EXPECT_EQ(c.ran, 1);
   EXPECT_EQ(c.failed, 1);
   Store s(dir / "r.db");
@@ -114,10 +115,10 @@ TEST(Runner, FailedJobsAreRecordedAndRetriedOnlyOnRequest) {
   EXPECT_NE(failed[0].error.find("failing as asked"), std::string::npos);
   EXPECT_EQ(count_rows(s, "SELECT COUNT(*) FROM metrics WHERE job_id = " + std::to_string(failed[0].id)), 0)
       << "a failed job keeps no metrics";
-  EXPECT_EQ(run_sweep(cfg, quiet_options(dir / "r.db"), out).failed_before, 1);
+  EXPECT_EQ(test::run_and_print(cfg, quiet_options(dir / "r.db"), out).failed_before, 1);
   RunOptions retry = quiet_options(dir / "r.db");
   retry.retry_failed = true;
-  EXPECT_EQ(run_sweep(cfg, retry, out).failed, 1);
+  EXPECT_EQ(test::run_and_print(cfg, retry, out).failed, 1);
 }
 
 // Runs `flatbench run` in a child process and kills it with SIGKILL while a job is in flight.
@@ -160,7 +161,7 @@ TEST(Runner, ResumesAfterAJobIsKilled) {
   }
   Config cfg = load_config(cfg_path, dir.path);
   std::ostringstream out;
-  RunCounts c = run_sweep(cfg, quiet_options(db), out);
+  RunCounts c = test::run_and_print(cfg, quiet_options(db), out);
   EXPECT_EQ(c.ran, 2) << "the killed job and the one never started are both run";
   Store s(db);
   EXPECT_EQ(count_rows(s, "SELECT COUNT(*) FROM jobs"), 2) << "the stale 'running' row was replaced";
@@ -176,7 +177,7 @@ TEST(Runner, ShardsMergeIntoTheWholeSweepIdempotently) {
     RunOptions o = quiet_options(dir / ("shard" + std::to_string(i) + ".db"));
     o.shard_index = i;
     o.shard_count = 3;
-    run_sweep(cfg, o, out);
+    test::run_and_print(cfg, o, out);
   }
   Store all(dir / "all.db");
   long added = 0;
@@ -187,7 +188,7 @@ TEST(Runner, ShardsMergeIntoTheWholeSweepIdempotently) {
   EXPECT_EQ(count_rows(all, "SELECT COUNT(*) FROM metrics"), 1 + 2 + 3 + 4 + 5);
   EXPECT_EQ(count_rows(all, "SELECT COUNT(*) FROM runs"), 3);
   // The merged DB now holds the whole sweep: nothing is left to run.
-  EXPECT_EQ(run_sweep(cfg, quiet_options(dir / "all.db"), out).ran, 0);
+  EXPECT_EQ(test::run_and_print(cfg, quiet_options(dir / "all.db"), out).ran, 0);
 }
 
 TEST(Runner, ParseShardAcceptsOneBasedIndices) {

@@ -7,7 +7,7 @@
 // with the fastest fp32 baseline measured for the same shape in the same job, never
 // across runs.
 #include "harness/evaluator.h"
-#include "harness/resources.h"
+#include "core/resources.h"
 #include "kernels/gemm_backend.h"
 #include "models/synthetic.h"
 

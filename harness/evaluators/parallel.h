@@ -4,7 +4,7 @@
 // a time (a calibration site hook, or an attention hook not marked pure).
 #pragma once
 
-#include "harness/progress.h"
+#include "core/progress.h"
 #include "models/model.h"
 
 #include <exception>

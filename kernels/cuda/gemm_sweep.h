@@ -3,7 +3,7 @@
 // one GemmRecord per (backend, shape), ratio_to_fp32 holding the ratio to cuBLAS fp16.
 #pragma once
 
-#include "harness/results.h"
+#include "core/results.h"
 
 #include <string>
 #include <utility>

@@ -9,7 +9,7 @@
 // papers keep it (KV not quantized). Biases are omitted in all three.
 #pragma once
 
-#include "harness/results.h"
+#include "core/results.h"
 
 #include <string>
 #include <vector>

@@ -1,8 +1,8 @@
 #include "methods/common/calibration.h"
 
 #include "datasets/corpus.h"
-#include "harness/params.h"
-#include "harness/progress.h"
+#include "core/params.h"
+#include "core/progress.h"
 
 #include <fmt/format.h>
 

@@ -4,8 +4,8 @@
 // one SiteRecord per site.
 #pragma once
 
-#include "harness/params.h"
-#include "harness/results.h"
+#include "core/params.h"
+#include "core/results.h"
 #include "kernels/quant.h"
 #include "methods/common/calibration.h"
 #include "methods/common/gptq.h"

@@ -1,6 +1,6 @@
 #include "methods/flattenquant/pipeline.h"
 
-#include "harness/params.h"
+#include "core/params.h"
 #include "methods/common/kv_quant.h"
 #include "methods/common/memory.h"
 #include "methods/common/smoothing.h"

@@ -2,7 +2,7 @@
 // flattenquant.cpp reads the struct from YAML parameters; tests call run_flattenquant directly).
 #pragma once
 
-#include "harness/results.h"
+#include "core/results.h"
 #include "methods/common/calibration.h"
 #include "methods/common/gptq.h"
 #include "methods/flattenquant/channel_stats.h"

@@ -1,4 +1,4 @@
-#include "harness/results.h"
+#include "core/results.h"
 
 #include <algorithm>
 #include <cmath>

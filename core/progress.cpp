@@ -1,4 +1,4 @@
-#include "harness/progress.h"
+#include "core/progress.h"
 
 #include <cstdio>
 #include <unistd.h>

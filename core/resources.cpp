@@ -1,4 +1,4 @@
-#include "harness/resources.h"
+#include "core/resources.h"
 
 #include <fmt/format.h>
 #include <unistd.h>

@@ -1,4 +1,4 @@
-#include "harness/fingerprint.h"
+#include "core/fingerprint.h"
 
 #include <fmt/format.h>
 #include <sys/stat.h>

@@ -1,4 +1,4 @@
-#include "harness/cli.h"
+#include "app/cli.h"
 
 #include "harness/config.h"
 #include "harness/evaluator.h"
@@ -82,8 +82,17 @@ int cmd_run(Options& o) {
   apply_shard(o);
   Config cfg = load(o);
   o.run.db_path = o.db;
-  RunCounts c = run_sweep(cfg, o.run, std::cout);
-  if (o.run.dry_run) return 0;
+  if (o.run.dry_run) {  // reads the DB if there is one; creates and changes no file
+    RunCounts plan = plan_sweep(cfg, o.run, existing_job_statuses(o.run.db_path));
+    std::cerr << fmt::format("flatbench: {} — {} jobs, {} done before, {} failed before, {} would run\n", cfg.name,
+                             plan.selected, plan.done_before, plan.failed_before, plan.todo.size());
+    for (const Job& j : plan.todo) std::cout << j.key.substr(0, 12) << "  " << j.label << "\n";
+    return 0;
+  }
+  Store store(o.run.db_path);
+  RunCounts c = run_sweep(cfg, o.run, store);
+  print_summary(store, c.selection, std::cout, o.run.json);
+  if (!o.run.json) std::cout << "results: " << std::filesystem::absolute(o.run.db_path).lexically_normal().string() << "\n";
   if (!o.run.json) {
     std::cerr << fmt::format("done: {} ran, {} failed, {} already done, {} failed earlier (not retried)", c.ran,
                              c.failed, c.done_before, c.failed_before);
