@@ -26,7 +26,7 @@ namespace {
 namespace fs = std::filesystem;
 
 struct Options {
-  std::string db = "results/flatbench.db";
+  std::string db = kDefaultDbPath;
   std::string data_dir;
   std::string config;
   std::string shard;
@@ -110,10 +110,18 @@ int cmd_list(Options& o) {
   Config cfg = load(o);
   auto jobs = shard_jobs(cfg.jobs, o.run.shard_index, o.run.shard_count);
   std::map<std::string, std::string> status;
-  if (fs::exists(o.db)) status = Store(o.db, true).job_statuses();
+  std::map<std::string, bool> alive;
+  if (fs::exists(o.db)) {
+    Store store(o.db, /*read_only=*/true, /*leave_no_files=*/true);
+    status = store.job_statuses();
+    alive = store.running_owner_alive();
+  }
   Table t{fmt::format("{}: {} jobs", cfg.name, jobs.size()), {"job", "status", "label"}, {}, {}};
-  for (const auto& j : jobs)
-    t.add_row({j.key.substr(0, 12), status.count(j.key) ? status[j.key] : "pending", j.label});
+  for (const auto& j : jobs) {
+    std::string st = status.count(j.key) ? status[j.key] : "pending";
+    if (st == "running" && alive.count(j.key) && !alive[j.key]) st = "running (owner gone: the next run redoes it)";
+    t.add_row({j.key.substr(0, 12), st, j.label});
+  }
   std::cout << t.render(o.run.json ? "json" : "text");
   return 0;
 }

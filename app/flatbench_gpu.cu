@@ -165,12 +165,7 @@ void write_job(fb::Store& store, const fb::RunInfo& run, const std::string& key,
                const std::vector<fb::GemmRecord>& rows, const json& info, double seconds) {
   fb::JobResult result;
   result.synthetic = true;  // random operands and weights, not a model's
-  for (const auto& g : rows) {
-    fb::Metric& m = result.add("ms/" + g.backend + "/" + std::to_string(g.m) + "x" + std::to_string(g.n) + "x" +
-                                   std::to_string(g.k),
-                               g.median_ms, "ms");
-    m.n = g.reps, m.samples = g.samples_ms, m.stddev = fb::summarise(g.samples_ms).stddev;
-  }
+  for (const auto& g : rows) fb::add_gemm_metric(result, g);
   result.gemms = rows;
   result.info = info;
   const long job = store.start_job(run.uuid, key, spec);

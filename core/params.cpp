@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -137,6 +138,25 @@ std::string describe_type(const ParamSpec& spec) {
   if (!numeric(spec.type)) return out;
   std::string range = spec.range.describe();
   return range.empty() ? out : out + ", " + range;
+}
+
+std::optional<ValueProblem> value_problem(const ParamSpec& spec, const json& value) {
+  using Kind = ValueProblem::Kind;
+  if (!value_fits(spec, value)) return ValueProblem{Kind::wrong_type, "", {}};
+  if (std::string bad = range_error(spec, value); !bad.empty()) return ValueProblem{Kind::out_of_range, bad, {}};
+  if (!spec.known_names) return std::nullopt;
+  std::vector<std::string> known = spec.known_names();
+  for (const auto& name : value.is_array() ? value : json::array({value}))
+    if (std::find(known.begin(), known.end(), name.get<std::string>()) == known.end())
+      return ValueProblem{Kind::unknown_name, name.get<std::string>(), std::move(known)};
+  return std::nullopt;
+}
+
+std::optional<std::pair<std::string, ValueProblem>> first_param_problem(const ParamSchema& schema, const json& given) {
+  for (const auto& [key, value] : given.items())
+    if (const ParamSpec* spec = find_param(schema, key))
+      if (std::optional<ValueProblem> problem = value_problem(*spec, value)) return std::pair{key, std::move(*problem)};
+  return std::nullopt;
 }
 
 const ParamSpec* find_param(const ParamSchema& schema, const std::string& name) {

@@ -9,6 +9,7 @@
 
 #include <functional>
 #include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,7 +23,7 @@ const char* param_type_name(ParamType t);
 
 // What a parameter's value names outside the config. Data-naming values are checked to exist
 // when the config loads, and the content of what they name enters the job key
-// (harness/fingerprint.h), so a changed file never passes for a finished job.
+// (core/fingerprint.h), so a changed file never passes for a finished job.
 enum class ParamRole {
   value,      // a plain setting
   file,       // a file or folder under the data directory
@@ -68,6 +69,20 @@ bool value_fits(const ParamSpec& spec, const json& value);
 std::string range_error(const ParamSpec& spec, const json& value);
 // The parameter's type and range as `catalog` and errors print them: "integer, 2..8 or 16".
 std::string describe_type(const ParamSpec& spec);
+
+// What is wrong with one value of a parameter. The config loader (located errors) and the model
+// loader (exceptions) share these checks and word the report each in its own style.
+struct ValueProblem {
+  enum class Kind { wrong_type, out_of_range, unknown_name };
+  Kind kind;
+  std::string detail;               // out_of_range: range_error's text; unknown_name: the name; else empty
+  std::vector<std::string> known;   // unknown_name: the names known_names gave, for suggestions
+};
+// The first problem of `value`, checked in this order: type (and choices), range, known names.
+std::optional<ValueProblem> value_problem(const ParamSpec& spec, const json& value);
+// The first problem among the keys of `given` that `schema` declares, with its key (others are skipped:
+// whether an undeclared key is an error is the caller's business).
+std::optional<std::pair<std::string, ValueProblem>> first_param_problem(const ParamSchema& schema, const json& given);
 
 // Canonical form of a value of that type (ints for Int, doubles for Float, ...).
 json normalise_value(const ParamSpec& spec, const json& value);

@@ -41,4 +41,16 @@ Summary summarise(std::vector<double> v) {
   return s;
 }
 
+std::string gemm_metric_name(const GemmRecord& g) {
+  return "ms/" + g.backend + "/" + std::to_string(g.m) + "x" + std::to_string(g.n) + "x" + std::to_string(g.k);
+}
+
+Metric& add_gemm_metric(JobResult& result, const GemmRecord& g) {
+  Metric& m = result.add(gemm_metric_name(g), g.median_ms, "ms");
+  m.n = g.reps;
+  m.samples = g.samples_ms;
+  m.stddev = summarise(g.samples_ms).stddev;
+  return m;
+}
+
 }  // namespace fb

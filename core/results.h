@@ -71,4 +71,10 @@ struct Summary {
 };
 Summary summarise(std::vector<double> samples);
 
+// A GEMM timing as a job metric, as the CPU gemm evaluator and flatbench-gpu both record it:
+// named "ms/<backend>/<M>x<N>x<K>" (reports/regression.cpp reads the "ms/" prefix as a latency),
+// the median with every repetition.
+std::string gemm_metric_name(const GemmRecord& g);
+Metric& add_gemm_metric(JobResult& result, const GemmRecord& g);
+
 }  // namespace fb

@@ -4,6 +4,7 @@
 #include "datasets/tasks/task.h"
 #include "core/fingerprint.h"
 #include "harness/evaluator.h"
+#include "harness/param_label.h"
 #include "methods/method.h"
 #include "models/source.h"
 
@@ -310,22 +311,24 @@ void check_tasks(const Located& at, const std::string& field, const json& names)
       fail(at, field, fmt::format("unknown task '{}'", n.get<std::string>()) + did_you_mean(n.get<std::string>(), known));
 }
 
+// The config's wording of a problem the shared checker (core/params.h value_problem) found.
+std::string problem_message(const ValueProblem& p, const ParamSpec& spec, const json& v, const Schema& sc) {
+  switch (p.kind) {
+    case ValueProblem::Kind::wrong_type: {
+      std::string want = param_type_name(spec.type);
+      if (!spec.choices.empty()) want = "one of: " + joined(spec.choices);
+      return fmt::format("{} '{}' expects {}, got {}", sc.kind, sc.name, want, describe(v));
+    }
+    case ValueProblem::Kind::out_of_range: return fmt::format("{} '{}': {}", sc.kind, sc.name, p.detail);
+    case ValueProblem::Kind::unknown_name:
+      return fmt::format("{} '{}': unknown {} '{}'", sc.kind, sc.name, spec.name, p.detail) + did_you_mean(p.detail, p.known);
+  }
+  return fmt::format("{} '{}': bad value {}", sc.kind, sc.name, describe(v));
+}
+
 void check_value(const Located& at, const std::string& field, const ParamSpec& spec, const json& v,
                  const Schema& sc, const fs::path& data_dir) {
-  if (!value_fits(spec, v)) {
-    std::string want = param_type_name(spec.type);
-    if (!spec.choices.empty()) want = "one of: " + joined(spec.choices);
-    fail(at, field, fmt::format("{} '{}' expects {}, got {}", sc.kind, sc.name, want, describe(v)));
-  }
-  if (std::string bad = range_error(spec, v); !bad.empty())
-    fail(at, field, fmt::format("{} '{}': {}", sc.kind, sc.name, bad));
-  if (spec.known_names) {
-    const std::vector<std::string> known = spec.known_names();
-    for (const auto& name : v.is_array() ? v : json::array({v}))
-      if (std::find(known.begin(), known.end(), name.get<std::string>()) == known.end())
-        fail(at, field, fmt::format("{} '{}': unknown {} '{}'", sc.kind, sc.name, spec.name, name.get<std::string>()) +
-                            did_you_mean(name.get<std::string>(), known));
-  }
+  if (std::optional<ValueProblem> problem = value_problem(spec, v)) fail(at, field, problem_message(*problem, spec, v, sc));
   switch (spec.role) {
     case ParamRole::value: break;
     case ParamRole::file: check_file(at, field, spec, v.get<std::string>(), data_dir); break;
@@ -451,17 +454,11 @@ std::vector<json> expand_entry(const Located& entry, const std::string& where, c
 
 // Non-default parameters as "a=1,b=x" for labels.
 std::string short_params(const ParamSchema& schema, const json& filled) {
-  std::string out;
-  for (const auto& s : schema) {
-    if (!filled.contains(s.name) || s.is_path()) continue;
-    const json& v = filled.at(s.name);
-    if (!s.default_value.is_null() && normalise_value(s, s.default_value) == v) continue;
-    std::string vs = v.is_string() ? v.get<std::string>()
-                     : v.is_array() && v.dump().size() > 24 ? "[" + std::to_string(v.size()) + " items]"
-                                                             : v.dump();
-    out += (out.empty() ? "" : ",") + s.name + "=" + vs;
-  }
-  return out;
+  return param_label(schema, filled, [](const json& v) {
+    return v.is_string() ? v.get<std::string>()
+           : v.is_array() && v.dump().size() > 24 ? "[" + std::to_string(v.size()) + " items]"
+                                                   : v.dump();
+  });
 }
 
 std::vector<Located> entries_of(const std::map<std::string, Located>& top, const std::string& section,

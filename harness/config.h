@@ -49,7 +49,7 @@ inline constexpr long kMaxSweepJobs = 100000;        // jobs of one expanded swe
 
 struct Job {
   // canonical: {"data": {path: xxh3}, "eval": {...}, "method": {...}|null, "model": {...}|null, "rep": r, "seed": s};
-  // "data" fingerprints every file the job reads (harness/fingerprint.h), paths relative to the data directory
+  // "data" fingerprints every file the job reads (core/fingerprint.h), paths relative to the data directory
   json spec;
   std::string key;    // 32 hex chars: XXH3-128 of spec.dump()
   std::string label;  // short human label: "stories260K rtn(w_bits=4) ppl" (non-default params only)

@@ -11,7 +11,7 @@
 
 namespace fb {
 
-// data_files are keyed by their path relative to data_dir (harness/fingerprint.h).
+// data_files are keyed by their path relative to data_dir (core/fingerprint.h).
 nlohmann::json collect_provenance(const std::vector<std::filesystem::path>& data_files,
                                   const std::filesystem::path& data_dir);
 

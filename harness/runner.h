@@ -7,6 +7,7 @@
 #pragma once
 
 #include "harness/config.h"
+#include "harness/store.h"
 
 #include <filesystem>
 #include <map>
@@ -16,7 +17,7 @@
 namespace fb {
 
 struct RunOptions {
-  std::filesystem::path db_path = "results/flatbench.db";
+  std::filesystem::path db_path = kDefaultDbPath;
   bool dry_run = false;
   bool force = false;         // rerun jobs that are done (a new row; history is kept)
   bool retry_failed = false;  // rerun jobs whose newest row failed
@@ -39,8 +40,6 @@ struct RunCounts {
   std::vector<JobProblem> interruptions;  // infrastructure failures: not recorded, the next run redoes them
   bool complete() const { return failures.empty() && interruptions.empty(); }
 };
-
-class Store;
 
 // What a run would do: the shard's jobs, those done or failed before, those to run. Reads no
 // file: `statuses` is the newest status per job key (Store::job_statuses, existing_job_statuses).

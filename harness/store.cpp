@@ -179,42 +179,209 @@ void read_columns(const Stmt& s, F&... fields) {
   (read_column(s, c++, fields), ...);
 }
 
-// SELECT columns FROM table for one job, in insertion order; one T per row, filled by read.
-template <class T, class Read>
-std::vector<T> rows_of_job(sqlite3* db, const char* table, const char* columns, long job_id, Read read) {
-  Stmt s(db, std::string("SELECT ") + columns + " FROM " + table + " WHERE job_id = ? ORDER BY rowid");
+// Binds a record's member the way read_column reads it back: JSON and repetitions as JSON text.
+void bind_value(Stmt& s, int i, const std::string& v) { s.bind(i, v); }
+void bind_value(Stmt& s, int i, double v) { s.bind(i, v); }  // SQLite stores a NaN as NULL
+void bind_value(Stmt& s, int i, long v) { s.bind(i, v); }
+void bind_value(Stmt& s, int i, int v) { s.bind(i, v); }
+void bind_value(Stmt& s, int i, bool v) { s.bind(i, v ? 1 : 0); }
+void bind_value(Stmt& s, int i, const json& v) { s.bind(i, v.dump()); }
+void bind_value(Stmt& s, int i, const std::vector<double>& v) { s.bind(i, json(v).dump()); }
+
+// One column of a table and how a record R writes and reads it. A table's field list names its
+// CURRENT columns in the migrations' order (StoreFields tests compare it with PRAGMA table_info);
+// the INSERT, the SELECT list, the reader and merge_from's column lists are all made from it.
+template <class R>
+struct Field {
+  const char* column;
+  const char* type;                              // the declared type, as PRAGMA table_info reports it
+  void (*bind)(Stmt&, int, const R&) = nullptr;  // null: not written from the record
+  void (*read)(const Stmt&, int, R&) = nullptr;  // null: the record holds no copy
+  bool merged = true;  // merge_from copies it (not a row id, nor a lease that means nothing in another DB)
+};
+
+template <class>
+struct MemberOf;
+template <class R, class V>
+struct MemberOf<V R::*> {
+  using Record = R;
+};
+
+// The field of member M, written and read as its type says.
+template <auto M, class R = typename MemberOf<decltype(M)>::Record>
+Field<R> field(const char* column, const char* type) {
+  return {column, type, [](Stmt& s, int i, const R& r) { bind_value(s, i, r.*M); },
+          [](const Stmt& s, int i, R& r) { read_column(s, i, r.*M); }};
+}
+// A text member stored as NULL while it is empty (a run's ended_at until end_run sets it).
+template <auto M, class R = typename MemberOf<decltype(M)>::Record>
+Field<R> optional_text(const char* column) {
+  Field<R> f = field<M>(column, "TEXT");
+  f.bind = [](Stmt& s, int i, const R& r) {
+    if ((r.*M).empty()) s.bind_null(i); else s.bind(i, r.*M);
+  };
+  return f;
+}
+// A column the store writes with its own statements (claim, finish) and no record reads.
+template <class R>
+Field<R> unread(const char* column, const char* type, bool merged) {
+  return {column, type, nullptr, nullptr, merged};
+}
+
+template <class R>
+struct TableFields {
+  const char* name;
+  const char* parent_key;  // "job_id" for the rows of a job (bound by the writer, not a member), or nullptr
+  std::vector<Field<R>> fields;
+};
+
+const TableFields<RunInfo>& run_fields() {
+  static const TableFields<RunInfo> t{
+      "runs",
+      nullptr,
+      {field<&RunInfo::uuid>("uuid", "TEXT"), field<&RunInfo::started_at>("started_at", "TEXT"),
+       optional_text<&RunInfo::ended_at>("ended_at"), field<&RunInfo::provenance>("provenance", "TEXT"),
+       field<&RunInfo::config_path>("config_path", "TEXT"), field<&RunInfo::config_hash>("config_hash", "TEXT"),
+       field<&RunInfo::config_text>("config_text", "TEXT"), field<&RunInfo::shard>("shard", "TEXT")}};
+  return t;
+}
+
+const TableFields<JobRow>& job_fields() {
+  // The jobs table is written by claim_job (a running row) and finish_job / fail_job (its outcome),
+  // not from a JobRow; the list drives its SELECT, reader and merge.
+  static const TableFields<JobRow> t{
+      "jobs",
+      nullptr,
+      {[] {
+         Field<JobRow> id = field<&JobRow::id>("id", "INTEGER");
+         id.merged = false;  // the target numbers its own rows
+         return id;
+       }(),
+       field<&JobRow::run_uuid>("run_uuid", "TEXT"), field<&JobRow::key>("key", "TEXT"),
+       field<&JobRow::model>("model", "TEXT"), field<&JobRow::method>("method", "TEXT"),
+       field<&JobRow::evaluation>("evaluation", "TEXT"), field<&JobRow::label>("label", "TEXT"),
+       field<&JobRow::spec>("spec", "TEXT"), field<&JobRow::status>("status", "TEXT"),
+       field<&JobRow::error>("error", "TEXT"), unread<JobRow>("info", "TEXT", true),
+       field<&JobRow::synthetic>("synthetic", "INTEGER"), field<&JobRow::started_at>("started_at", "TEXT"),
+       field<&JobRow::ended_at>("ended_at", "TEXT"),
+       {"duration_s", "REAL", [](Stmt& s, int i, const JobRow& j) { s.bind(i, j.duration_s); },
+        [](const Stmt& s, int i, JobRow& j) { j.duration_s = s.is_null(i) ? 0 : s.real(i); }},  // a running row has none yet
+       // The lease of a running row: whose process, how recently alive; only claim_job reads it.
+       unread<JobRow>("owner", "TEXT", false), unread<JobRow>("heartbeat_at", "TEXT", false)}};
+  return t;
+}
+
+const TableFields<Metric>& metric_fields() {
+  static const TableFields<Metric> t{
+      "metrics",
+      "job_id",
+      {field<&Metric::name>("name", "TEXT"), field<&Metric::value>("value", "REAL"), field<&Metric::unit>("unit", "TEXT"),
+       field<&Metric::n>("n", "INTEGER"), field<&Metric::stddev>("stddev", "REAL"),
+       {"samples", "TEXT",
+        [](Stmt& s, int i, const Metric& m) {
+          if (m.samples.empty()) s.bind_null(i); else bind_value(s, i, m.samples);
+        },
+        [](const Stmt& s, int i, Metric& m) { read_column(s, i, m.samples); }}}};
+  return t;
+}
+
+const TableFields<SiteRecord>& site_fields() {
+  static const TableFields<SiteRecord> t{
+      "sites",
+      "job_id",
+      {field<&SiteRecord::layer>("layer", "INTEGER"), field<&SiteRecord::role>("role", "TEXT"),
+       field<&SiteRecord::w_bits>("w_bits", "INTEGER"), field<&SiteRecord::a_bits>("a_bits", "INTEGER"),
+       field<&SiteRecord::k_in>("k_in", "INTEGER"), field<&SiteRecord::k_flat>("k_flat", "INTEGER"),
+       field<&SiteRecord::k_pad>("k_pad", "INTEGER"), field<&SiteRecord::w_scale>("w_scale", "REAL"),
+       field<&SiteRecord::a_scale>("a_scale", "REAL"), field<&SiteRecord::kl>("kl", "REAL"),
+       field<&SiteRecord::clip>("clip", "REAL"), field<&SiteRecord::mse>("mse", "REAL"),
+       field<&SiteRecord::flops>("flops", "REAL"), field<&SiteRecord::extra>("extra", "TEXT")}};
+  return t;
+}
+
+const TableFields<GemmRecord>& gemm_fields() {
+  static const TableFields<GemmRecord> t{
+      "gemm",
+      "job_id",
+      {field<&GemmRecord::device>("device", "TEXT"), field<&GemmRecord::backend>("backend", "TEXT"),
+       field<&GemmRecord::dtype>("dtype", "TEXT"), field<&GemmRecord::m>("m", "INTEGER"),
+       field<&GemmRecord::n>("n", "INTEGER"), field<&GemmRecord::k>("k", "INTEGER"),
+       field<&GemmRecord::reps>("reps", "INTEGER"), field<&GemmRecord::min_ms>("min_ms", "REAL"),
+       field<&GemmRecord::median_ms>("median_ms", "REAL"), field<&GemmRecord::max_ms>("max_ms", "REAL"),
+       field<&GemmRecord::gops>("gops", "REAL"), field<&GemmRecord::ratio_to_fp32>("ratio_to_fp32", "REAL"),
+       field<&GemmRecord::samples_ms>("samples", "TEXT"), field<&GemmRecord::extra>("extra", "TEXT")}};
+  return t;
+}
+
+// Calls f on each table's field list.
+template <class F>
+void for_each_table(F f) {
+  f(run_fields());
+  f(job_fields());
+  f(metric_fields());
+  f(site_fields());
+  f(gemm_fields());
+}
+
+// "prefix.a, prefix.b, …" of the fields that `keep` keeps.
+template <class R, class Keep>
+std::string column_list(const TableFields<R>& t, Keep keep, const std::string& prefix = "") {
+  std::string out;
+  for (const Field<R>& f : t.fields)
+    if (keep(f)) out += (out.empty() ? "" : ", ") + prefix + f.column;
+  return out;
+}
+template <class R>
+bool is_read(const Field<R>& f) { return f.read != nullptr; }
+template <class R>
+bool is_written(const Field<R>& f) { return f.bind != nullptr; }
+template <class R>
+bool is_merged(const Field<R>& f) { return f.merged; }
+
+template <class R>
+std::string select_sql(const TableFields<R>& t) {
+  return "SELECT " + column_list(t, is_read<R>) + " FROM " + t.name;
+}
+
+template <class R>
+R read_record(const Stmt& s, const TableFields<R>& t) {
+  R r;
+  int c = 0;
+  for (const Field<R>& f : t.fields)
+    if (f.read) f.read(s, c++, r);
+  return r;
+}
+
+// INSERT of one record (under the job `parent_id` for a job's rows).
+template <class R>
+void insert_record(sqlite3* db, const TableFields<R>& t, const R& r, long parent_id = 0) {
+  const std::string parent = t.parent_key ? std::string(t.parent_key) + ", " : "";
+  std::string marks = t.parent_key ? "?" : "";
+  for (const Field<R>& f : t.fields)
+    if (f.bind) marks += marks.empty() ? "?" : ",?";
+  Stmt s(db, std::string("INSERT INTO ") + t.name + "(" + parent + column_list(t, is_written<R>) + ") VALUES (" + marks +
+                 ")");
+  int i = 1;
+  if (t.parent_key) s.bind(i++, parent_id);
+  for (const Field<R>& f : t.fields)
+    if (f.bind) f.bind(s, i++, r);
+  s.step();
+}
+
+// A job's rows of a per-job table, in insertion order.
+template <class R>
+std::vector<R> rows_of_job(sqlite3* db, const TableFields<R>& t, long job_id) {
+  Stmt s(db, select_sql(t) + " WHERE " + t.parent_key + " = ? ORDER BY rowid");
   s.bind(1, job_id);
-  std::vector<T> out;
-  while (s.step()) {
-    T r;
-    read(s, r);
-    out.push_back(std::move(r));
-  }
+  std::vector<R> out;
+  while (s.step()) out.push_back(read_record(s, t));
   return out;
 }
 
-JobRow read_job(const Stmt& s) {
-  JobRow j;
-  read_columns(s, j.id, j.key, j.run_uuid, j.model, j.method, j.evaluation, j.spec, j.status, j.error, j.started_at,
-               j.ended_at, j.duration_s, j.synthetic, j.label);
-  if (std::isnan(j.duration_s)) j.duration_s = 0;  // a running row has none yet
-  return j;
-}
 // "job 1a2b3c4d5e6f (label)": how messages name a job.
 std::string fmt_job(const JobRow& j) {
   return "job " + j.key.substr(0, 12) + (j.label.empty() ? "" : " (" + j.label + ")");
 }
-
-constexpr const char* kJobColumns =
-    "id, key, run_uuid, model, method, evaluation, spec, status, error, started_at, ended_at, duration_s, synthetic, "
-    "label";
-// The columns of the per-job tables after job_id, in the order their readers below take them
-// (merge_from copies the same lists).
-constexpr const char* kMetricColumns = "name, value, unit, n, stddev, samples";
-constexpr const char* kSiteColumns =
-    "layer, role, w_bits, a_bits, k_in, k_flat, k_pad, w_scale, a_scale, kl, clip, mse, flops, extra";
-constexpr const char* kGemmColumns =
-    "device, backend, dtype, m, n, k, reps, min_ms, median_ms, max_ms, gops, ratio_to_fp32, samples, extra";
 
 std::string iso8601(std::chrono::system_clock::time_point now) {
   using namespace std::chrono;
@@ -427,12 +594,10 @@ void Store::migrate() {
 }
 
 void Store::begin_run(const RunInfo& run) {
-  Stmt s(db_,
-         "INSERT INTO runs(uuid, started_at, provenance, config_path, config_hash, config_text, shard) "
-         "VALUES (?,?,?,?,?,?,?)");
-  s.bind(1, run.uuid).bind(2, run.started_at.empty() ? now_iso8601() : run.started_at).bind(3, run.provenance.dump());
-  s.bind(4, run.config_path).bind(5, run.config_hash).bind(6, run.config_text).bind(7, run.shard);
-  s.step();
+  RunInfo r = run;
+  if (r.started_at.empty()) r.started_at = now_iso8601();
+  r.ended_at.clear();  // end_run sets it
+  insert_record(db_, run_fields(), r);
 }
 
 void Store::end_run(const std::string& run_uuid) {
@@ -455,6 +620,17 @@ std::map<std::string, std::string> Store::job_statuses() const {
     auto& st = out[s.text(0)];
     if (st != "done") st = s.text(1);
   }
+  return out;
+}
+
+std::map<std::string, bool> Store::running_owner_alive() const {
+  std::map<std::string, bool> out;
+  if (schema_version() < 2) return out;
+  std::map<std::string, std::pair<std::string, std::pair<std::string, std::string>>> newest;  // key → status, owner, beat
+  Stmt s(db_, "SELECT key, status, COALESCE(owner, ''), COALESCE(heartbeat_at, '') FROM jobs ORDER BY id");
+  while (s.step()) newest[s.text(0)] = {s.text(1), {s.text(2), s.text(3)}};
+  for (const auto& [key, row] : newest)
+    if (row.first == "running") out[key] = owner_is_alive(row.second.first, row.second.second);
   return out;
 }
 
@@ -535,30 +711,9 @@ void Store::finish_job(long job_id, const JobResult& r, double duration_s) {
     throw std::runtime_error(path_.string() + ": job row " + std::to_string(job_id) +
                              " is no longer this process's running row (another process reclaimed it); "
                              "its outcome is not written");
-  for (const auto& m : r.metrics) {
-    Stmt s(db_, "INSERT INTO metrics(job_id, name, value, unit, n, stddev, samples) VALUES (?,?,?,?,?,?,?)");
-    s.bind(1, job_id).bind(2, m.name).bind(3, m.value).bind(4, m.unit).bind(5, m.n).bind(6, m.stddev);
-    if (m.samples.empty()) s.bind_null(7); else s.bind(7, json(m.samples).dump());
-    s.step();
-  }
-  for (const auto& x : r.sites) {
-    Stmt s(db_,
-           "INSERT INTO sites(job_id, layer, role, w_bits, a_bits, k_in, k_flat, k_pad, w_scale, a_scale, kl, clip, "
-           "mse, flops, extra) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
-    s.bind(1, job_id).bind(2, x.layer).bind(3, x.role).bind(4, x.w_bits).bind(5, x.a_bits).bind(6, x.k_in);
-    s.bind(7, x.k_flat).bind(8, x.k_pad).bind(9, x.w_scale).bind(10, x.a_scale).bind(11, x.kl).bind(12, x.clip);
-    s.bind(13, x.mse).bind(14, x.flops).bind(15, x.extra.dump());
-    s.step();
-  }
-  for (const auto& g : r.gemms) {
-    Stmt s(db_,
-           "INSERT INTO gemm(job_id, device, backend, dtype, m, n, k, reps, min_ms, median_ms, max_ms, gops, "
-           "ratio_to_fp32, samples, extra) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
-    s.bind(1, job_id).bind(2, g.device).bind(3, g.backend).bind(4, g.dtype).bind(5, g.m).bind(6, g.n).bind(7, g.k);
-    s.bind(8, g.reps).bind(9, g.min_ms).bind(10, g.median_ms).bind(11, g.max_ms).bind(12, g.gops);
-    s.bind(13, g.ratio_to_fp32).bind(14, json(g.samples_ms).dump()).bind(15, g.extra.dump());
-    s.step();
-  }
+  for (const Metric& m : r.metrics) insert_record(db_, metric_fields(), m, job_id);
+  for (const SiteRecord& x : r.sites) insert_record(db_, site_fields(), x, job_id);
+  for (const GemmRecord& g : r.gemms) insert_record(db_, gemm_fields(), g, job_id);
   tx.commit();
 }
 
@@ -571,10 +726,10 @@ void Store::fail_job(long job_id, const std::string& error, double duration_s) {
 }
 
 std::vector<JobRow> Store::jobs(const std::string& where_sql, const std::vector<std::string>& args) const {
-  Stmt s(db_, std::string("SELECT ") + kJobColumns + " FROM jobs " + where_sql);
+  Stmt s(db_, select_sql(job_fields()) + " " + where_sql);
   for (size_t i = 0; i < args.size(); ++i) s.bind(static_cast<int>(i + 1), args[i]);
   std::vector<JobRow> out;
-  while (s.step()) out.push_back(read_job(s));
+  while (s.step()) out.push_back(read_record(s, job_fields()));
   return out;
 }
 
@@ -589,35 +744,98 @@ std::vector<JobRow> Store::matching_jobs(const std::string& key_prefix) const {
       {key_prefix});
 }
 
-std::vector<Metric> Store::metrics(long job_id) const {
-  return rows_of_job<Metric>(db_, "metrics", kMetricColumns, job_id, [](const Stmt& s, Metric& m) {
-    read_columns(s, m.name, m.value, m.unit, m.n, m.stddev, m.samples);
-  });
-}
-
-std::vector<SiteRecord> Store::sites(long job_id) const {
-  return rows_of_job<SiteRecord>(db_, "sites", kSiteColumns, job_id, [](const Stmt& s, SiteRecord& r) {
-    read_columns(s, r.layer, r.role, r.w_bits, r.a_bits, r.k_in, r.k_flat, r.k_pad, r.w_scale, r.a_scale, r.kl, r.clip,
-                 r.mse, r.flops, r.extra);
-  });
-}
-
-std::vector<GemmRecord> Store::gemms(long job_id) const {
-  return rows_of_job<GemmRecord>(db_, "gemm", kGemmColumns, job_id, [](const Stmt& s, GemmRecord& g) {
-    read_columns(s, g.device, g.backend, g.dtype, g.m, g.n, g.k, g.reps, g.min_ms, g.median_ms, g.max_ms, g.gops,
-                 g.ratio_to_fp32, g.samples_ms, g.extra);
-  });
-}
+std::vector<Metric> Store::metrics(long job_id) const { return rows_of_job(db_, metric_fields(), job_id); }
+std::vector<SiteRecord> Store::sites(long job_id) const { return rows_of_job(db_, site_fields(), job_id); }
+std::vector<GemmRecord> Store::gemms(long job_id) const { return rows_of_job(db_, gemm_fields(), job_id); }
 
 std::optional<RunInfo> Store::run(const std::string& uuid) const {
-  Stmt s(db_,
-         "SELECT uuid, started_at, ended_at, provenance, config_path, config_hash, config_text, shard FROM runs "
-         "WHERE uuid = ?");
+  Stmt s(db_, select_sql(run_fields()) + " WHERE uuid = ?");
   s.bind(1, uuid);
   if (!s.step()) return std::nullopt;
-  RunInfo r;
-  read_columns(s, r.uuid, r.started_at, r.ended_at, r.provenance, r.config_path, r.config_hash, r.config_text, r.shard);
-  return r;
+  return read_record(s, run_fields());
+}
+
+long Store::max_job_id() const {
+  Stmt s(db_, "SELECT COALESCE(MAX(id), 0) FROM jobs");
+  s.step();
+  return s.integer(0);
+}
+
+std::string Store::latest_run_uuid() const {
+  Stmt s(db_, "SELECT uuid FROM runs ORDER BY started_at DESC LIMIT 1");
+  return s.step() ? s.text(0) : "";
+}
+
+namespace {
+// The first column of every row of a one-parameter query.
+std::vector<std::string> text_column(sqlite3* db, const char* sql, const std::string& arg) {
+  Stmt s(db, sql);
+  s.bind(1, arg);
+  std::vector<std::string> out;
+  while (s.step())
+    if (!s.is_null(0)) out.push_back(s.text(0));
+  return out;
+}
+}  // namespace
+
+std::vector<std::string> Store::runs_with_uuid_prefix(const std::string& prefix) const {
+  return text_column(db_, "SELECT uuid FROM runs WHERE uuid LIKE ?1 || '%' ORDER BY started_at", prefix);
+}
+
+std::vector<std::string> Store::runs_of_commit(const std::string& commit_prefix) const {
+  return text_column(
+      db_, "SELECT uuid FROM runs WHERE json_extract(provenance, '$.git.commit') LIKE ?1 || '%' ORDER BY started_at",
+      commit_prefix);
+}
+
+std::vector<JobRow> Store::done_jobs(const DoneJobsFilter& f) const {
+  std::string where = "WHERE status = 'done'";
+  std::vector<std::string> args;
+  auto add = [&](const char* condition, std::string arg) {
+    where += condition;
+    args.push_back(std::move(arg));
+  };
+  if (!f.key.empty()) add(" AND key = ?", f.key);
+  if (!f.run_uuid.empty()) add(" AND run_uuid = ?", f.run_uuid);
+  if (f.after_id > 0) add(" AND id > CAST(? AS INTEGER)", std::to_string(f.after_id));
+  return jobs(where + " ORDER BY id", args);
+}
+
+namespace {
+// SQL filter for a method / evaluation name: "" any, "-" none.
+void add_name_filter(std::string& where, std::vector<std::string>& args, const char* column, const std::string& name) {
+  if (name.empty()) return;
+  if (name == "-") {
+    where += std::string(" AND (") + column + " IS NULL OR " + column + " = '')";
+    return;
+  }
+  where += std::string(" AND ") + column + " = ?";
+  args.push_back(name);
+}
+}  // namespace
+
+std::vector<JobRow> Store::latest_done_jobs(const std::string& method, const std::string& evaluation) const {
+  std::string where = "WHERE id IN (SELECT MAX(id) FROM jobs WHERE status = 'done' GROUP BY key)";
+  std::vector<std::string> args;
+  add_name_filter(where, args, "method", method);
+  add_name_filter(where, args, "evaluation", evaluation);
+  return jobs(where + " ORDER BY id", args);
+}
+
+std::vector<std::string> store_tables() {
+  std::vector<std::string> out;
+  for_each_table([&](const auto& t) { out.push_back(t.name); });
+  return out;
+}
+
+std::vector<StoreColumn> store_columns(const std::string& table) {
+  std::vector<StoreColumn> out;
+  for_each_table([&](const auto& t) {
+    if (table != t.name) return;
+    if (t.parent_key) out.push_back({t.parent_key, "INTEGER"});
+    for (const auto& f : t.fields) out.push_back({f.column, f.type});
+  });
+  return out;
 }
 
 std::vector<std::string> Store::jobs_with_non_finite_metrics(std::vector<long>* ids) const {
@@ -666,7 +884,7 @@ void check_results_database(const std::filesystem::path& path) {
   } catch (const std::exception& e) {
     throw std::runtime_error(p + ": not a readable flatbench results database: " + e.what());
   }
-  for (const char* table : {"runs", "jobs", "metrics", "sites", "gemm"}) {
+  for (const std::string& table : store_tables()) {
     Stmt s(db->handle(), "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?");
     s.bind(1, table);
     s.step();
@@ -703,7 +921,8 @@ long Store::merge_from(const std::filesystem::path& other, std::vector<std::stri
       s.step();
     }
     Transaction tx(db_);
-    exec("INSERT OR IGNORE INTO runs SELECT * FROM src.runs");
+    const std::string run_columns = column_list(run_fields(), is_merged<RunInfo>);
+    exec("INSERT OR IGNORE INTO main.runs(" + run_columns + ") SELECT " + run_columns + " FROM src.runs");
     exec(
         "CREATE TEMP TABLE merge_map AS SELECT s.id AS src_id, s.run_uuid, s.key FROM src.jobs s "
         "WHERE s.status = 'done' AND s.id NOT IN (SELECT src_id FROM merge_skip) AND NOT EXISTS (SELECT 1 FROM main.jobs j WHERE j.run_uuid = s.run_uuid AND "
@@ -711,32 +930,18 @@ long Store::merge_from(const std::filesystem::path& other, std::vector<std::stri
     exec(
         "DELETE FROM main.jobs WHERE status != 'done' AND EXISTS (SELECT 1 FROM merge_map m WHERE "
         "m.run_uuid = main.jobs.run_uuid AND m.key = main.jobs.key)");
-    exec(
-        "INSERT INTO main.jobs(run_uuid, key, model, method, evaluation, label, spec, status, error, info, synthetic, "
-        "started_at, ended_at, duration_s) SELECT s.run_uuid, s.key, s.model, s.method, s.evaluation, s.label, s.spec, "
-        "s.status, s.error, s.info, s.synthetic, s.started_at, s.ended_at, s.duration_s FROM src.jobs s "
-        "JOIN merge_map m ON m.src_id = s.id");
-    const char* remap =
-        " FROM %s x JOIN merge_map m ON m.src_id = x.job_id JOIN main.jobs j ON j.run_uuid = m.run_uuid AND "
-        "j.key = m.key";
-    auto copy = [&](const std::string& table, const std::string& cols) {
-      char buf[512];
-      std::snprintf(buf, sizeof buf, remap, ("src." + table).c_str());
-      std::string xcols;
-      size_t start = 0;
-      while (start < cols.size()) {
-        size_t comma = cols.find(',', start);
-        if (comma == std::string::npos) comma = cols.size();
-        std::string c = cols.substr(start, comma - start);
-        while (!c.empty() && c.front() == ' ') c.erase(0, 1);
-        xcols += ", x." + c;
-        start = comma + 1;
-      }
-      exec("INSERT INTO main." + table + "(job_id, " + cols + ") SELECT j.id" + xcols + buf);
+    exec("INSERT INTO main.jobs(" + column_list(job_fields(), is_merged<JobRow>) + ") SELECT " +
+         column_list(job_fields(), is_merged<JobRow>, "s.") + " FROM src.jobs s JOIN merge_map m ON m.src_id = s.id");
+    // A job's rows go under the target's id of their job, in the source's order (without the
+    // ORDER BY, a scan of the metrics' (job_id, name) index would sort them by name).
+    auto copy_rows_of_jobs = [&](const auto& t) {
+      exec(std::string("INSERT INTO main.") + t.name + "(job_id, " + column_list(t, [](const auto& f) { return f.merged; }) +
+           ") SELECT j.id, " + column_list(t, [](const auto& f) { return f.merged; }, "x.") + " FROM src." + t.name +
+           " x JOIN merge_map m ON m.src_id = x.job_id JOIN main.jobs j ON j.run_uuid = m.run_uuid AND j.key = m.key ORDER BY x.rowid");
     };
-    copy("metrics", kMetricColumns);
-    copy("sites", kSiteColumns);
-    copy("gemm", kGemmColumns);
+    copy_rows_of_jobs(metric_fields());
+    copy_rows_of_jobs(site_fields());
+    copy_rows_of_jobs(gemm_fields());
     {
       Stmt count(db_, "SELECT COUNT(*) FROM merge_map");
       count.step();

@@ -28,6 +28,9 @@ using json = nlohmann::json;
 
 inline constexpr int kSchemaVersion = 2;
 
+// Where every command (run, merge, report, plot, nightly, ...) reads and writes results unless --db says otherwise.
+inline constexpr const char* kDefaultDbPath = "results/flatbench.db";
+
 // An error SQLite reported, with its primary result code, so a caller can tell the machine's
 // trouble (a full disk, a lock held too long, an I/O error) from a job's own failure.
 class StoreError : public std::runtime_error {
@@ -114,6 +117,9 @@ class Store {
   // Status of the newest row for a job key: "done", "failed", "running" or "" (never run).
   std::string job_status(const std::string& key) const;
   std::map<std::string, std::string> job_statuses() const;  // key → newest status
+  // Keys whose newest row is running, and whether its owner process is still alive (a dead
+  // owner's row is reclaimed by the next run). Empty for a schema-1 DB, which records no owners.
+  std::map<std::string, bool> running_owner_alive() const;
 
   // Claims a job for this process in one IMMEDIATE transaction: checks the key's rows (a
   // live process's running row is never taken over; a dead one's is deleted), and per the
@@ -146,13 +152,31 @@ class Store {
   std::vector<GemmRecord> gemms(long job_id) const;
   std::optional<RunInfo> run(const std::string& uuid) const;
 
+  // What reports read, so that no SQL text lives outside the store.
+  long max_job_id() const;              // the newest row id, 0 in an empty DB
+  std::string latest_run_uuid() const;  // the run started last, or ""
+  // Uuids of the runs whose uuid / provenance git commit starts with `prefix` (SQL LIKE, so
+  // case-insensitive), oldest first.
+  std::vector<std::string> runs_with_uuid_prefix(const std::string& prefix) const;
+  std::vector<std::string> runs_of_commit(const std::string& commit_prefix) const;
+  // Done rows, oldest first: all of them, or those of one key / one run / after a row id.
+  struct DoneJobsFilter {
+    std::string key, run_uuid;
+    long after_id = 0;
+  };
+  std::vector<JobRow> done_jobs(const DoneJobsFilter& filter) const;
+  std::vector<JobRow> done_jobs() const { return done_jobs(DoneJobsFilter{}); }
+  // The newest done row per job key, oldest first; only those whose method / evaluation has
+  // this name ("" = any, "-" = none, e.g. a GEMM job with no method).
+  std::vector<JobRow> latest_done_jobs(const std::string& method = "", const std::string& evaluation = "") const;
+
   // Folds another DB into this one, in one transaction: all of it or, on an error, nothing.
   // Rows already present (same run uuid / job key) are skipped, and so is a done job whose
   // stored metrics are not finite numbers (one line each in `skipped`, naming source and job).
   // Returns the number of jobs added.
   long merge_from(const std::filesystem::path& other, std::vector<std::string>* skipped = nullptr);
 
-  sqlite3* handle() const { return db_; }  // for reports that query directly
+  sqlite3* handle() const { return db_; }  // for tests that inspect or damage the file directly
 
  private:
   void exec(const std::string& sql) const;
@@ -162,6 +186,15 @@ class Store {
   sqlite3* db_ = nullptr;
   std::string owner_ = this_process_owner();
 };
+
+// The store's tables and, per table, its current columns (name and declared type, as PRAGMA
+// table_info reports them) as the store's field lists spell them: one list per table drives its
+// INSERT, SELECT, reader and merge_from, and must equal what the migrations produce.
+struct StoreColumn {
+  std::string name, type;
+};
+std::vector<std::string> store_tables();
+std::vector<StoreColumn> store_columns(const std::string& table);  // empty for an unknown table
 
 // Why a results database cannot live at `path` ("" when it can): empty, ":memory:" or a URI
 // (gone at exit), a directory, or under a file. Commands check --db with it before running anything.

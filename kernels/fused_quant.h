@@ -1,11 +1,11 @@
 // Fused activation operators that feed the integer GEMMs, each a plain reference beside a
 // fast (AVX-512) kernel that computes bit-identical results:
 //
-//   FlattenQuant (methods.md §1.5–1.6): A'[t,j] = A[t, src[j]] · inv_div[j] for j < K',
+//   FlattenQuant (docs/methods.md §1.5–1.6): A'[t,j] = A[t, src[j]] · inv_div[j] for j < K',
 //   zero for K' ≤ j < K'', then per-tensor symmetric quantization with a static scale.
 //   A staggered plan adds a constant offset (in quantization steps) to each copy before rounding.
 //
-//   FlatQuant (methods.md §2.2): for each token x (width K = n1·n2) viewed row-major as
+//   FlatQuant (docs/methods.md §2.2): for each token x (width K = n1·n2) viewed row-major as
 //   X (n1×n2), Y = P1ᵀ · X · P2, then per-token symmetric quantization with
 //   scale = absmax(Y)/qmax · clip.
 //

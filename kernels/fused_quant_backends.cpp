@@ -110,14 +110,14 @@ bool always() { return true; }
 
 }  // namespace
 
-FB_REGISTER_GEMM_BACKEND({"flatten_quant", "flatten_quant",
+FB_REGISTER_GEMM_BACKEND({"flatten_quant", gemm_dtype::kFlattenQuant,
                           "FlattenQuant gather+scale+per-tensor INT8 quantize of the M x K activations "
                           "(every 64th channel split in two, K'' padded to 32)",
                           false, always,
                           [](const GemmShape& s, uint64_t seed, int threads) -> std::unique_ptr<GemmProblem> {
                             return std::make_unique<FlattenQuantProblem>(s, seed, threads);
                           }});
-FB_REGISTER_GEMM_BACKEND({"kron_quant", "kron_quant",
+FB_REGISTER_GEMM_BACKEND({"kron_quant", gemm_dtype::kKronQuant,
                           "FlatQuant Kronecker transform P1^T X P2 + per-token INT8 quantize of the M x K activations",
                           false, always,
                           [](const GemmShape& s, uint64_t seed, int threads) -> std::unique_ptr<GemmProblem> {

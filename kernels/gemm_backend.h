@@ -9,6 +9,7 @@
 #pragma once
 
 #include "core/registry.h"
+#include "kernels/gemm_dtype.h"
 
 #include <functional>
 #include <memory>
@@ -33,7 +34,7 @@ class GemmProblem {
 
 struct GemmBackendInfo {
   std::string name;   // e.g. "openblas_fp32", "ours_s8", "onednn_s8"
-  std::string dtype;  // fp32 | s8s8s32 | w4a8 | flatten_quant | kron_quant | ...
+  std::string dtype;  // a gemm_dtype:: spelling: its kGemmDtypes row holds its bits, math and report class
   std::string help;
   bool is_fp32_baseline = false;  // candidates for the "fastest fp32" ratio denominator
   std::function<bool()> available;  // e.g. needs AVX-512 VNNI; false → skipped with a note

@@ -85,15 +85,15 @@ std::unique_ptr<GemmProblem> make_ours(const GemmShape& s, uint64_t seed, int th
 
 }  // namespace
 
-FB_REGISTER_GEMM_BACKEND({"ours_s8", "s8s8s32",
+FB_REGISTER_GEMM_BACKEND({"ours_s8", gemm_dtype::kS8S8S32,
                           "our INT8 GEMM (AVX-512 VNNI or AVX2), per-token x per-channel dequantizing epilogue",
                           false, has_avx2, make_ours<8, GemmIsa::kAuto>});
-FB_REGISTER_GEMM_BACKEND({"ours_w4a8", "w4a8",
+FB_REGISTER_GEMM_BACKEND({"ours_w4a8", gemm_dtype::kW4A8,
                           "our INT8 x INT4-weight GEMM (nibbles unpacked in registers), per-token x per-channel epilogue",
                           false, has_avx2, make_ours<4, GemmIsa::kAuto>});
-FB_REGISTER_GEMM_BACKEND({"ours_s8_avx2", "s8s8s32", "ours_s8 forced onto its AVX2 path (vpmaddwd on int16 pairs)",
+FB_REGISTER_GEMM_BACKEND({"ours_s8_avx2", gemm_dtype::kS8S8S32, "ours_s8 forced onto its AVX2 path (vpmaddwd on int16 pairs)",
                           false, has_avx2, make_ours<8, GemmIsa::kAvx2>});
-FB_REGISTER_GEMM_BACKEND({"ours_w4a8_avx2", "w4a8", "ours_w4a8 forced onto its AVX2 path", false, has_avx2,
+FB_REGISTER_GEMM_BACKEND({"ours_w4a8_avx2", gemm_dtype::kW4A8, "ours_w4a8 forced onto its AVX2 path", false, has_avx2,
                           make_ours<4, GemmIsa::kAvx2>});
 
 }  // namespace fb

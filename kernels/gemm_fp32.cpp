@@ -57,11 +57,11 @@ bool always() { return true; }
 
 }  // namespace
 
-FB_REGISTER_GEMM_BACKEND({"openblas_fp32", "fp32", "OpenBLAS cblas_sgemm (C = A·Bᵀ)", true, always,
+FB_REGISTER_GEMM_BACKEND({"openblas_fp32", gemm_dtype::kFp32, "OpenBLAS cblas_sgemm (C = A·Bᵀ)", true, always,
                           [](const GemmShape& s, uint64_t seed, int threads) -> std::unique_ptr<GemmProblem> {
                             return std::make_unique<OpenBlasFp32>(s, seed, threads);
                           }});
-FB_REGISTER_GEMM_BACKEND({"eigen_fp32", "fp32", "Eigen product on top of OpenBLAS (EIGEN_USE_BLAS)", true, always,
+FB_REGISTER_GEMM_BACKEND({"eigen_fp32", gemm_dtype::kFp32, "Eigen product on top of OpenBLAS (EIGEN_USE_BLAS)", true, always,
                           [](const GemmShape& s, uint64_t seed, int threads) -> std::unique_ptr<GemmProblem> {
                             return std::make_unique<EigenFp32>(s, seed, threads);
                           }});

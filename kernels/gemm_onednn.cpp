@@ -103,11 +103,11 @@ bool always() { return true; }
 
 }  // namespace
 
-FB_REGISTER_GEMM_BACKEND({"onednn_fp32", "fp32", "oneDNN matmul f32 (weights in oneDNN's blocked layout)", true,
+FB_REGISTER_GEMM_BACKEND({"onednn_fp32", gemm_dtype::kFp32, "oneDNN matmul f32 (weights in oneDNN's blocked layout)", true,
                           always, [](const GemmShape& s, uint64_t seed, int threads) -> std::unique_ptr<GemmProblem> {
                             return std::make_unique<OneDnnFp32>(s, seed, threads);
                           }});
-FB_REGISTER_GEMM_BACKEND({"onednn_s8", "s8s8s32",
+FB_REGISTER_GEMM_BACKEND({"onednn_s8", gemm_dtype::kS8S8S32,
                           "oneDNN matmul s8 x s8 -> f32 with per-channel output scales (no per-token factor: see gemm_onednn.cpp)",
                           false, always,
                           [](const GemmShape& s, uint64_t seed, int threads) -> std::unique_ptr<GemmProblem> {

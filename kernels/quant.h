@@ -1,6 +1,6 @@
-// Quantizer primitives (methods.md §0): symmetric / asymmetric uniform grids of 2–8 bits,
+// Quantizer primitives (docs/methods.md §0): symmetric / asymmetric uniform grids of 2–8 bits,
 // per-tensor, per-row (weights: per output channel; activations: per token) and per-group
-// granularity, clip ratios, MSE clip search (§3.1), INT4 packing.
+// granularity, clip ratios, MSE clip search (docs/methods.md §3.1), INT4 packing.
 //
 // Conventions, shared by every quantized operator in the project:
 //  * rounding is round-half-to-even (std::nearbyint under the default rounding mode), like
@@ -87,7 +87,7 @@ QMat fake_quantized(const QMat& X, const QuantSpec& spec);
 std::vector<int8_t> quantize_codes(const QMat& X, const QuantParams& p, const QuantSpec& spec);
 QMat dequantize_codes(const std::vector<int8_t>& codes, const QuantParams& p, const QuantSpec& spec);
 
-// MSE clip search for weights (GPTQ repo's `mse` option, methods.md §3.1): for p = 1 − i/grid,
+// MSE clip search for weights (GPTQ repo's `mse` option, docs/methods.md §3.1): for p = 1 − i/grid,
 // i < maxshrink·grid, shrink each unit's range to p·[lo, hi], quantize, score Σ|ŵ − w|^norm,
 // keep the best p per unit (unit = row, or the tensor for per_tensor, or the group).
 std::vector<float> search_clip_mse(const QMat& W, const QuantSpec& spec, int grid = 100, float maxshrink = 0.8f,

@@ -168,6 +168,21 @@ FB_REGISTER_MODEL_SOURCE(ModelSourceInfo{
 
 namespace {
 
+// "parameter 'layers' must be a integer", "parameter 'layers': -3 is out of range (expects ≥ 0)".
+std::string problem_text(const ParamSchema& schema, const std::pair<std::string, ValueProblem>& problem) {
+  const auto& [key, p] = problem;
+  const ParamSpec& spec = *find_param(schema, key);
+  switch (p.kind) {
+    case ValueProblem::Kind::wrong_type:
+      return "parameter '" + key + "' must be " +
+             (spec.choices.empty() ? std::string("a ") + param_type_name(spec.type) : "one of " + joined_names(spec.choices));
+    case ValueProblem::Kind::out_of_range: return "parameter '" + key + "': " + p.detail;
+    case ValueProblem::Kind::unknown_name:
+      return "parameter '" + key + "': unknown " + spec.name + " '" + p.detail + "' (" + joined_names(p.known) + ")";
+  }
+  return "parameter '" + key + "' is invalid";
+}
+
 // The model format's registration and the spec's parameters, checked and filled with defaults.
 std::pair<const ModelSourceInfo*, json> source_and_params(const json& spec) {
   if (!spec.is_object() || !spec.contains("format") || !spec["format"].is_string())
@@ -180,15 +195,9 @@ std::pair<const ModelSourceInfo*, json> source_and_params(const json& spec) {
                              joined_names(Registry<ModelSourceInfo>::instance().names()) + ")");
   json given = spec;
   given.erase("format");
-  for (const auto& [key, value] : given.items()) {
-    const ParamSpec* ps = find_param(src->params, key);
-    if (!ps) continue;  // extra keys (e.g. a display name) are the config loader's business
-    if (!value_fits(*ps, value)) {
-      std::string want = std::string("a ") + param_type_name(ps->type);
-      if (!ps->choices.empty()) want = "one of " + joined_names(ps->choices);
-      throw std::runtime_error("model format '" + format + "': parameter '" + key + "' must be " + want);
-    }
-  }
+  // Extra keys (e.g. a display name) are the config loader's business: first_param_problem skips them.
+  if (auto problem = first_param_problem(src->params, given))
+    throw std::runtime_error("model format '" + format + "': " + problem_text(src->params, *problem));
   json params = fill_defaults(src->params, given);
   for (const auto& ps : src->params)
     if (!params.contains(ps.name))

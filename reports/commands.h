@@ -1,5 +1,5 @@
 // The reporting subcommands of the CLI (plot, dashboard, nightly, compare) and `report --table`.
-// harness/cli.cpp only registers them (ReportCommands::add) and dispatches (ReportCommands::run);
+// app/cli.cpp only registers them (ReportCommands::add) and dispatches (ReportCommands::run);
 // the work lives here and in the other reports/ files.
 #pragma once
 
@@ -25,7 +25,7 @@ class ReportCommands {
 
  private:
   CLI::App *plot_ = nullptr, *dashboard_ = nullptr, *nightly_ = nullptr, *compare_ = nullptr;
-  std::string db_ = "results/flatbench.db";
+  std::string db_ = kDefaultDbPath;
   std::string plot_name_ = "all", out_dir_ = "results/plots", out_html_ = "results/dashboard.html";
   std::string format_ = "text", config_, data_dir_, report_, run_a_, run_b_;
   bool no_plots_ = false;

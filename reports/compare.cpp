@@ -3,8 +3,6 @@
 #include "harness/store.h"
 #include "reports/stats.h"
 
-#include <sqlite3.h>
-
 #include <fmt/format.h>
 
 #include <map>
@@ -14,18 +12,6 @@
 namespace fb {
 
 namespace {
-
-std::vector<std::string> query_column(const Store& store, const std::string& sql, const std::string& arg) {
-  sqlite3_stmt* s = nullptr;
-  if (sqlite3_prepare_v2(store.handle(), sql.c_str(), -1, &s, nullptr) != SQLITE_OK)
-    throw std::runtime_error(std::string("SQL prepare failed: ") + sqlite3_errmsg(store.handle()));
-  sqlite3_bind_text(s, 1, arg.c_str(), -1, SQLITE_TRANSIENT);
-  std::vector<std::string> out;
-  while (sqlite3_step(s) == SQLITE_ROW)
-    if (auto t = sqlite3_column_text(s, 0)) out.emplace_back(reinterpret_cast<const char*>(t));
-  sqlite3_finalize(s);
-  return out;
-}
 
 const char* verdict_of(double ratio, Better better, double min_change) {
   if (!std::isfinite(ratio) || std::fabs(ratio - 1) < min_change || better == Better::Neither) return "";
@@ -38,21 +24,20 @@ const char* verdict_of(double ratio, Better better, double min_change) {
 CompareSide resolve_side(const Store& store, const std::string& ref) {
   if (ref.empty()) throw std::invalid_argument("empty run / commit reference");
   CompareSide side{ref, "", {}, {}};
-  side.run_uuids = query_column(store, "SELECT uuid FROM runs WHERE uuid LIKE ?1 || '%' ORDER BY started_at", ref);
+  side.run_uuids = store.runs_with_uuid_prefix(ref);
   if (side.run_uuids.size() > 1)
     throw std::invalid_argument(fmt::format("'{}' matches {} runs; give more digits of the run uuid", ref, side.run_uuids.size()));
   if (side.run_uuids.size() == 1) {
     side.what = "run " + side.run_uuids[0].substr(0, 8);
   } else {
-    side.run_uuids = query_column(
-        store, "SELECT uuid FROM runs WHERE json_extract(provenance, '$.git.commit') LIKE ?1 || '%' ORDER BY started_at", ref);
+    side.run_uuids = store.runs_of_commit(ref);
     if (side.run_uuids.empty())
       throw std::invalid_argument("no run uuid or commit starting with '" + ref + "' in " + store.path().string());
     side.what = fmt::format("commit {} ({} run{})", ref, side.run_uuids.size(), side.run_uuids.size() > 1 ? "s" : "");
   }
   std::map<std::string, JobRow> newest;  // key → newest done row within the side's runs
   for (const auto& uuid : side.run_uuids)
-    for (const auto& j : store.jobs("WHERE status = 'done' AND run_uuid = ? ORDER BY id", {uuid})) newest[j.key] = j;
+    for (const auto& j : store.done_jobs({.run_uuid = uuid})) newest[j.key] = j;
   std::vector<JobRow> rows;
   for (const auto& [key, j] : newest) rows.push_back(j);
   side.rows = reportable_rows(store, rows);  // a NULL/NaN metric is no side of a ratio

@@ -5,8 +5,6 @@
 #include "harness/store.h"
 #include "reports/summary.h"
 
-#include <sqlite3.h>
-
 #include <fmt/format.h>
 
 #include <fstream>
@@ -19,22 +17,9 @@ namespace fb {
 
 namespace {
 
-std::string query_text(const Store& store, const std::string& sql) {
-  sqlite3_stmt* s = nullptr;
-  if (sqlite3_prepare_v2(store.handle(), sql.c_str(), -1, &s, nullptr) != SQLITE_OK)
-    throw std::runtime_error(std::string("SQL prepare failed: ") + sqlite3_errmsg(store.handle()));
-  std::string out;
-  if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
-    out = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
-  sqlite3_finalize(s);
-  return out;
-}
-
 long max_job_id(const std::filesystem::path& db) {
   if (!std::filesystem::exists(db)) return 0;
-  Store store(db, true);
-  std::string v = query_text(store, "SELECT COALESCE(MAX(id), 0) FROM jobs");
-  return v.empty() ? 0 : std::stol(v);
+  return Store(db, true).max_job_id();
 }
 
 // Runs the sweep with force, so every job of the config gets a new row; returns how many failed.
@@ -70,7 +55,7 @@ int run_nightly(const NightlyOptions& opt, std::ostream& log) {
   if (opt.check_only) {
     if (!std::filesystem::exists(opt.db)) throw std::runtime_error("no results database at " + opt.db.string());
     Store store(opt.db, true);
-    std::string run = opt.run.empty() ? query_text(store, "SELECT uuid FROM runs ORDER BY started_at DESC LIMIT 1") : opt.run;
+    std::string run = opt.run.empty() ? store.latest_run_uuid() : opt.run;
     if (run.empty()) throw std::runtime_error("no runs in " + opt.db.string());
     rep = check_run(store, run, opt.check);
     write_report(opt, rep.markdown(store, opt.check));
@@ -82,7 +67,7 @@ int run_nightly(const NightlyOptions& opt, std::ostream& log) {
     std::set<std::string> keys;
     for (const auto& j : cfg.jobs) keys.insert(j.key);
     std::vector<JobRow> fresh;
-    for (const auto& j : store.jobs("WHERE status = 'done' AND id > ? ORDER BY id", {std::to_string(before)}))
+    for (const auto& j : store.done_jobs({.after_id = before}))
       if (keys.count(j.key)) fresh.push_back(j);
     std::vector<ReportRow> rows = reportable_rows(store, fresh);
     rep = check_rows(store, rows, opt.check);

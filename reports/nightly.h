@@ -3,6 +3,7 @@
 // returns non-zero when something regressed (or a job failed), for cron / systemd / CI.
 #pragma once
 
+#include "harness/store.h"
 #include "reports/regression.h"
 
 #include <filesystem>
@@ -14,7 +15,7 @@ namespace fb {
 struct NightlyOptions {
   std::filesystem::path config;     // sweep to run (empty with check_only)
   std::filesystem::path data_dir;   // empty = the config's default
-  std::filesystem::path db = "results/flatbench.db";
+  std::filesystem::path db = kDefaultDbPath;
   std::filesystem::path report;     // markdown report; empty = stdout
   bool check_only = false;          // run nothing: check `run` (uuid prefix) or the newest run
   std::string run;

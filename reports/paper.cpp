@@ -45,7 +45,7 @@ std::vector<PaperNumber> build() {
       {"flattenquant-t6", "OPT (all)", "FlattenQuant", "", "memory_reduction", 2.3, "up to 2.3×", fq + ", abstract"},
       {"flattenquant-t7", "OPT-6.7B", "FlattenQuant", "no smoothing", "ppl", 12.16, "", fq + ", Tables 7 & 9"},
       {"flattenquant-t7", "OPT-6.7B", "FlattenQuant", "smoothing", "ppl", 11.68, "", fq + ", Tables 7 & 9"},
-      {"flattenquant-t7", "OPT-6.7B", "FP16", "", "ppl", 10.86, "", "GPTQ paper, WikiText-2 seqlen 2048 (methods.md §1.9)"},
+      {"flattenquant-t7", "OPT-6.7B", "FP16", "", "ppl", 10.86, "", "GPTQ paper, WikiText-2 seqlen 2048 (docs/methods.md §1.9)"},
       {"flattenquant-t8", "OPT", "FlattenQuant", "", "note", 0,
        "too small a β forces flatten ratio > 30%: more memory, no accuracy gain", fq + ", Table 8 (qualitative)"},
       {"flattenquant-t10", "OPT", "FlattenQuant", "", "note", 0, "too large a γ gives a noticeable accuracy drop",

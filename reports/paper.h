@@ -1,6 +1,6 @@
 // The numbers the two papers publish, as data, so tables can print them beside ours.
-// Every entry is copied from ../shared/docs/methods.md §1.9 (FlattenQuant, arXiv 2402.17985,
-// only what its abstract and summary state) and §2.9 (FlatQuant, arXiv 2410.09426, README tables).
+// Every entry is copied from the sources docs/methods.md §1.9 (FlattenQuant, arXiv 2402.17985,
+// only what its abstract and summary state) and §2.9 (FlatQuant, arXiv 2410.09426, README tables) name.
 #pragma once
 
 #include <optional>
@@ -31,7 +31,7 @@ std::string model_key(const std::string& name);
 std::optional<PaperNumber> paper_lookup(const std::string& table, const std::string& model, const std::string& method,
                                         const std::string& setting, const std::string& metric);
 
-inline constexpr const char* kFlattenQuantSource = "FlattenQuant (arXiv 2402.17985) via methods.md §1.9";
-inline constexpr const char* kFlatQuantSource = "FlatQuant (arXiv 2410.09426) README via methods.md §2.9";
+inline constexpr const char* kFlattenQuantSource = "FlattenQuant (arXiv 2402.17985) via docs/methods.md §1.9";
+inline constexpr const char* kFlatQuantSource = "FlatQuant (arXiv 2410.09426) README via docs/methods.md §2.9";
 
 }  // namespace fb

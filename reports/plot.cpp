@@ -194,16 +194,14 @@ std::string safe_stem(std::string s) {
 // FlattenQuant rows per model, then per setting (the method's other non-default parameters), sorted by
 // the swept parameter; points outside (0, 1e29) are left out (γ < 0 and γ = 1e30 are "all INT8/INT4").
 using Sweep = std::map<std::string, std::map<std::string, std::vector<std::pair<double, const MergedRow*>>>>;
-Sweep sweep_by_model(const std::vector<MergedRow>& merged, const std::vector<std::string>& param) {
+Sweep sweep_by_model(const std::vector<MergedRow>& merged, const ParamRef& param) {
   Sweep out;
   for (const auto& m : merged) {
-    const json* v = nullptr;
-    for (const auto& n : param)
-      if (!v) v = spec_param(m.row.job.spec, "method", {n.c_str()});
+    const json* v = method_param(m.row.job.spec, param);
     if (!v || !v->is_number()) continue;
     double x = v->get<double>();
     if (!(x > 0 && x < 1e29)) continue;
-    out[model_cell(m.row)][method_cell(m.row.job.spec, param)].push_back({x, &m});
+    out[model_cell(m.row)][method_cell(m.row.job.spec, {param.name})].push_back({x, &m});
   }
   for (auto& [model, settings] : out) {
     for (auto& [setting, pts] : settings)
@@ -219,7 +217,7 @@ std::vector<Plot> beta_plots(const Store& store) {
   std::vector<Plot> out;
   auto jobs = latest_rows(store, "flattenquant");
   auto merged = merge_by_method(jobs);
-  for (const auto& [model, settings] : sweep_by_model(merged, {"beta", "flatten_beta", "flatten_threshold"})) {
+  for (const auto& [model, settings] : sweep_by_model(merged, report_params::kBeta)) {
     Plot p{"beta_" + safe_stem(model), "PPL and flatten ratio vs β — " + model, "β (flatten threshold, log scale)", "PPL",
            "flatten ratio (%)", false, false, {}, {}};
     p.logx = true;
@@ -242,7 +240,7 @@ std::vector<Plot> gamma_plots(const Store& store) {
   std::vector<Plot> out;
   auto jobs = latest_rows(store, "flattenquant");
   auto merged = merge_by_method(jobs);
-  for (const auto& [model, settings] : sweep_by_model(merged, {"gamma", "kl_gamma", "kl_threshold"})) {
+  for (const auto& [model, settings] : sweep_by_model(merged, report_params::kGamma)) {
     Plot p{"gamma_" + safe_stem(model), "INT4 share and PPL vs γ — " + model, "γ (KL threshold, log scale)",
            "INT4 share (%)", "PPL", false, false, {}, {}};
     p.logx = true;
@@ -377,8 +375,8 @@ std::vector<Plot> trend_plots(const Store& store) {
 
 const std::vector<PlotDef>& plot_defs() {
   static const std::vector<PlotDef> defs = {
-      {"beta", "PPL and flatten ratio vs β, per model (FlattenQuant Table 8)", beta_plots},
-      {"gamma", "INT4 share and PPL vs γ, per model (FlattenQuant Table 10)", gamma_plots},
+      {"beta", "PPL and flatten ratio vs β, per model (FlattenQuant Table 8)", beta_plots, {report_params::kBeta}},
+      {"gamma", "INT4 share and PPL vs γ, per model (FlattenQuant Table 10)", gamma_plots, {report_params::kGamma}},
       {"latency", "GEMM latency per precision per shape, per device (Table 5)", latency_plots},
       {"sites", "per-layer flatten counts and KL values of the newest FlattenQuant job per model", site_plots},
       {"trend", "latency, PPL and throughput over runs (nightly history)", trend_plots},

@@ -5,6 +5,8 @@
 //   flatbench plot beta --out-dir plots/      → plots/beta_<model>.png, .svg
 #pragma once
 
+#include "reports/param_reads.h"
+
 #include <filesystem>
 #include <functional>
 #include <string>
@@ -45,6 +47,7 @@ std::string render_svg(const Plot& plot);
 struct PlotDef {
   std::string name, help;
   std::function<std::vector<Plot>(const Store&)> build;
+  std::vector<ParamRef> reads = {};  // the method parameters it reads (a test checks each against the schema)
 };
 const std::vector<PlotDef>& plot_defs();
 // The named plots, or every plot for "all"; plots without data are dropped. Throws on an unknown name.

@@ -75,31 +75,12 @@ std::vector<ReportRow> reportable_rows(const Store& store, const std::vector<Job
   return out;
 }
 
-namespace {
-// SQL filter for a method / evaluation name: "" any, "-" none.
-void add_name_filter(std::string& where, std::vector<std::string>& args, const char* column, const std::string& name) {
-  if (name.empty()) return;
-  if (name == "-") {
-    where += fmt::format(" AND ({0} IS NULL OR {0} = '')", column);
-    return;
-  }
-  where += fmt::format(" AND {} = ?", column);
-  args.push_back(name);
-}
-}  // namespace
-
 std::vector<ReportRow> latest_rows(const Store& store, const std::string& method, const std::string& eval) {
-  std::string where = "WHERE id IN (SELECT MAX(id) FROM jobs WHERE status = 'done' GROUP BY key)";
-  std::vector<std::string> args;
-  add_name_filter(where, args, "method", method);
-  add_name_filter(where, args, "evaluation", eval);
-  return reportable_rows(store, store.jobs(where + " ORDER BY id", args));
+  return reportable_rows(store, store.latest_done_jobs(method, eval));
 }
 
 std::vector<ReportRow> all_rows(const Store& store, const std::string& key) {
-  std::vector<JobRow> jobs = key.empty() ? store.jobs("WHERE status = 'done' ORDER BY id")
-                                         : store.jobs("WHERE status = 'done' AND key = ? ORDER BY id", {key});
-  return reportable_rows(store, jobs);
+  return reportable_rows(store, store.done_jobs({.key = key}));
 }
 
 RunRef run_ref(const Store& store, const std::string& run_uuid) {

@@ -2,6 +2,8 @@
 
 #include "core/registry.h"
 #include "harness/store.h"
+#include "harness/param_label.h"
+#include "kernels/gemm_dtype.h"
 #include "methods/method.h"
 #include "reports/paper.h"
 #include "reports/summary.h"
@@ -18,38 +20,36 @@ namespace fb {
 
 namespace {
 
-// Parameter spellings the FlattenQuant method may use; the first present wins.
-#define FQ_BETA {"beta", "flatten_beta", "flatten_threshold"}
-#define FQ_GAMMA {"gamma", "kl_gamma", "kl_threshold"}
-#define FQ_ALPHA {"alpha", "smooth_alpha", "smoothing_alpha"}
-#define FQ_SMOOTH {"smoothing", "smooth", "channel_smoothing"}
-#define FQ_SUPPRESS {"suppression", "outlier_suppression", "suppress"}
+// FlattenQuant's parameters, by the names its schema registers (reports/param_reads.h).
+using report_params::kAlpha;
+using report_params::kBeta;
+using report_params::kBetaRef;
+using report_params::kBitsMode;
+using report_params::kGamma;
+using report_params::kSmooth;
+using report_params::kSplit;
+using report_params::kSuppress;
 
 constexpr double kMiB = 1024.0 * 1024.0;
 
-double param_or_nan(const json& spec, std::initializer_list<const char*> names) {
-  auto v = num_param(spec, "method", names);
+double param_or_nan(const json& spec, const ParamRef& ref) {
+  auto v = method_num(spec, ref);
   return v ? *v : NAN;
 }
 
 
 // Sort key: model, the other settings (method_cell without the swept parameters), then the swept parameter.
-void sort_by_param(std::vector<MergedRow>& rows, std::initializer_list<const char*> names) {
-  std::vector<std::string> swept(names.begin(), names.end());
+void sort_by_param(std::vector<MergedRow>& rows, const ParamRef& swept_param) {
+  const std::vector<std::string> swept = {swept_param.name};
   std::stable_sort(rows.begin(), rows.end(), [&](const MergedRow& a, const MergedRow& b) {
-    auto ka = std::make_tuple(model_name(a.row), method_cell(a.row.job.spec, swept), param_or_nan(a.row.job.spec, names));
-    auto kb = std::make_tuple(model_name(b.row), method_cell(b.row.job.spec, swept), param_or_nan(b.row.job.spec, names));
+    auto ka = std::make_tuple(model_name(a.row), method_cell(a.row.job.spec, swept), param_or_nan(a.row.job.spec, swept_param));
+    auto kb = std::make_tuple(model_name(b.row), method_cell(b.row.job.spec, swept), param_or_nan(b.row.job.spec, swept_param));
     return ka < kb;
   });
 }
 
-const std::vector<std::string> kBetaNames = FQ_BETA, kGammaNames = FQ_GAMMA;
-std::vector<std::string> kAblationNames() {
-  std::vector<std::string> v = FQ_SMOOTH;
-  for (const char* n : FQ_SUPPRESS) v.push_back(n);
-  for (const char* n : FQ_ALPHA) v.push_back(n);
-  return v;
-}
+const std::vector<std::string> kBetaNames = {kBeta.name}, kGammaNames = {kGamma.name};
+const std::vector<std::string> kAblationNames = {kSmooth.name, kSuppress.name, kAlpha.name};
 
 // One reference row per model of `rows`: the newest fp16 PPL job of that model, PPL in the table's "PPL" column.
 void add_fp16_references(Table& t, const std::vector<ReportRow>& fp16_jobs, const std::vector<MergedRow>& rows) {
@@ -77,13 +77,13 @@ std::vector<Table> table4(const Store& store) {
           {}};
   auto jobs = latest_rows(store, "flattenquant");
   auto rows = merge_by_method(jobs);
-  sort_by_param(rows, FQ_GAMMA);
+  sort_by_param(rows, kGamma);
   std::set<std::string> matched;
   for (const auto& m : rows) {
     Int4Share s = int4_share(store, m.row);
     auto paper = paper_lookup("flattenquant-t4", model_name(m.row), "FlattenQuant", "", "int4_share");
     if (paper) matched.insert(paper->model);
-    t.add_row({model_cell(m.row), method_cell(m.row.job.spec, kGammaNames), gamma_cell(param_or_nan(m.row.job.spec, FQ_GAMMA)),
+    t.add_row({model_cell(m.row), method_cell(m.row.job.spec, kGammaNames), gamma_cell(param_or_nan(m.row.job.spec, kGamma)),
                std::to_string(s.sites), pct_cell(s.layers), pct_cell(s.flops), paper_cell(paper), paper_source(paper)});
   }
   for (const auto& p : paper_numbers("flattenquant-t4"))
@@ -100,6 +100,18 @@ struct ShapeKey {
   auto operator<=>(const ShapeKey&) const = default;
 };
 
+// The note naming GEMM rows whose dtype has no traits row ("... bf16 (backend_a); u4x (backend_b, backend_c)"):
+// a column for them could only be guessed, so they are left out and said to be.
+std::string unclassified_note(const std::map<std::string, std::set<std::string>>& dtypes) {
+  std::string out;
+  for (const auto& [dtype, backends] : dtypes) {
+    std::string names;
+    for (const auto& b : backends) names += (names.empty() ? "" : ", ") + b;
+    out += (out.empty() ? "" : "; ") + (dtype.empty() ? std::string("(empty)") : dtype) + " (" + names + ")";
+  }
+  return "left out, their dtype has no row in kernels/gemm_dtype.h (its precision is not guessed): " + out;
+}
+
 std::vector<Table> table5(const Store& store) {
   Table t{"FlattenQuant Table 5 — GEMM and flatten latency per precision (best backend, median ms)",
           {"device", "M", "N", "K", "fp32 ms", "fp16 ms", "fp8 ms", "int8 ms", "int4 ms", "flatten ms", "transform ms",
@@ -107,10 +119,12 @@ std::vector<Table> table5(const Store& store) {
           {},
           {}};
   std::map<ShapeKey, std::map<std::string, double>> best;
+  std::map<std::string, std::set<std::string>> unclassified;  // dtype without a traits row → its backends
   auto rows = latest_rows(store, "", "gemm");
   for (const auto& r : rows)
     for (const auto& g : store.gemms(r.job.id)) {
       std::string cls = precision_class(g.dtype);
+      if (cls.empty()) unclassified[g.dtype].insert(g.backend);
       if (cls.empty() || g.median_ms <= 0) continue;
       auto& slot = best[{g.device, g.m, g.n, g.k}];
       if (!slot.count(cls) || g.median_ms < slot[cls]) slot[cls] = g.median_ms;
@@ -137,6 +151,7 @@ std::vector<Table> table5(const Store& store) {
   t.notes.push_back("speedup = fastest fp16 median (fp32 where no fp16 ran) / this precision's median, same shape; "
                     "flatten / transform = FlattenQuant's gather+quantize and FlatQuant's Kronecker transform+quantize "
                     "of the M×K activations");
+  if (!unclassified.empty()) t.notes.push_back(unclassified_note(unclassified));
   add_provenance_notes(t, store, rows);
   return {t};
 }
@@ -172,9 +187,9 @@ std::vector<Table> table6(const Store& store) {
 }
 
 // ---------------------------------------------------------------- Tables 7/9: smoothing and suppression ablation
-std::string switch_cell(const json& spec, std::initializer_list<const char*> names) {
-  auto v = num_param(spec, "method", names);
-  if (!v) return text_param(spec, "method", names);
+std::string switch_cell(const json& spec, const ParamRef& ref) {
+  auto v = method_num(spec, ref);
+  if (!v) return method_text(spec, ref);
   return *v != 0 ? "on" : "off";
 }
 
@@ -185,16 +200,16 @@ std::vector<Table> table7(const Store& store) {
           {}};
   auto jobs = latest_rows(store, "flattenquant", "ppl");
   auto rows = merge_by_method(jobs);
-  sort_by_param(rows, FQ_ALPHA);
+  sort_by_param(rows, kAlpha);
   for (const auto& m : rows) {
     const json& s = m.row.job.spec;
-    std::string smooth = switch_cell(s, FQ_SMOOTH);
-    double alpha = param_or_nan(s, FQ_ALPHA);
+    std::string smooth = switch_cell(s, kSmooth);
+    double alpha = param_or_nan(s, kAlpha);
     if (smooth.empty() && !std::isnan(alpha)) smooth = alpha > 0 ? "on" : "off";
     auto paper = paper_lookup("flattenquant-t7", model_name(m.row), "FlattenQuant",
                               smooth == "on" ? "smoothing" : "no smoothing", "ppl");
     t.add_row({model_cell(m.row), text_param(s, "eval", {"dataset"}), smooth, num_cell(alpha),
-               switch_cell(s, FQ_SUPPRESS), method_cell(s, kAblationNames()), num_cell(m.row.value("ppl")), paper_cell(paper),
+               switch_cell(s, kSuppress), method_cell(s, kAblationNames), num_cell(m.row.value("ppl")), paper_cell(paper),
                paper_source(paper)});
   }
   for (const auto& p : paper_numbers("flattenquant-t7"))
@@ -212,11 +227,11 @@ std::vector<Table> table8(const Store& store) {
           {}};
   auto jobs = latest_rows(store, "flattenquant");
   auto rows = merge_by_method(jobs);
-  sort_by_param(rows, FQ_BETA);
+  sort_by_param(rows, kBeta);
   for (const auto& m : rows) {
     double weights = m.row.has("mem_linear_weights") ? m.row.value("mem_linear_weights")
                                                      : m.row.value("linear_weight_bytes");
-    t.add_row({model_cell(m.row), method_cell(m.row.job.spec, kBetaNames), num_cell(param_or_nan(m.row.job.spec, FQ_BETA)),
+    t.add_row({model_cell(m.row), method_cell(m.row.job.spec, kBetaNames), num_cell(param_or_nan(m.row.job.spec, kBeta)),
                pct_cell(fraction_metric(m.row, "flatten_ratio")), pct_cell(fraction_metric(m.row, "flatten_ratio_padded")),
                num_cell(weights / kMiB), num_cell(m.row.value("mem_total") / kMiB), num_cell(m.row.value("ppl"))});
   }
@@ -242,20 +257,20 @@ std::vector<Table> flatten_regime(const Store& store) {
   std::erase_if(rows, [](const MergedRow& m) { return !m.row.has("act_rel_err_norm_inputs"); });
   auto key = [](const MergedRow& m) {
     const json& s = m.row.job.spec;
-    const auto scale = num_param(s, "model", {"outlier_scale"});
-    const auto outliers = num_param(s, "model", {"outlier_channels"});
+    const auto scale = model_num(s, report_params::kOutlierScale);
+    const auto outliers = model_num(s, report_params::kOutlierChannels);
     return std::make_tuple(model_name(m.row), outliers && *outliers > 0 && scale ? *scale : 1.0,
-                           text_param(s, "method", {"bits_mode"}), text_param(s, "method", {"split"}),
-                           text_param(s, "method", {"beta_ref"}), -param_or_nan(s, FQ_BETA));
+                           method_text(s, kBitsMode), method_text(s, kSplit), method_text(s, kBetaRef),
+                           -param_or_nan(s, kBeta));
   };
   std::stable_sort(rows.begin(), rows.end(), [&](const MergedRow& a, const MergedRow& b) { return key(a) < key(b); });
   auto times = [](double v) { return std::isnan(v) ? std::string() : num_cell(v, 3) + "×"; };
   for (const auto& m : rows) {
     const ReportRow& r = m.row;
-    const std::string ref = text_param(r.job.spec, "method", {"beta_ref"});
-    const bool staggered = text_param(r.job.spec, "method", {"split"}) == "staggered";
-    t.add_row({model_cell(r), num_cell(std::get<1>(key(m))), text_param(r.job.spec, "method", {"bits_mode"}),
-               num_cell(param_or_nan(r.job.spec, FQ_BETA)) + (ref == "median" ? " × median" : " × max") +
+    const std::string ref = method_text(r.job.spec, kBetaRef);
+    const bool staggered = method_text(r.job.spec, kSplit) == "staggered";
+    t.add_row({model_cell(r), num_cell(std::get<1>(key(m))), method_text(r.job.spec, kBitsMode),
+               num_cell(param_or_nan(r.job.spec, kBeta)) + (ref == "median" ? " × median" : " × max") +
                    (staggered ? ", staggered" : ""),
                pct_cell(fraction_metric(r, "flatten_ratio_norm_inputs"), 3),
                pct_cell(fraction_metric(r, "flatten_ratio_inner_inputs"), 3), times(r.value("scale_reduction_norm_inputs")),
@@ -287,10 +302,10 @@ std::vector<Table> table10(const Store& store) {
           {}};
   auto jobs = latest_rows(store, "flattenquant");
   auto rows = merge_by_method(jobs);
-  sort_by_param(rows, FQ_GAMMA);
+  sort_by_param(rows, kGamma);
   for (const auto& m : rows) {
     Int4Share s = int4_share(store, m.row);
-    t.add_row({model_cell(m.row), method_cell(m.row.job.spec, kGammaNames), gamma_cell(param_or_nan(m.row.job.spec, FQ_GAMMA)),
+    t.add_row({model_cell(m.row), method_cell(m.row.job.spec, kGammaNames), gamma_cell(param_or_nan(m.row.job.spec, kGamma)),
                pct_cell(s.layers),
                pct_cell(s.flops), num_cell(m.row.value("ppl"))});
   }
@@ -313,10 +328,6 @@ json method_params(const json& spec) {
   return given;
 }
 
-int int_param_or(const json& p, const char* name, int fallback) {
-  return p.contains(name) && p[name].is_number() ? p[name].get<int>() : fallback;
-}
-
 // "KV4", "K4V8" when the two caches differ, "" when both stay in floating point.
 std::string kv_label(int k_bits, int v_bits) {
   if (k_bits >= 16 && v_bits >= 16) return "";
@@ -327,22 +338,23 @@ std::string kv_label(int k_bits, int v_bits) {
 // FlattenQuant's W/A bits come from bits_mode: one width for every layer (int4 / int8), INT4 or
 // INT8 per layer by the KL criterion (kl, with γ), or no quantization (none).
 std::string flattenquant_bits(const json& p) {
-  const std::string mode = p.value("bits_mode", std::string("kl"));
+  const std::string mode = text_param_or(p, kBitsMode, "kl");
   if (mode == "int4") return "W4A4";
   if (mode == "int8") return "W8A8";
   if (mode == "none") return "W16A16";
-  return "W4/8A4/8 (KL, γ=" + gamma_cell(p.value("gamma", NAN)) + ")";
+  return "W4/8A4/8 (KL, γ=" + gamma_cell(num_param_or(p, kGamma, NAN)) + ")";
 }
 
 std::string bits_setting(const json& spec) {
   const std::string method = part_name(spec, "method");
   if (method.empty() || method == "fp16") return "FP16";
   const json p = method_params(spec);
+  using namespace report_params;
   std::string out = method == "flattenquant" ? flattenquant_bits(p)
-                                             : fmt::format("W{}A{}", int_param_or(p, "w_bits", 16), int_param_or(p, "a_bits", 16));
+                                             : fmt::format("W{}A{}", int_param_or(p, kWBits, 16), int_param_or(p, kABits, 16));
   // FlatQuant sets the two caches separately (k_bits / v_bits), the others together (kv_bits).
-  const int kv = int_param_or(p, "kv_bits", 16);
-  return out + kv_label(int_param_or(p, "k_bits", kv), int_param_or(p, "v_bits", kv));
+  const int kv = int_param_or(p, kKvBits, 16);
+  return out + kv_label(int_param_or(p, kKBits, kv), int_param_or(p, kVBits, kv));
 }
 
 // FlatQuant quantizes its merged weights by RTN after calibration (it has no other weight
@@ -351,7 +363,7 @@ std::string weight_quantizer(const json& spec) {
   const std::string method = part_name(spec, "method");
   if (method.empty() || method == "fp16") return "-";
   const json p = method_params(spec);
-  return p.value("w_quantizer", std::string("rtn")) == "gptq" ? "GPTQ" : "RTN";
+  return text_param_or(p, report_params::kWQuantizer, "rtn") == "gptq" ? "GPTQ" : "RTN";
 }
 
 // Calibration seconds: a "calib…total" metric in seconds; else the sum of per-block ones ("calib…block<i>" or
@@ -386,7 +398,7 @@ bool paper_row_reproducible(const std::string& paper_method, const std::string& 
     if (paper_name != paper_method) continue;
     const MethodInfo* info = Registry<MethodInfo>::instance().find(name);
     if (!info) return true;  // not implemented here: the row is only the paper's reference
-    const ParamSpec* q = find_param(info->params, "w_quantizer");
+    const ParamSpec* q = find_param(info->params, report_params::kWQuantizer.name);
     if (!q) return wq == "RTN";
     std::string lower = wq;
     std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -483,17 +495,9 @@ std::vector<Table> gemm_tables(const Store& store) {
 }  // namespace
 
 std::string precision_class(const std::string& dtype) {
-  auto has = [&](const char* s) { return dtype.find(s) != std::string::npos; };
-  // Input precision decides: integer markers first, so "s8s8_fp16out" (INT8 in, fp16 out) is int8.
-  // The paper's flatten op is the equal split; the staggered variant (a flatbench extension) is its own class.
-  if (has("flatten")) return has("staggered") ? "flatten_staggered" : "flatten";
-  if (has("kron")) return "transform";  // FlatQuant's online Kronecker transform + quantize
-  if (has("w4") || has("int4") || has("s4") || has("u4")) return "int4";
-  if (has("s8") || has("int8") || has("u8") || has("w8")) return "int8";
-  if (has("fp8") || has("e4m3") || has("e5m2")) return "fp8";
-  if (has("fp32") || has("f32") || dtype == "float") return "fp32";
-  if (has("fp16") || has("bf16") || has("f16")) return "fp16";
-  return "";
+  // The dtype's row decides (kernels/gemm_dtype.h); an unknown dtype stays unclassified rather than guessed.
+  const GemmDtypeTraits* traits = find_gemm_dtype(dtype);
+  return traits ? std::string(traits->report_class) : std::string();
 }
 
 std::string gamma_cell(double gamma) {
@@ -507,19 +511,14 @@ std::string method_cell(const json& spec, const std::vector<std::string>& leave_
   std::string name = part_name(spec, "method");
   if (name.empty()) return "-";
   static const json kNone = json::object();
+  static const ParamSchema kUnregistered;  // a method not built into this binary: every parameter is shown
   const json& p = spec["method"].contains("params") ? spec["method"]["params"] : kNone;
   const MethodInfo* info = Registry<MethodInfo>::instance().find(name);
-  std::string out;
-  for (const auto& [k, v] : p.items()) {
-    if (std::find(leave_out.begin(), leave_out.end(), k) != leave_out.end()) continue;
-    if (info) {
-      auto it = std::find_if(info->params.begin(), info->params.end(), [&](const ParamSpec& s) { return s.name == k; });
-      if (it != info->params.end() && (it->is_path() || (!it->default_value.is_null() && it->default_value == v))) continue;
-    }
+  auto show = [](const json& v) {
     std::string vs = v.is_string() ? v.get<std::string>() : v.is_number() ? fmt_num(v.get<double>()) : v.dump();
-    if (vs.size() > 24) vs = vs.substr(0, 21) + "...";
-    out += (out.empty() ? "" : ",") + k + "=" + vs;
-  }
+    return vs.size() > 24 ? vs.substr(0, 21) + "..." : vs;
+  };
+  std::string out = param_label(info ? info->params : kUnregistered, p, show, leave_out);
   return out.empty() ? name : name + "(" + out + ")";
 }
 
@@ -549,15 +548,20 @@ const std::vector<TableDef>& table_defs() {
   static const std::vector<TableDef> defs = {
       {"summary", "one row per job with its headline metrics, then the GEMM rows (the default report)",
        [](const Store& s) { return summary_tables(s); }},
-      {"t4_int4_share", "FlattenQuant Table 4: INT4 share of linear layers per model (by count and by FLOPs)", table4},
+      {"t4_int4_share", "FlattenQuant Table 4: INT4 share of linear layers per model (by count and by FLOPs)", table4,
+       {kGamma}},
       {"t5_latency", "FlattenQuant Table 5: GEMM latency per precision and shape, flatten op, INT4/INT8 speedup", table5},
       {"t6_memory", "FlattenQuant Table 6: memory terms per model and method, reduction vs fp16", table6},
-      {"t7_ablation", "FlattenQuant Tables 7/9: channel smoothing and outlier suppression ablation (PPL)", table7},
-      {"t8_beta", "FlattenQuant Table 8: β sweep — flatten ratio, memory, PPL", table8},
-      {"t10_gamma", "FlattenQuant Table 10: γ sweep — INT4 share, PPL", table10},
-      {"flatten_regime", "FlattenQuant regime study: flatten ratio, scale cut and error per input group vs β", flatten_regime},
+      {"t7_ablation", "FlattenQuant Tables 7/9: channel smoothing and outlier suppression ablation (PPL)", table7,
+       {kSmooth, kAlpha, kSuppress}},
+      {"t8_beta", "FlattenQuant Table 8: β sweep — flatten ratio, memory, PPL", table8, {kBeta}},
+      {"t10_gamma", "FlattenQuant Table 10: γ sweep — INT4 share, PPL", table10, {kGamma}},
+      {"flatten_regime", "FlattenQuant regime study: flatten ratio, scale cut and error per input group vs β", flatten_regime,
+       {kBitsMode, kSplit, kBetaRef, kBeta, report_params::kOutlierScale, report_params::kOutlierChannels}},
       {"flatquant", "FlatQuant comparison: PPL per method and bit setting, calibration time, paper reference",
-       flatquant_tables},
+       flatquant_tables,
+       {report_params::kWBits, report_params::kABits, report_params::kKvBits, report_params::kKBits, report_params::kVBits,
+        report_params::kWQuantizer, kBitsMode, kGamma}},
       {"gemm", "GEMM latency table per device (every backend, dtype and shape)", gemm_tables},
   };
   return defs;

@@ -1,9 +1,10 @@
 // The paper tables, each built from the DB by query. One TableDef = one entry of
-// table_defs(): adding a table is adding a row there (name, help, builder).
+// table_defs(): adding a table is adding a row there (name, help, builder, the parameters it reads).
 //
 //   flatbench report --table t4_int4_share --format md
 #pragma once
 
+#include "reports/param_reads.h"
 #include "reports/query.h"
 #include "reports/table.h"
 
@@ -19,6 +20,7 @@ struct TableDef {
   std::string name;
   std::string help;
   std::function<std::vector<Table>(const Store&)> build;
+  std::vector<ParamRef> reads = {};  // the method parameters it reads (a test checks each against the schema)
 };
 
 const std::vector<TableDef>& table_defs();
@@ -41,7 +43,8 @@ Int4Share int4_share(const Store& store, const ReportRow& row);
 // A share metric as a fraction: metrics with unit "%" are divided by 100.
 double fraction_metric(const ReportRow& row, const std::string& name);
 
-// Classifies a GEMM dtype by its input precision: fp32, fp16, fp8, int8, int4, flatten, transform or "" (other).
+// The report precision class of a GEMM dtype, from its row of kernels/gemm_dtype.h (fp32, fp16, fp8, int8,
+// int4, flatten, flatten_staggered, transform); "" for a dtype without a row (shown unclassified, never guessed).
 std::string precision_class(const std::string& dtype);
 
 }  // namespace fb

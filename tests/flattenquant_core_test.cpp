@@ -1,4 +1,4 @@
-// FlattenQuant building blocks (methods.md §5 F-1..F-7): flatten plans, the flatten identity,
+// FlattenQuant building blocks (docs/methods.md §5 F-1..F-7): flatten plans, the flatten identity,
 // padding, the KL criterion, the deployed operator (fake vs real), channel statistics.
 #include "kernels/fused_quant.h"
 #include "methods/common/quant_linear.h"

@@ -24,7 +24,7 @@ std::vector<std::vector<int>> random_windows(const Model& m, int n, int len, uin
   return calibration_windows(m, nullptr, "", c);
 }
 
-// methods.md §5 tolerance for FP32 identities: ‖a − b‖ ≤ 1e-5·‖a‖.
+// docs/methods.md §5 tolerance for FP32 identities: ‖a − b‖ ≤ 1e-5·‖a‖.
 double rel_diff(const Mat& a, const Mat& b) { return (a - b).norm() / a.norm(); }
 
 TEST(QuantCalibration, StatsMatchTheSiteInputs) {

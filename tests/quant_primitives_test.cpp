@@ -1,4 +1,4 @@
-// Quantizer primitives: methods.md §5 invariants Q-1..Q-5 and Q-7.
+// Quantizer primitives: docs/methods.md §5 invariants Q-1..Q-5 and Q-7.
 #include "kernels/quant.h"
 
 #include "test_util.h"

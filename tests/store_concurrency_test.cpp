@@ -295,7 +295,7 @@ TEST(StoreClaims, InfrastructureErrorsAreToldFromAJobsOwnFailure) {
   long id = s.claim_job("r1", "k", kSpec, "", {}).job_id;
   ASSERT_EQ(sqlite3_exec(s.handle(), "PRAGMA max_page_count = 1", nullptr, nullptr, nullptr), SQLITE_OK);
   JobResult big;
-  for (int i = 0; i < 2000; ++i) big.add("m" + std::to_string(i), i);
+  for (int i = 0; i < 2000; ++i) big.add(std::string("m").append(std::to_string(i)), i);  // not "m" + ...: GCC 12's -Wrestrict false positive
   try {
     s.finish_job(id, big, 0.1);
     FAIL() << "expected SQLITE_FULL";

@@ -1,4 +1,4 @@
-// Zero-shot tasks in lm-evaluation-harness form (protocols-and-peers.md §2, methods.md §4.4).
+// Zero-shot tasks in lm-evaluation-harness form (docs/protocols.md §2, docs/methods.md §4.4).
 //
 // A loader turns one task file into documents; each document is a list of log-likelihood
 // requests (context, continuation) already rendered with lm-eval's prompt template and

@@ -82,7 +82,7 @@ TaskFormat format(std::vector<std::string> candidates, std::string name,
 
 std::vector<TaskSpec> build_specs() {
   // lm-eval's evaluated splits: validation for PIQA, HellaSwag, WinoGrande; test for ARC,
-  // OpenBookQA, LAMBADA (protocols-and-peers.md §2a).
+  // OpenBookQA, LAMBADA (docs/protocols.md §2a).
   return {
       {"piqa", TaskKind::multiple_choice, "acc_norm",
        {format({"piqa/valid.jsonl", "piqa/validation.jsonl"}, "jsonl (+ labels .lst)", load_piqa_jsonl,

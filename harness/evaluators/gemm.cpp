@@ -148,10 +148,7 @@ void run_gemm(EvalContext& ctx, JobResult& result) {
       if (g.extra["is_fp32_baseline"].get<bool>() && (best_fp32 == 0 || g.median_ms < best_fp32)) best_fp32 = g.median_ms;
     for (auto& g : rows) {
       if (best_fp32 > 0) g.ratio_to_fp32 = best_fp32 / g.median_ms;
-      Metric& m = result.add(fmt::format("ms/{}/{}x{}x{}", g.backend, g.m, g.n, g.k), g.median_ms, "ms");
-      m.n = g.reps;
-      m.stddev = summarise(g.samples_ms).stddev;
-      m.samples = g.samples_ms;
+      add_gemm_metric(result, g);
       result.gemms.push_back(std::move(g));
     }
   }

@@ -1,5 +1,5 @@
-// Perplexity by the GPTQ / QuaRot / FlatQuant protocol (methods.md §4.1,
-// protocols-and-peers.md §3a): the corpus is tokenised once (BOS once at the start when the
+// Perplexity by the GPTQ / QuaRot / FlatQuant protocol (docs/methods.md §4.1,
+// docs/protocols.md §3a): the corpus is tokenised once (BOS once at the start when the
 // tokenizer adds one), cut into non-overlapping windows of `seqlen` tokens with the tail
 // dropped, each window run as an independent forward pass; PPL = exp(mean over windows of
 // the mean next-token NLL of that window).
@@ -48,7 +48,7 @@ WindowNll window_nll(const Model& model, std::span<const int> window) {
   return w;
 }
 
-// llama-perplexity's "PPL = X +/- Y": the standard error of the mean per-token NLL,
+// llama-perplexity's "PPL = X +/- Y" (docs/protocols.md §1): the standard error of the mean per-token NLL,
 // sqrt(var / (count − 1)) with var = E[nll²] − E[nll]², propagated through exp (× PPL).
 // It treats tokens as independent, so it is a lower bound on the true uncertainty.
 double mean_nll_stderr(const std::vector<WindowNll>& windows) {

@@ -1,5 +1,5 @@
-// Zero-shot accuracy with lm-evaluation-harness's rules (protocols-and-peers.md §2,
-// methods.md §4.4): every choice of a document is a log-likelihood request, tokenised as
+// Zero-shot accuracy with lm-evaluation-harness's rules (docs/protocols.md §2,
+// docs/methods.md §4.4): every choice of a document is a log-likelihood request, tokenised as
 // lm-eval's HFLM does (datasets/tasks/lm_eval_rules.h); acc = argmax of the summed
 // log-likelihood, acc_norm = argmax of log-likelihood / len(choice) in characters; LAMBADA's
 // acc is the greedy match of the last word and its perplexity exp(-mean ll). Standard

@@ -7,6 +7,7 @@
 #include "kernels/cuda/quant_kernels.h"
 #include "kernels/cuda/shapes.h"
 #include "kernels/cuda/timing.h"
+#include "kernels/gemm_dtype.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -117,7 +118,7 @@ std::vector<GemmRecord> run_gemm_sweep(const SweepOptions& opt, const std::strin
       const double mk = double(m) * k, nk = double(n) * k, mn = double(m) * n;
       {
         LibGemm g(LibGemmKind::kFp16, m, n, k, pool.a16.get(), pool.b16.get(), pool.y16.get());
-        rows.push_back(timer.time("cublas_fp16", "fp16", m, n, k, 2 * (mk + nk + mn), [&](cudaStream_t s) { g.run(s); }));
+        rows.push_back(timer.time("cublas_fp16", gemm_dtype::kFp16, m, n, k, 2 * (mk + nk + mn), [&](cudaStream_t s) { g.run(s); }));
       }
       for (auto [kind, name] : {std::pair{LibGemmKind::kS8S32, "cublaslt_s8s8s32"},
                                 std::pair{LibGemmKind::kFp8E4M3, "cublaslt_fp8e4m3"}}) {
@@ -142,7 +143,7 @@ std::vector<GemmRecord> run_gemm_sweep(const SweepOptions& opt, const std::strin
         p.scale_a = pool.sa.get(), p.n_scale_a = m, p.scale_b = pool.sb.get(), p.n_scale_b = n;
         GemmS8Plan plan(p);
         const double bytes = mk + (w4 ? nk / 2 : nk) + 2 * mn + 4.0 * (m + n);
-        GemmRecord g = timer.time(w4 ? "ours_w4a8" : "ours_s8", w4 ? "w4a8" : "s8s8_fp16out", m, n, k, bytes,
+        GemmRecord g = timer.time(w4 ? "ours_w4a8" : "ours_s8", w4 ? gemm_dtype::kW4A8 : gemm_dtype::kS8S8Fp16Out, m, n, k, bytes,
                                   [&](cudaStream_t s) { plan.run(s); });
         g.extra["plan"] = plan.describe();
         g.extra["scales"] = "per-token x per-channel";
@@ -153,7 +154,7 @@ std::vector<GemmRecord> run_gemm_sweep(const SweepOptions& opt, const std::strin
       for (bool staggered : {false, true}) {  // the paper's equal split, then staggered copies (one add more)
         const long k_pad = fplan->k_pad;
         GemmRecord g = timer.time(staggered ? "ours_flatten_quant_staggered" : "ours_flatten_quant",
-                                  staggered ? "flatten_quant_staggered" : "flatten_quant", m, n, k,
+                                  staggered ? gemm_dtype::kFlattenQuantStaggered : gemm_dtype::kFlattenQuant, m, n, k,
                                   2 * mk + double(m) * k_pad + (staggered ? 4.0 * k_pad : 0.0), [&](cudaStream_t s) {
                                     flatten_quantize(pool.a16.get(), m, k, fplan->src.get(), fplan->inv_div.get(),
                                                      k_pad, 127.0f, pool.a8.get(), s,
@@ -166,7 +167,7 @@ std::vector<GemmRecord> run_gemm_sweep(const SweepOptions& opt, const std::strin
       }
       if (auto [n1, n2] = kron_factors(k); n1 > 0) {
         const KronQuantPlan kp = make_kron_quant_plan(n1, n2, 8);
-        GemmRecord g = timer.time("ours_kron_quant", "kron_quant_int8", m, n, k, 2 * mk + mk + 4.0 * m,
+        GemmRecord g = timer.time("ours_kron_quant", gemm_dtype::kKronQuantInt8, m, n, k, 2 * mk + mk + 4.0 * m,
                                   [&](cudaStream_t s) {
                                     kron_quantize(kp, pool.a16.get(), m, pool.p1.get(), pool.p2.get(), pool.a8.get(),
                                                   pool.sa.get(), s);
@@ -186,7 +187,7 @@ std::vector<GemmRecord> run_gemm_sweep(const SweepOptions& opt, const std::strin
         g.ratio_to_fp32 = fp16 / g.median_ms;
         g.extra["ratio_denominator"] = "cublas_fp16 median of the same M,N,K (this job's ratio_to_fp32 is a ratio to fp16)";
         g.extra["flush_l2"] = opt.flush_l2;
-        if (g.dtype.rfind("flatten_quant", 0) == 0 || g.dtype.rfind("kron_quant", 0) == 0)
+        if (const GemmDtypeTraits* t = find_gemm_dtype(g.dtype); t && !t->is_gemm)  // an activation quantize op
           g.extra["share_of_ours_s8"] = g.median_ms / ours_s8;
       }
       std::printf("M=%-6ld N=%-6ld K=%-6ld fp16 %8.4f ms |", m, n, k, fp16);

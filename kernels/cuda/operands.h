@@ -1,5 +1,6 @@
 // Random device operands for timing: generated on the GPU from a hash of (seed, index), so
-// a sweep fills gigabytes in milliseconds. Never zeros (METHOD.md: zeros run faster).
+// a sweep fills gigabytes in milliseconds. Never zeros: they hide unwritten outputs and can run
+// faster than real data (docs/backends.md#cuda-kernels).
 #pragma once
 
 #include <cuda_fp16.h>

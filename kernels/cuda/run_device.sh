@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One device-machine session's work in one command (METHOD.md: few, full calls): build
+# One device-machine session's work in one command (docs/backends.md#device-workflow): build
 # the standalone CUDA project, count the tensor-core instructions in our kernels' SASS,
 # run the device tests, then the GEMM sweep with the arguments given.
 #   kernels/cuda/run_device.sh [--skip-sweep] [flatbench-gpu gemm options...]

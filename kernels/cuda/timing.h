@@ -1,4 +1,4 @@
-// CUDA-event timing as METHOD.md prescribes: warm-up launches first, then one event pair
+// CUDA-event timing (docs/backends.md#cuda-kernels): warm-up launches first, then one event pair
 // per repetition (optionally after an L2 flush, outside the timed pair), median taken by
 // the caller. The repetition count adapts to the kernel's length: enough to fill
 // `budget_ms`, between 5 and max_reps.

@@ -1,4 +1,4 @@
-// GPTQ (Frantar et al., 2023; methods.md §3.4): quantizes a weight column by column and spreads
+// GPTQ (Frantar et al., 2023; docs/methods.md §3.4): quantizes a weight column by column and spreads
 // each column's rounding error over the not-yet-quantized columns through the inverse Hessian
 // of the layer's calibration inputs, so the layer output X·Ŵᵀ stays close to X·Wᵀ.
 #pragma once

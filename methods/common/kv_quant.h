@@ -1,4 +1,4 @@
-// KV-cache quantization (methods.md §2.6 / §3.1): K (after RoPE) and V are fake-quantized per
+// KV-cache quantization (docs/methods.md §2.6 / §3.1): K (after RoPE) and V are fake-quantized per
 // token per kv head (group = head_dim), asymmetric by default, through Model::attention_hook.
 // The hook is an AttentionOp, so the memory accounting reads what it caches (kv_footprint).
 #pragma once

@@ -44,7 +44,7 @@ struct QuantizedWeight {
   Mat dequantized() const { return dequantize_codes(codes, params, spec); }
 };
 
-// Round-to-nearest weight quantization; mse_search picks each unit's clip ratio (methods.md §3.1).
+// Round-to-nearest weight quantization; mse_search picks each unit's clip ratio (docs/methods.md §3.1).
 QuantizedWeight quantize_weight_rtn(const Mat& W, QuantSpec spec, bool mse_search);
 
 class FakeQuantLinear : public LinearOp {

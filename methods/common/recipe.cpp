@@ -42,6 +42,11 @@ ParamSchema quant_param_schema() {
   };
 }
 
+GptqOptions gptq_options_from(const json& p) {
+  return GptqOptions{param_int(p, "gptq_block"), param_float(p, "gptq_damp"), param_bool(p, "gptq_act_order"),
+                     param_bool(p, "w_mse")};
+}
+
 QuantRecipe recipe_from_params(const json& p, uint64_t seed) {
   QuantRecipe r;
   r.w.bits = param_int(p, "w_bits");
@@ -57,7 +62,7 @@ QuantRecipe recipe_from_params(const json& p, uint64_t seed) {
   r.a_static = param_bool(p, "a_static");
   r.w_mse = param_bool(p, "w_mse");
   r.use_gptq = param_string(p, "w_quantizer") == "gptq";
-  r.gptq = GptqOptions{param_int(p, "gptq_block"), param_float(p, "gptq_damp"), param_bool(p, "gptq_act_order"), r.w_mse};
+  r.gptq = gptq_options_from(p);
   r.kv_bits = param_int(p, "kv_bits");
   r.real_quant = param_bool(p, "real_quant");
   r.calib = calib_config_from(p, seed);

@@ -38,6 +38,8 @@ struct QuantRecipe {
 ParamSchema quant_param_schema();
 // Reads a filled parameter object of that schema; throws std::invalid_argument on bad combinations.
 QuantRecipe recipe_from_params(const json& params, uint64_t seed);
+// The GPTQ options of a filled parameter object that has gptq_block, gptq_damp, gptq_act_order, w_mse.
+GptqOptions gptq_options_from(const json& params);
 
 // Weights already quantized by a calibration-driven quantizer (GPTQ), keyed by site_key.
 using QuantizedWeights = std::map<int, QuantizedWeight>;

@@ -1,4 +1,4 @@
-// Channel smoothing (SmoothQuant, methods.md §1.4 / §3.2): divide a norm's output channel k by
+// Channel smoothing (SmoothQuant, docs/methods.md §1.4 / §3.2): divide a norm's output channel k by
 // s_k and multiply the matching input column of every linear reading it by s_k. Exact in real
 // arithmetic; folded into the norm's gamma (and beta for LayerNorm), so the forward pass is
 // unchanged. Reused by FlattenQuant's smoothing step.

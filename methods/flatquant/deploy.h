@@ -1,4 +1,4 @@
-// FlatQuant after calibration (official reparameterize_model + rtn_fwrd, methods.md §2.8):
+// FlatQuant after calibration (official reparameterize_model + rtn_fwrd, docs/methods.md §2.8):
 // the factors are materialised, the inverse transforms, per-channel scales and learned
 // weight clipping are merged into the weights offline in double, d is folded into the
 // RMSNorm gains (q/k/v, up/gate) and into W_up's rows (down), and every linear site gets a

@@ -1,4 +1,4 @@
-// flatquant: FlatQuant (Sun et al., ICML 2025; methods.md §2) on LLaMA-style models —
+// flatquant: FlatQuant (Sun et al., ICML 2025; docs/methods.md §2) on LLaMA-style models —
 // learnable Kronecker affine transforms with per-channel scaling, learnable weight and
 // activation clipping, per-head K/V/O transforms, calibrated block by block in C++
 // (block.h / calibrate.h), then merged and deployed as fused transform+quantize operators

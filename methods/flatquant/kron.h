@@ -1,4 +1,4 @@
-// Kronecker-factored transforms, FlatQuant §2.2: x·(A⊗B) applied as Aᵀ·reshape(x)·B,
+// Kronecker-factored transforms, docs/methods.md §2.2: x·(A⊗B) applied as Aᵀ·reshape(x)·B,
 // never as a dense K×K matrix. Templated on the scalar so calibration (double) and the
 // deployed operators (float) share one definition.
 #pragma once

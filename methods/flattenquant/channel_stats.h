@@ -1,4 +1,4 @@
-// Calibration statistics of FlattenQuant (methods.md §1.3): per input channel of each linear
+// Calibration statistics of FlattenQuant (docs/methods.md §1.3): per input channel of each linear
 // input, the channel magnitude m_k as one of three statistics, plus a sample of input rows
 // (reconstruction-error records) and XᵀX (GPTQ on the expanded weights).
 //

@@ -1,4 +1,4 @@
-// The deployed FlattenQuant linear (methods.md §1.8 step 6): per call,
+// The deployed FlattenQuant linear (docs/methods.md §1.8 step 6): per call,
 //   [clip each channel to the plan's range] → gather + scale (flatten) → per-tensor quantize
 //   → GEMM with the expanded weight W' (N × K'') → dequantize (s_x · s_w) + bias.
 // The gather + scale + quantize step is kernels/fused_quant.h's flatten_quantize, so the

@@ -1,4 +1,4 @@
-// FlattenQuant's tensor flatten (methods.md §1.5): channels whose calibrated magnitude m_k
+// FlattenQuant's tensor flatten (docs/methods.md §1.5): channels whose calibrated magnitude m_k
 // exceeds the threshold T are split into n_k = ceil(m_k / T) copies of x_k / n_k, and the
 // matching weight column is repeated n_k times, so flatten(X) · expand(W)ᵀ = X · Wᵀ in real
 // arithmetic. The flattened width K' is zero-padded to K'' (a multiple of 32 by default).
@@ -16,7 +16,7 @@
 namespace fb {
 
 // What β scales: the tensor's largest channel magnitude (β ∈ (0, 1], β ≥ 1 flattens nothing)
-// or the median channel magnitude (β > 1), methods.md §1.5 step 1.
+// or the median channel magnitude (β > 1), docs/methods.md §1.5 step 1.
 enum class BetaReference { max, median };
 BetaReference parse_beta_reference(const std::string& name);  // throws naming the choices
 

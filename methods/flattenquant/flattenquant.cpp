@@ -1,19 +1,49 @@
-// flattenquant: FlattenQuant (Zhang et al., LREC-COLING 2024, arXiv 2402.17985; methods.md §1).
-// Pipeline (§1.8): channel statistics at every linear input → channel smoothing (α) folded into
+// flattenquant: FlattenQuant (Zhang et al., LREC-COLING 2024, arXiv 2402.17985; docs/methods.md §1).
+// Pipeline (docs/methods.md §1.8): channel statistics at every linear input → channel smoothing (α) folded into
 // the norms (and optionally into v_proj / fc1 / up rows) → per input tensor a flatten plan with
 // threshold β → per linear INT4 or INT8 by the KL criterion with threshold γ → per-tensor
 // quantization of the flattened activation (static scale) and of the expanded weight (RTN or
 // GPTQ) → a FlattenQuantLinear on the site. Every reconstructed choice is a parameter.
 #include "methods/flattenquant/pipeline.h"
 
+#include "methods/common/recipe.h"
 #include "methods/method.h"
+
+#include <optional>
+#include <set>
+#include <string>
 
 namespace fb {
 namespace {
 
+// FlattenQuant's form of a shared recipe parameter (methods/common/recipe.cpp), or nullopt for
+// those it does not take: bits come from the KL choice, activations are per-tensor and symmetric,
+// weights symmetric at full range.
+std::optional<ParamSpec> flattenquant_variant(ParamSpec spec) {
+  static const std::set<std::string> kept = {
+      "w_granularity", "w_quantizer",   "w_mse",         "gptq_block",   "gptq_damp",  "gptq_act_order",
+      "kv_bits",       "real_quant",    "calib_dataset", "calib_samples", "calib_seqlen", "calib_rows"};
+  if (!kept.count(spec.name)) return std::nullopt;
+  if (spec.name == "w_granularity") {
+    spec.default_value = "per_tensor";
+    spec.choices = {"per_tensor", "per_channel"};
+    spec.help = "weight scales: one per tensor (paper title) or per output row";
+  } else if (spec.name == "w_quantizer") {
+    spec.default_value = "gptq";
+    spec.help = "weights of the expanded matrices: GPTQ (Hessian of the flattened inputs; the paper reportedly uses GPTQ) or RTN";
+  } else if (spec.name == "w_mse") {
+    spec.help = "MSE clip search for the weight scale (RTN and GPTQ)";
+  } else if (spec.name == "kv_bits") {
+    spec.help = "KV-cache bits (16: FlattenQuant leaves the KV cache in fp16)";
+  } else if (spec.name == "real_quant") {
+    spec.help = "integer GEMMs (INT8×INT8 / INT8×INT4 packed) instead of fake-quant";
+  }
+  return spec;
+}
+
 ParamSchema flattenquant_schema() {
   using T = ParamType;
-  return {
+  ParamSchema schema = {
       {"beta", T::Float, 0.5,
        "flatten threshold T = beta·max_k m_k (beta ≥ 1: no flattening; with beta_ref median, T = beta·median). "
        "The paper's value is unknown; 0.5 is the first non-trivial point of the methods.md §7 sweep", {}, {}, at_least(0)},
@@ -50,23 +80,11 @@ ParamSchema flattenquant_schema() {
        "calibration tokens interpolated as numpy/torch.quantile do (ascending position (n − 1)·p/100), so it stays "
        "below the maximum even when n·(1 − p/100) < 1 (the default 32 × 256 = 8,192 tokens)", {}, {}, between(50, 100)},
       {"a_dynamic", T::Bool, false, "per-call abs-max activation scale (O2) instead of the static calibrated one (O3, paper)"},
-      {"w_granularity", T::String, "per_tensor", "weight scales: one per tensor (paper title) or per output row",
-       {"per_tensor", "per_channel"}},
-      {"w_quantizer", T::String, "gptq",
-       "weights of the expanded matrices: GPTQ (Hessian of the flattened inputs; the paper reportedly uses GPTQ) or RTN",
-       {"rtn", "gptq"}},
-      {"w_mse", T::Bool, false, "MSE clip search for the weight scale (RTN and GPTQ)"},
-      {"gptq_block", T::Int, 128, "GPTQ lazy-update block size (columns)", {}, {}, at_least(1)},
-      {"gptq_damp", T::Float, 0.01, "GPTQ dampening λ (fraction of mean diag H)", {}, {}, between(0, 1)},
-      {"gptq_act_order", T::Bool, false, "GPTQ: quantize columns in decreasing Hessian-diagonal order"},
-      {"kv_bits", T::Int, 16, "KV-cache bits (16: FlattenQuant leaves the KV cache in fp16)", {}, {}, bit_width()},
-      {"real_quant", T::Bool, false, "integer GEMMs (INT8×INT8 / INT8×INT4 packed) instead of fake-quant"},
       {"check_windows", T::Int, 2, "held-out windows on which the logits are compared against the fp model (0: skip)", {}, {}, at_least(0)},
-      {"calib_dataset", T::String, "wikitext2-valid", "calibration corpus (name or path under the data dir)", {}, ParamRole::corpus, {}},
-      {"calib_samples", T::Int, 32, "calibration windows", {}, {}, at_least(1)},
-      {"calib_seqlen", T::Int, 256, "tokens per calibration window (capped at the model context)", {}, {}, at_least(2)},
-      {"calib_rows", T::Int, 1024, "input rows kept per site for the reconstruction-error record", {}, {}, at_least(1)},
   };
+  for (const ParamSpec& shared : quant_param_schema())
+    if (std::optional<ParamSpec> spec = flattenquant_variant(shared)) schema.push_back(std::move(*spec));
+  return schema;
 }
 
 void apply_flattenquant(Model& m, MethodContext& ctx, JobResult& result) {

@@ -1,4 +1,4 @@
-// FlattenQuant's per-layer INT4-or-INT8 choice (methods.md §1.7, reconstructed in the style of
+// FlattenQuant's per-layer INT4-or-INT8 choice (docs/methods.md §1.7, reconstructed in the style of
 // TensorRT's entropy calibration so that the KL divergence is always finite):
 //
 //   P   = histogram of |v| on [0, R] with B = 2048 bins (values beyond R in the last bin)

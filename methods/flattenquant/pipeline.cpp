@@ -3,6 +3,7 @@
 #include "core/params.h"
 #include "methods/common/kv_quant.h"
 #include "methods/common/memory.h"
+#include "methods/common/recipe.h"
 #include "methods/common/smoothing.h"
 #include "methods/flattenquant/flatten_linear.h"
 #include "methods/flattenquant/kl_choice.h"
@@ -38,7 +39,7 @@ FlattenQuantConfig flattenquant_config_from(const nlohmann::json& p, uint64_t se
   c.w_per_channel = param_string(p, "w_granularity") == "per_channel";
   c.gptq = param_string(p, "w_quantizer") == "gptq";
   c.w_mse = param_bool(p, "w_mse");
-  c.gptq_opt = GptqOptions{param_int(p, "gptq_block"), param_float(p, "gptq_damp"), param_bool(p, "gptq_act_order"), c.w_mse};
+  c.gptq_opt = gptq_options_from(p);
   c.kv_bits = param_int(p, "kv_bits");
   c.real_quant = param_bool(p, "real_quant");
   c.check_windows = param_int(p, "check_windows");
@@ -58,7 +59,7 @@ FlattenQuantConfig flattenquant_config_from(const nlohmann::json& p, uint64_t se
 
 namespace {
 
-// ---- smoothing (§1.4) -------------------------------------------------------
+// ---- smoothing (docs/methods.md §1.4) -------------------------------------------------------
 
 using ScaleRecord = std::map<int, float>;  // site_key → max smoothing scale applied to its input
 
@@ -98,7 +99,7 @@ void fold_rows_into_columns(LinearSite& producer, LinearSite& consumer, const Ve
   for (long k = 0; k < consumer.W.cols(); ++k) consumer.W.col(k) *= s[group_of[size_t(k)]];
 }
 
-// The optional A2 / A4 folds (§1.4): attention is linear in V per head, so o_proj's input
+// The optional A2 / A4 folds (docs/methods.md §1.4): attention is linear in V per head, so o_proj's input
 // channel (head h, dim d) can be divided through v_proj's row (kv head of h, dim d) — shared by
 // every query head of a grouped-query group; ReLU(c·z) = c·ReLU(z) and silu(g)·(c·u) = c·(silu(g)·u)
 // for c > 0, so fc2 / down inputs can be divided through fc1 / up rows.
@@ -130,7 +131,7 @@ void smooth_output_folds(Model& m, ChannelStatsMap& stats, const FlattenQuantCon
   }
 }
 
-// ---- flatten plans (§1.5) ---------------------------------------------------
+// ---- flatten plans (docs/methods.md §1.5) ---------------------------------------------------
 
 struct InputPlan {
   FlattenActivation act;   // plan, range, clip limits (bits set per site later)
@@ -168,7 +169,7 @@ InputPlan plan_input(const ChannelStats& st, const FlattenQuantConfig& cfg) {
   return ip;
 }
 
-// ---- KL criterion (§1.7) ----------------------------------------------------
+// ---- KL criterion (docs/methods.md §1.7) ----------------------------------------------------
 
 // Histograms of the flattened (clipped) calibration inputs of every input tensor: a second pass.
 std::map<int, Histogram> input_histograms(Model& m, const std::vector<std::vector<int>>& windows,
@@ -373,43 +374,132 @@ int bits_for(const FlattenQuantConfig& cfg, double kl4) {
   return 8;
 }
 
-}  // namespace
+// ---- the pipeline's steps ---------------------------------------------------
 
-void run_flattenquant(Model& m, const FlattenQuantConfig& cfg, const Tokenizer* tok,
-                      const std::filesystem::path& data_dir, JobResult& result) {
-  if (m.cfg.n_heads % m.cfg.n_kv_heads != 0)
-    throw std::invalid_argument("flattenquant: n_heads must be a multiple of n_kv_heads");
-  const auto windows = calibration_windows(m, tok, data_dir, cfg.calib);
-  std::vector<std::vector<int>> check;
+// Held-out windows and the fp model's logits on them, taken before anything is quantized.
+struct LogitCheck {
+  std::vector<std::vector<int>> windows;
   std::vector<Mat> fp_logits;
-  if (cfg.check_windows > 0) {
-    CalibConfig held_out = cfg.calib;
-    held_out.samples = cfg.check_windows;
-    held_out.seed = cfg.calib.seed + 7919;  // other offsets than the calibration windows
-    check = calibration_windows(m, tok, data_dir, held_out);
-    fp_logits = run_logits(m, check);
-  }
+};
 
-  // 1. statistics of every linear input; 2. smoothing, with the statistics rescaled analytically.
+LogitCheck fp_logit_check(const Model& m, const FlattenQuantConfig& cfg, const Tokenizer* tok,
+                          const std::filesystem::path& data_dir) {
+  LogitCheck check;
+  if (cfg.check_windows <= 0) return check;
+  CalibConfig held_out = cfg.calib;
+  held_out.samples = cfg.check_windows;
+  held_out.seed = cfg.calib.seed + 7919;  // other offsets than the calibration windows
+  check.windows = calibration_windows(m, tok, data_dir, held_out);
+  check.fp_logits = run_logits(m, check.windows);
+  return check;
+}
+
+// Steps 1–2: statistics of every linear input, then smoothing, with the statistics rescaled
+// analytically; `smooth_scales` records each site's largest smoothing scale.
+ChannelStatsMap smoothed_channel_stats(Model& m, const std::vector<std::vector<int>>& windows,
+                                       const FlattenQuantConfig& cfg, ScaleRecord& smooth_scales) {
   ChannelStatsOptions so;
   so.percentile = cfg.effective_stat() == ChannelStat::percentile ? cfg.percentile : -1;
   so.max_rows = cfg.calib.max_rows;
   so.hessian = cfg.gptq && cfg.bits_mode != BitsMode::none;
   ChannelStatsMap stats = collect_channel_stats(m, windows, so);
-  ScaleRecord smooth_scales;
   if (cfg.smooth) {
     smooth_norm_inputs(m, stats, cfg, smooth_scales);
     if (cfg.smooth_all) smooth_output_folds(m, stats, cfg, smooth_scales);
   }
+  return stats;
+}
 
-  // 3. one flatten plan per input tensor.
+// Step 3: one flatten plan per input tensor.
+std::map<int, InputPlan> flatten_plans(const ChannelStatsMap& stats, const FlattenQuantConfig& cfg) {
   std::map<int, InputPlan> plans;
   for (const auto& [key, st] : stats) plans.emplace(key, plan_input(st, cfg));
+  return plans;
+}
 
-  // 4–5. KL per layer, bits, weights, operators.
-  const bool input_kl = cfg.bits_mode != BitsMode::none && cfg.kl_mode != KlMode::output;
+struct KlScores {
+  double kl4 = -1, kl8 = -1;  // -1: not computed (bits_mode none, or kl8 of the output variant)
+};
+
+bool uses_input_kl(const FlattenQuantConfig& cfg) {
+  return cfg.bits_mode != BitsMode::none && cfg.kl_mode != KlMode::output;
+}
+
+// Step 4: the KL scores behind a site's bit width, by the configured construction (§1.7).
+KlScores site_kl(const LinearSite& s, const InputPlan& ip, const ChannelStats& st, const Histogram* input_hist,
+                 const FlattenQuantConfig& cfg) {
+  KlScores kl;
+  if (input_hist) {
+    kl.kl4 = kl_quantization(*input_hist, 4);
+    kl.kl8 = kl_quantization(*input_hist, 8);
+    if (cfg.kl_mode == KlMode::input_weight) {
+      const Mat W_exp = expand_weight(s.W, ip.act.plan).leftCols(flat_width(ip.act.plan));
+      std::vector<float> w(W_exp.data(), W_exp.data() + W_exp.size());
+      const float r = std::max(W_exp.cwiseAbs().maxCoeff(), 1e-12f);
+      kl.kl4 += kl_of_values(w, r, 4, cfg.kl_bins);
+      kl.kl8 += kl_of_values(w, r, 8, cfg.kl_bins);
+    }
+  } else if (cfg.bits_mode != BitsMode::none) {
+    FlattenQuantConfig rtn = cfg;
+    rtn.gptq = false;  // the decision uses a quick RTN INT4 operator
+    kl.kl4 = output_kl(s, *make_site_op(s, ip, 4, st, rtn), st.rows, cfg.kl_bins);
+  }
+  return kl;
+}
+
+// What one site's operator does, beside the operator itself: the decisions and errors a SiteRecord keeps.
+struct SiteOutcome {
+  int bits = 16;
+  QuantizedWeight w;
+  KlScores kl;
+  SiteErrors errors;
+  double act_err = -1;
+};
+
+// The SiteRecord of a site quantized by `out` (bits, scales, KL, errors, the plan's facts).
+SiteRecord site_record(const LinearSite& s, bool norm_input, const InputPlan& ip, const ChannelStats& st,
+                       const SiteOutcome& out, const ScaleRecord& smooth_scales, const FlattenQuantConfig& cfg) {
+  SiteRecord rec;
+  rec.layer = s.id.layer;
+  rec.role = role_name(s.id.role);
+  rec.w_bits = rec.a_bits = out.bits;
+  rec.k_in = s.in_features();
+  rec.k_flat = int(flat_width(ip.act.plan));
+  rec.k_pad = int(ip.act.plan.k_out);
+  if (out.bits < 16) {
+    if (!cfg.w_per_channel) rec.w_scale = out.w.params.scale[0];
+    if (!cfg.a_dynamic) rec.a_scale = (ip.act.range > 0 ? ip.act.range : 1.f) / float((1 << (out.bits - 1)) - 1);
+  }
+  rec.kl = out.kl.kl4;
+  rec.clip = ip.max_range > 0 ? ip.act.range / ip.max_range : 1.0;
+  rec.mse = out.errors.mse;
+  rec.flops = 2.0 * double(s.out_features()) * double(s.in_features());
+  rec.extra["kl8"] = out.kl.kl8;
+  rec.extra["rel_err"] = out.errors.rel;
+  if (out.act_err >= 0) rec.extra["act_rel_err"] = out.act_err;
+  rec.extra["input"] = norm_input ? "norm" : "inner";
+  rec.extra["dominance"] = ip.dominance;
+  if (st.rows.size()) {  // crest factor: the per-tensor range over the RMS value (what sets the INT-b step)
+    const double rms = std::sqrt(double(st.rows.squaredNorm()) / double(st.rows.size()));
+    if (rms > 0) rec.extra["crest"] = double(ip.unflat_range) / rms;
+  }
+  rec.extra["scale_reduction"] = ip.act.range > 0 ? double(ip.unflat_range) / ip.act.range : 1.0;
+  rec.extra["threshold"] = ip.threshold;
+  rec.extra["range"] = ip.act.range;
+  rec.extra["n_split"] = ip.n_split;
+  rec.extra["op"] = s.op->describe();
+  if (auto it = smooth_scales.find(site_key(s.id)); it != smooth_scales.end()) rec.extra["smooth_max_scale"] = it->second;
+  return rec;
+}
+
+// Steps 4–5 on every site: bits from the KL scores, the expanded weight quantized, the operator
+// installed, its SiteRecord appended. Returns each site's relative reconstruction error.
+std::vector<double> quantize_flattened_sites(Model& m, const std::vector<std::vector<int>>& windows,
+                                             const ChannelStatsMap& stats, const std::map<int, InputPlan>& plans,
+                                             const ScaleRecord& smooth_scales, const FlattenQuantConfig& cfg,
+                                             JobResult& result) {
   std::map<int, Histogram> hists;
-  if (input_kl) hists = input_histograms(m, windows, plans, cfg);
+  if (uses_input_kl(cfg)) hists = input_histograms(m, windows, plans, cfg);
 
   std::vector<double> rel_errors;
   for (LinearSite* s : m.sites()) {
@@ -417,64 +507,22 @@ void run_flattenquant(Model& m, const FlattenQuantConfig& cfg, const Tokenizer* 
     const InputPlan& ip = plans.at(lead);
     const ChannelStats& st = stats.at(lead);
 
-    double kl4 = -1, kl8 = -1;
-    if (input_kl) {
-      kl4 = kl_quantization(hists.at(lead), 4);
-      kl8 = kl_quantization(hists.at(lead), 8);
-      if (cfg.kl_mode == KlMode::input_weight) {
-        const Mat W_exp = expand_weight(s->W, ip.act.plan).leftCols(flat_width(ip.act.plan));
-        std::vector<float> w(W_exp.data(), W_exp.data() + W_exp.size());
-        const float r = std::max(W_exp.cwiseAbs().maxCoeff(), 1e-12f);
-        kl4 += kl_of_values(w, r, 4, cfg.kl_bins);
-        kl8 += kl_of_values(w, r, 8, cfg.kl_bins);
-      }
-    } else if (cfg.bits_mode != BitsMode::none) {
-      FlattenQuantConfig rtn = cfg;
-      rtn.gptq = false;  // the decision uses a quick RTN INT4 operator
-      kl4 = output_kl(*s, *make_site_op(*s, ip, 4, st, rtn), st.rows, cfg.kl_bins);
-    }
-    const int bits = bits_for(cfg, kl4);
-
-    QuantizedWeight w;
-    s->op = make_site_op(*s, ip, bits, st, cfg, &w);
-    const SiteErrors e = reconstruction_errors(*s, *s->op, st.rows);
-    if (e.rel >= 0) rel_errors.push_back(e.rel);
-    const double act_err = activation_rel_error(*s, ip, bits, st.rows);
-
-    SiteRecord rec;
-    rec.layer = s->id.layer;
-    rec.role = role_name(s->id.role);
-    rec.w_bits = rec.a_bits = bits;
-    rec.k_in = s->in_features();
-    rec.k_flat = int(flat_width(ip.act.plan));
-    rec.k_pad = int(ip.act.plan.k_out);
-    if (bits < 16) {
-      if (!cfg.w_per_channel) rec.w_scale = w.params.scale[0];
-      if (!cfg.a_dynamic) rec.a_scale = (ip.act.range > 0 ? ip.act.range : 1.f) / float((1 << (bits - 1)) - 1);
-    }
-    rec.kl = kl4;
-    rec.clip = ip.max_range > 0 ? ip.act.range / ip.max_range : 1.0;
-    rec.mse = e.mse;
-    rec.flops = 2.0 * double(s->out_features()) * double(s->in_features());
-    rec.extra["kl8"] = kl8;
-    rec.extra["rel_err"] = e.rel;
-    if (act_err >= 0) rec.extra["act_rel_err"] = act_err;
-    rec.extra["input"] = m.norm_before(s->id) ? "norm" : "inner";
-    rec.extra["dominance"] = ip.dominance;
-    if (st.rows.size()) {  // crest factor: the per-tensor range over the RMS value (what sets the INT-b step)
-      const double rms = std::sqrt(double(st.rows.squaredNorm()) / double(st.rows.size()));
-      if (rms > 0) rec.extra["crest"] = double(ip.unflat_range) / rms;
-    }
-    rec.extra["scale_reduction"] = ip.act.range > 0 ? double(ip.unflat_range) / ip.act.range : 1.0;
-    rec.extra["threshold"] = ip.threshold;
-    rec.extra["range"] = ip.act.range;
-    rec.extra["n_split"] = ip.n_split;
-    rec.extra["op"] = s->op->describe();
-    if (auto it = smooth_scales.find(site_key(s->id)); it != smooth_scales.end()) rec.extra["smooth_max_scale"] = it->second;
-    result.sites.push_back(std::move(rec));
+    SiteOutcome out;
+    out.kl = site_kl(*s, ip, st, uses_input_kl(cfg) ? &hists.at(lead) : nullptr, cfg);
+    out.bits = bits_for(cfg, out.kl.kl4);
+    s->op = make_site_op(*s, ip, out.bits, st, cfg, &out.w);
+    out.errors = reconstruction_errors(*s, *s->op, st.rows);
+    if (out.errors.rel >= 0) rel_errors.push_back(out.errors.rel);
+    out.act_err = activation_rel_error(*s, ip, out.bits, st.rows);
+    result.sites.push_back(site_record(*s, m.norm_before(s->id) != nullptr, ip, st, out, smooth_scales, cfg));
   }
-  install_kv_quant(m, cfg.kv_bits);
+  return rel_errors;
+}
 
+// The job's metrics once every site is quantized: shares of INT4, flatten ratios, errors, bytes, split channels.
+void add_flattenquant_summary(const Model& m, const FlattenQuantConfig& cfg, const std::vector<std::vector<int>>& windows,
+                              const std::map<int, InputPlan>& plans, const std::vector<double>& rel_errors,
+                              JobResult& result) {
   long calib_tokens = 0;
   for (const auto& w : windows) calib_tokens += long(w.size());
   add_job_metrics(m, cfg, rel_errors, calib_tokens, result);
@@ -482,11 +530,33 @@ void run_flattenquant(Model& m, const FlattenQuantConfig& cfg, const Tokenizer* 
   double split = 0, channels = 0;
   for (const auto& [key, ip] : plans) split += ip.n_split, channels += double(ip.act.plan.k_in);
   result.add("split_channels", channels ? 100.0 * split / channels : 0, "%");
-  if (!check.empty()) add_logit_metrics(fp_logits, run_logits(m, check), result);
+}
+
+void add_flattenquant_info(const FlattenQuantConfig& cfg, const Tokenizer* tok, JobResult& result) {
   result.info["recipe"] = describe_config(cfg);
   result.info["calib_dataset"] = tok ? cfg.calib.dataset : "random tokens";
   result.info["kv_bits"] = cfg.kv_bits;
   result.info["stat"] = cfg.suppress ? (cfg.stat == ChannelStat::max ? "max" : cfg.stat == ChannelStat::percentile ? "percentile" : "seq_mean_max") : "max";
+}
+
+}  // namespace
+
+void run_flattenquant(Model& m, const FlattenQuantConfig& cfg, const Tokenizer* tok,
+                      const std::filesystem::path& data_dir, JobResult& result) {
+  if (m.cfg.n_heads % m.cfg.n_kv_heads != 0)
+    throw std::invalid_argument("flattenquant: n_heads must be a multiple of n_kv_heads");
+  const auto windows = calibration_windows(m, tok, data_dir, cfg.calib);
+  const LogitCheck check = fp_logit_check(m, cfg, tok, data_dir);
+
+  ScaleRecord smooth_scales;
+  const ChannelStatsMap stats = smoothed_channel_stats(m, windows, cfg, smooth_scales);
+  const std::map<int, InputPlan> plans = flatten_plans(stats, cfg);
+  const std::vector<double> rel_errors = quantize_flattened_sites(m, windows, stats, plans, smooth_scales, cfg, result);
+  install_kv_quant(m, cfg.kv_bits);
+
+  add_flattenquant_summary(m, cfg, windows, plans, rel_errors, result);
+  if (!check.windows.empty()) add_logit_metrics(check.fp_logits, run_logits(m, check.windows), result);
+  add_flattenquant_info(cfg, tok, result);
 }
 
 }  // namespace fb

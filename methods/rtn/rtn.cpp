@@ -1,4 +1,4 @@
-// rtn: round-to-nearest weights and/or activations at any granularity (methods.md §3.1), with
+// rtn: round-to-nearest weights and/or activations at any granularity (docs/methods.md §3.1), with
 // GPTQ as an alternative weight quantizer and optional KV-cache quantization.
 #include "methods/common/recipe.h"
 #include "methods/method.h"

@@ -1,4 +1,4 @@
-// smoothquant: SmoothQuant (Xiao et al., ICML 2023; methods.md §3.2). Migrates activation
+// smoothquant: SmoothQuant (Xiao et al., ICML 2023; docs/methods.md §3.2). Migrates activation
 // outliers into the weights with per-channel scales s = m^α / w^(1−α) folded into the norm
 // before q/k/v and gate/up (OPT: fc1), then quantizes like rtn. Levels: o1 = per-token dynamic,
 // o2 = per-tensor dynamic, o3 = per-tensor static activations; weights per-tensor by default.

@@ -1,0 +1,47 @@
+// load_model checks a model spec's parameters with the checker the config loader uses (type,
+// choices, range), and reports in its own style: it throws, naming the format and the parameter.
+#include "models/source.h"
+#include "test_util.h"
+
+#include <gtest/gtest.h>
+
+#include <stdexcept>
+#include <string>
+
+namespace fb {
+namespace {
+
+std::string load_error(const json& spec) {
+  try {
+    load_model(spec, test::data_dir());
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+const json kSynthetic = {{"format", "synthetic"}, {"arch", "opt-125m"}, {"layers", 1}, {"vocab", 1000}};
+
+json with(json spec, const std::string& key, const json& value) {
+  spec[key] = value;
+  return spec;
+}
+
+TEST(ModelSourceParams, OutOfRangeValueIsRefusedNamingTheParameter) {
+  EXPECT_EQ(load_error(with(kSynthetic, "outlier_scale", -1.0)),
+            "model format 'synthetic': parameter 'outlier_scale': -1 is out of range (expects ≥ 0)");
+  EXPECT_EQ(load_error(with(kSynthetic, "layers", -3)),
+            "model format 'synthetic': parameter 'layers': -3 is out of range (expects ≥ 0)");
+}
+
+TEST(ModelSourceParams, WrongTypeAndUnknownChoiceKeepTheirMessages) {
+  EXPECT_EQ(load_error(with(kSynthetic, "layers", "two")), "model format 'synthetic': parameter 'layers' must be a integer");
+  EXPECT_NE(load_error(with(kSynthetic, "arch", "gpt-5")).find("parameter 'arch' must be one of "), std::string::npos);
+}
+
+TEST(ModelSourceParams, ValuesInRangeLoad) {
+  EXPECT_EQ(load_error(with(kSynthetic, "outlier_scale", 0.0)), "");
+}
+
+}  // namespace
+}  // namespace fb
