@@ -190,10 +190,13 @@ int cmd_show(Options& o) {
     std::cout << "\n" << st.text();
   }
   if (!gemms.empty()) {
-    Table gt{"gemm", {"backend", "dtype", "M", "N", "K", "min ms", "median ms", "max ms", "GOP/s", "×fp32"}, {}, {}};
-    for (const auto& g : gemms)
-      gt.add_row({g.backend, g.dtype, std::to_string(g.m), std::to_string(g.n), std::to_string(g.k), fmt_num(g.min_ms),
-                  fmt_num(g.median_ms), fmt_num(g.max_ms), fmt_num(g.gops), fmt_num(g.ratio_to_fp32, 3)});
+    Table gt{"gemm", {"backend", "dtype", "M", "N", "K", "verify", "min ms", "median ms", "max ms", "GOP/s", "×fp32"}, {}, {}};
+    for (const auto& g : gemms) {
+      auto timing = [&](double v, int digits) { return gemm_row_timed(g) ? fmt_num(v, digits) : std::string(); };
+      gt.add_row({g.backend, g.dtype, std::to_string(g.m), std::to_string(g.n), std::to_string(g.k),
+                  g.disposition.empty() ? "unknown" : g.disposition, timing(g.min_ms, 4), timing(g.median_ms, 4),
+                  timing(g.max_ms, 4), timing(g.gops, 4), timing(g.ratio_to_fp32, 3)});
+    }
     std::cout << "\n" << gt.text();
   }
   return 0;

@@ -43,7 +43,27 @@ struct GemmRecord {
   double ratio_to_fp32 = 0;    // fastest fp32 median of the same shape in this job / this median
   std::vector<double> samples_ms;
   json extra = json::object();
+  // The verify step's verdict, kept apart from the job's status (as the CUTLASS profiler keeps
+  // a kernel's disposition): gemm_disposition::kPassed, kIncorrect (its error exceeded the
+  // tolerance: no timing, every ms/GOP/s field 0), kNotSupported (not available on this machine
+  // or for this shape: no timing), or "" = unknown (not verified: verify off, the GPU sweep, or
+  // a row stored before dispositions existed).
+  std::string disposition;
+  double verify_error = 0;      // max |C − C_ref| / max |C_ref| (GemmProblem::verify); 0 when not verified
+  double verify_tolerance = 0;  // the backend's bound on it (GemmProblem::tolerance); 0 when not verified
 };
+
+namespace gemm_disposition {
+inline constexpr const char* kPassed = "passed";
+inline constexpr const char* kIncorrect = "incorrect";
+inline constexpr const char* kNotSupported = "not_supported";
+}  // namespace gemm_disposition
+
+// Whether a GEMM row holds a timing: a passed or unverified one (incorrect and not_supported
+// rows carry none, so readers that compare latencies leave them out).
+inline bool gemm_row_timed(const GemmRecord& g) {
+  return g.disposition != gemm_disposition::kIncorrect && g.disposition != gemm_disposition::kNotSupported;
+}
 
 struct JobResult {
   std::vector<Metric> metrics;

@@ -213,8 +213,8 @@ void collect_failures(const Store& store, const std::vector<Job>& jobs, RunCount
   for (const Job& j : jobs) {
     auto it = statuses.find(j.key);
     if (it == statuses.end() || it->second != "failed") continue;
-    auto rows = store.jobs("WHERE key = ? AND status = 'failed' ORDER BY id DESC LIMIT 1", {j.key});
-    counts.failures.push_back({j.key, j.label, rows.empty() ? "" : rows.front().error});
+    auto failed = store.newest_failed_job(j.key);
+    counts.failures.push_back({j.key, j.label, failed ? failed->error : ""});
   }
 }
 

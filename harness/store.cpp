@@ -15,6 +15,7 @@
 #include <fstream>
 #include <memory>
 #include <random>
+#include <set>
 #include <stdexcept>
 #include <string_view>
 #include <system_error>
@@ -77,6 +78,13 @@ CREATE INDEX gemm_job ON gemm(job_id);
     R"SQL(
 ALTER TABLE jobs ADD COLUMN owner TEXT;        -- host:pid:start of the process running it
 ALTER TABLE jobs ADD COLUMN heartbeat_at TEXT; -- refreshed while it runs: the lease other hosts see
+)SQL",
+    // 2 → 3: each GEMM row's verify verdict and the error it rests on. Rows measured before
+    // have no verdict: their disposition stays '' (unknown), not a claimed 'passed'.
+    R"SQL(
+ALTER TABLE gemm ADD COLUMN disposition TEXT NOT NULL DEFAULT '';  -- passed | incorrect | not_supported | ''
+ALTER TABLE gemm ADD COLUMN verify_error REAL;      -- max |C - C_ref| / max |C_ref|
+ALTER TABLE gemm ADD COLUMN verify_tolerance REAL;  -- the backend's bound on verify_error
 )SQL",
 };
 constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
@@ -309,7 +317,10 @@ const TableFields<GemmRecord>& gemm_fields() {
        field<&GemmRecord::reps>("reps", "INTEGER"), field<&GemmRecord::min_ms>("min_ms", "REAL"),
        field<&GemmRecord::median_ms>("median_ms", "REAL"), field<&GemmRecord::max_ms>("max_ms", "REAL"),
        field<&GemmRecord::gops>("gops", "REAL"), field<&GemmRecord::ratio_to_fp32>("ratio_to_fp32", "REAL"),
-       field<&GemmRecord::samples_ms>("samples", "TEXT"), field<&GemmRecord::extra>("extra", "TEXT")}};
+       field<&GemmRecord::samples_ms>("samples", "TEXT"), field<&GemmRecord::extra>("extra", "TEXT"),
+       field<&GemmRecord::disposition>("disposition", "TEXT"),
+       field<&GemmRecord::verify_error>("verify_error", "REAL"),
+       field<&GemmRecord::verify_tolerance>("verify_tolerance", "REAL")}};
   return t;
 }
 
@@ -331,6 +342,16 @@ std::string column_list(const TableFields<R>& t, Keep keep, const std::string& p
     if (keep(f)) out += (out.empty() ? "" : ", ") + prefix + f.column;
   return out;
 }
+
+// The columns `table` has in the attached database `schema`: a file an older flatbench wrote
+// lacks the later migrations' columns, which merge_from then leaves to their defaults.
+std::set<std::string> attached_columns(sqlite3* db, const std::string& schema, const std::string& table) {
+  std::set<std::string> out;
+  Stmt s(db, "PRAGMA " + schema + ".table_info(" + table + ")");
+  while (s.step()) out.insert(s.text(1));
+  return out;
+}
+
 template <class R>
 bool is_read(const Field<R>& f) { return f.read != nullptr; }
 template <class R>
@@ -725,19 +746,38 @@ void Store::fail_job(long job_id, const std::string& error, double duration_s) {
   s.step();
 }
 
-std::vector<JobRow> Store::jobs(const std::string& where_sql, const std::vector<std::string>& args) const {
-  Stmt s(db_, select_sql(job_fields()) + " " + where_sql);
+namespace {
+// The job rows a WHERE / ORDER BY clause selects, its '?' bound to args in order.
+std::vector<JobRow> select_jobs(sqlite3* db, const std::string& where_sql, const std::vector<std::string>& args = {}) {
+  Stmt s(db, select_sql(job_fields()) + " " + where_sql);
   for (size_t i = 0; i < args.size(); ++i) s.bind(static_cast<int>(i + 1), args[i]);
   std::vector<JobRow> out;
   while (s.step()) out.push_back(read_record(s, job_fields()));
   return out;
 }
 
+std::optional<JobRow> first_of(std::vector<JobRow> rows) {
+  if (rows.empty()) return std::nullopt;
+  return std::move(rows.front());
+}
+}  // namespace
+
+std::vector<JobRow> Store::jobs() const { return select_jobs(db_, "ORDER BY id"); }
+
+std::optional<JobRow> Store::reported_job(const std::string& key) const {
+  return first_of(select_jobs(db_, "WHERE key = ? ORDER BY (status='done') DESC, id DESC LIMIT 1", {key}));
+}
+
+std::optional<JobRow> Store::newest_failed_job(const std::string& key) const {
+  return first_of(select_jobs(db_, "WHERE key = ? AND status = 'failed' ORDER BY id DESC LIMIT 1", {key}));
+}
+
 std::vector<JobRow> Store::matching_jobs(const std::string& key_prefix) const {
   if (key_prefix.empty()) return {};
   // A plain prefix (substr, not LIKE: '%' and '_' are no wildcards) or a row id; per key its
   // newest done row, else its newest row, as `show` reports it.
-  return jobs(
+  return select_jobs(
+      db_,
       "WHERE id IN (SELECT (SELECT j.id FROM jobs j WHERE j.key = k.key ORDER BY (j.status = 'done') DESC, j.id DESC "
       "LIMIT 1) FROM (SELECT DISTINCT key FROM jobs WHERE substr(key, 1, length(?1)) = ?1 OR CAST(id AS TEXT) = ?1) k) "
       "ORDER BY id DESC",
@@ -798,7 +838,10 @@ std::vector<JobRow> Store::done_jobs(const DoneJobsFilter& f) const {
   if (!f.key.empty()) add(" AND key = ?", f.key);
   if (!f.run_uuid.empty()) add(" AND run_uuid = ?", f.run_uuid);
   if (f.after_id > 0) add(" AND id > CAST(? AS INTEGER)", std::to_string(f.after_id));
-  return jobs(where + " ORDER BY id", args);
+  if (f.before_id > 0) add(" AND id < CAST(? AS INTEGER)", std::to_string(f.before_id));
+  if (!f.run_uuid_prefix.empty()) add(" AND run_uuid LIKE ? || '%'", f.run_uuid_prefix);
+  if (!f.not_run_uuid.empty()) add(" AND run_uuid != ?", f.not_run_uuid);
+  return select_jobs(db_, where + (f.newest_first ? " ORDER BY id DESC" : " ORDER BY id"), args);
 }
 
 namespace {
@@ -819,7 +862,7 @@ std::vector<JobRow> Store::latest_done_jobs(const std::string& method, const std
   std::vector<std::string> args;
   add_name_filter(where, args, "method", method);
   add_name_filter(where, args, "evaluation", evaluation);
-  return jobs(where + " ORDER BY id", args);
+  return select_jobs(db_, where + " ORDER BY id", args);
 }
 
 std::vector<std::string> store_tables() {
@@ -840,7 +883,7 @@ std::vector<StoreColumn> store_columns(const std::string& table) {
 
 std::vector<std::string> Store::jobs_with_non_finite_metrics(std::vector<long>* ids) const {
   std::vector<std::string> problems;
-  for (const JobRow& j : jobs("WHERE status = 'done' ORDER BY id")) {
+  for (const JobRow& j : done_jobs()) {
     for (const Metric& m : metrics(j.id)) {
       std::string why = non_finite_problem(m);
       if (why.empty()) continue;
@@ -935,8 +978,10 @@ long Store::merge_from(const std::filesystem::path& other, std::vector<std::stri
     // A job's rows go under the target's id of their job, in the source's order (without the
     // ORDER BY, a scan of the metrics' (job_id, name) index would sort them by name).
     auto copy_rows_of_jobs = [&](const auto& t) {
-      exec(std::string("INSERT INTO main.") + t.name + "(job_id, " + column_list(t, [](const auto& f) { return f.merged; }) +
-           ") SELECT j.id, " + column_list(t, [](const auto& f) { return f.merged; }, "x.") + " FROM src." + t.name +
+      const std::set<std::string> in_source = attached_columns(db_, "src", t.name);
+      auto keep = [&](const auto& f) { return f.merged && in_source.count(f.column) > 0; };
+      exec(std::string("INSERT INTO main.") + t.name + "(job_id, " + column_list(t, keep) +
+           ") SELECT j.id, " + column_list(t, keep, "x.") + " FROM src." + t.name +
            " x JOIN merge_map m ON m.src_id = x.job_id JOIN main.jobs j ON j.run_uuid = m.run_uuid AND j.key = m.key ORDER BY x.rowid");
     };
     copy_rows_of_jobs(metric_fields());

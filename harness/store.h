@@ -26,7 +26,7 @@ namespace fb {
 
 using json = nlohmann::json;
 
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
 // Where every command (run, merge, report, plot, nightly, ...) reads and writes results unless --db says otherwise.
 inline constexpr const char* kDefaultDbPath = "results/flatbench.db";
@@ -140,7 +140,11 @@ class Store {
   // Refreshes the heartbeat of every row this process is running (the lease other hosts see).
   void heartbeat();
 
-  std::vector<JobRow> jobs(const std::string& where_sql = "", const std::vector<std::string>& args = {}) const;
+  std::vector<JobRow> jobs() const;  // every row, oldest first
+  // The row a report shows for a job key: its newest done row, else its newest row; none if never run.
+  std::optional<JobRow> reported_job(const std::string& key) const;
+  // The newest failed row of a job key, if any (its error is why the job failed).
+  std::optional<JobRow> newest_failed_job(const std::string& key) const;
   // Per job key that starts with key_prefix (or whose row id it is): its newest done row, else
   // its newest row; newest first. An empty prefix matches nothing.
   std::vector<JobRow> matching_jobs(const std::string& key_prefix) const;
@@ -159,10 +163,14 @@ class Store {
   // case-insensitive), oldest first.
   std::vector<std::string> runs_with_uuid_prefix(const std::string& prefix) const;
   std::vector<std::string> runs_of_commit(const std::string& commit_prefix) const;
-  // Done rows, oldest first: all of them, or those of one key / one run / after a row id.
+  // Done rows, oldest first (or newest first): all of them, or those of one key / one run / a
+  // run whose uuid starts with a prefix (SQL LIKE) / not of one run / after or before a row id.
   struct DoneJobsFilter {
     std::string key, run_uuid;
     long after_id = 0;
+    long before_id = 0;
+    std::string run_uuid_prefix, not_run_uuid;
+    bool newest_first = false;
   };
   std::vector<JobRow> done_jobs(const DoneJobsFilter& filter) const;
   std::vector<JobRow> done_jobs() const { return done_jobs(DoneJobsFilter{}); }

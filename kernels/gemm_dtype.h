@@ -48,6 +48,14 @@ constexpr const GemmDtypeTraits* find_gemm_dtype(std::string_view name) {
   return nullptr;
 }
 
+// Whether `name` has a row. Compares names only: a pointer tested against null is not a
+// constant expression under GCC's -fsanitize=address, which the test command builds with.
+constexpr bool has_gemm_dtype(std::string_view name) {
+  for (const GemmDtypeTraits& d : kGemmDtypes)
+    if (d.name == name) return true;
+  return false;
+}
+
 // The dtype spellings, for registration lines and the CUDA sweep: a typo is a compile error.
 namespace gemm_dtype {
 inline constexpr const char* kFp32 = "fp32";
@@ -63,11 +71,11 @@ inline constexpr const char* kKronQuantInt8 = "kron_quant_int8";
 }  // namespace gemm_dtype
 
 // Every spelling above has its row (checked when this header compiles).
-static_assert(find_gemm_dtype(gemm_dtype::kFp32) && find_gemm_dtype(gemm_dtype::kFp16) &&
-              find_gemm_dtype(gemm_dtype::kFp8E4M3) && find_gemm_dtype(gemm_dtype::kS8S8S32) &&
-              find_gemm_dtype(gemm_dtype::kS8S8Fp16Out) && find_gemm_dtype(gemm_dtype::kW4A8) &&
-              find_gemm_dtype(gemm_dtype::kFlattenQuant) && find_gemm_dtype(gemm_dtype::kFlattenQuantStaggered) &&
-              find_gemm_dtype(gemm_dtype::kKronQuant) && find_gemm_dtype(gemm_dtype::kKronQuantInt8),
+static_assert(has_gemm_dtype(gemm_dtype::kFp32) && has_gemm_dtype(gemm_dtype::kFp16) &&
+              has_gemm_dtype(gemm_dtype::kFp8E4M3) && has_gemm_dtype(gemm_dtype::kS8S8S32) &&
+              has_gemm_dtype(gemm_dtype::kS8S8Fp16Out) && has_gemm_dtype(gemm_dtype::kW4A8) &&
+              has_gemm_dtype(gemm_dtype::kFlattenQuant) && has_gemm_dtype(gemm_dtype::kFlattenQuantStaggered) &&
+              has_gemm_dtype(gemm_dtype::kKronQuant) && has_gemm_dtype(gemm_dtype::kKronQuantInt8),
               "a gemm_dtype spelling without a kGemmDtypes row");
 
 }  // namespace fb

@@ -113,7 +113,7 @@ std::string runs_section(const Store& store) {
   Table t{"runs (newest first)", {"run", "started", "commit", "host", "cpu", "jobs"}, {}, {}};
   std::map<std::string, int> counts;
   std::vector<std::string> order;
-  auto jobs = store.jobs("WHERE status = 'done' ORDER BY id DESC");
+  auto jobs = store.done_jobs({.newest_first = true});
   for (const auto& j : jobs)
     if (counts[j.run_uuid]++ == 0) order.push_back(j.run_uuid);
   for (const auto& uuid : order) {
@@ -202,7 +202,8 @@ std::string job_details(const Store& store, const JobRow& j) {
 std::string jobs_section(const Store& store, const DashboardOptions& opt) {
   std::string out = "<section id=\"jobs\"><h2>Jobs (newest result per job; click to drill down)</h2>"
                     "<input id=\"filter\" placeholder=\"filter jobs…\">";
-  auto jobs = store.jobs("WHERE id IN (SELECT MAX(id) FROM jobs WHERE status = 'done' GROUP BY key) ORDER BY id DESC");
+  auto jobs = store.latest_done_jobs();
+  std::reverse(jobs.begin(), jobs.end());  // newest first
   int shown = 0;
   for (const auto& j : jobs) {
     if (shown++ == opt.max_jobs) break;

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <tuple>
 #include <set>
@@ -213,52 +214,68 @@ Sweep sweep_by_model(const std::vector<MergedRow>& merged, const ParamRef& param
   return out;
 }
 
-std::vector<Plot> beta_plots(const Store& store) {
+// One plot per model of a FlattenQuant sweep over `param` (named after it: beta_<model>, ...);
+// `series_of` turns one setting's points into its curves, empty curves are left out.
+using SweepPoints = std::vector<std::pair<double, const MergedRow*>>;
+struct SweepPlot {
+  const ParamRef& param;
+  std::string title;  // the model is appended
+  std::string xlabel, ylabel, y2label;
+  bool logx = false;
+  std::function<std::vector<Series>(const std::string& setting, const SweepPoints& pts)> series_of;
+};
+
+std::vector<Plot> sweep_plots(const Store& store, const SweepPlot& sweep) {
   std::vector<Plot> out;
   auto jobs = latest_rows(store, "flattenquant");
   auto merged = merge_by_method(jobs);
-  for (const auto& [model, settings] : sweep_by_model(merged, report_params::kBeta)) {
-    Plot p{"beta_" + safe_stem(model), "PPL and flatten ratio vs β — " + model, "β (flatten threshold, log scale)", "PPL",
-           "flatten ratio (%)", false, false, {}, {}};
-    p.logx = true;
-    for (const auto& [setting, pts] : settings) {
-      Series ppl{"PPL " + setting, {}, false, "linespoints"}, ratio{"flatten % " + setting, {}, true, "linespoints dt 2"};
-      for (const auto& [beta, m] : pts) {
-        if (m->row.has("ppl")) ppl.points.push_back({beta, m->row.value("ppl")});
-        double r = fraction_metric(m->row, "flatten_ratio");
-        if (!std::isnan(r)) ratio.points.push_back({beta, 100 * r});
-      }
-      for (auto* s : {&ppl, &ratio})
-        if (!s->points.empty()) p.series.push_back(*s);
-    }
+  for (const auto& [model, settings] : sweep_by_model(merged, sweep.param)) {
+    Plot p{sweep.param.name + "_" + safe_stem(model), sweep.title + " — " + model, sweep.xlabel, sweep.ylabel,
+           sweep.y2label, false, false, {}, {}};
+    p.logx = sweep.logx;
+    for (const auto& [setting, pts] : settings)
+      for (Series& s : sweep.series_of(setting, pts))
+        if (!s.points.empty()) p.series.push_back(std::move(s));
     out.push_back(p);
   }
   return out;
 }
 
-std::vector<Plot> gamma_plots(const Store& store) {
-  std::vector<Plot> out;
-  auto jobs = latest_rows(store, "flattenquant");
-  auto merged = merge_by_method(jobs);
-  for (const auto& [model, settings] : sweep_by_model(merged, report_params::kGamma)) {
-    Plot p{"gamma_" + safe_stem(model), "INT4 share and PPL vs γ — " + model, "γ (KL threshold, log scale)",
-           "INT4 share (%)", "PPL", false, false, {}, {}};
-    p.logx = true;
-    for (const auto& [setting, pts] : settings) {
-      Series layers{"INT4 % (layers) " + setting, {}, false, "linespoints"},
-          flops{"INT4 % (FLOPs) " + setting, {}, false, "linespoints dt 3"}, ppl{"PPL " + setting, {}, true, "linespoints dt 2"};
-      for (const auto& [g, m] : pts) {
-        Int4Share s = int4_share(store, m->row);
-        if (!std::isnan(s.layers)) layers.points.push_back({g, 100 * s.layers});
-        if (!std::isnan(s.flops)) flops.points.push_back({g, 100 * s.flops});
-        if (m->row.has("ppl")) ppl.points.push_back({g, m->row.value("ppl")});
-      }
-      for (auto* s : {&layers, &flops, &ppl})
-        if (!s->points.empty()) p.series.push_back(*s);
-    }
-    out.push_back(p);
+// β sweep: PPL (left axis) and the flatten ratio (right axis) of one setting.
+std::vector<Series> beta_curves(const std::string& setting, const SweepPoints& pts) {
+  Series ppl{"PPL " + setting, {}, false, "linespoints"}, ratio{"flatten % " + setting, {}, true, "linespoints dt 2"};
+  for (const auto& [beta, m] : pts) {
+    if (m->row.has("ppl")) ppl.points.push_back({beta, m->row.value("ppl")});
+    double r = fraction_metric(m->row, "flatten_ratio");
+    if (!std::isnan(r)) ratio.points.push_back({beta, 100 * r});
   }
-  return out;
+  return {ppl, ratio};
+}
+
+// γ sweep: the INT4 share by layers and by FLOPs (left axis) and PPL (right axis) of one setting.
+std::vector<Series> gamma_curves(const Store& store, const std::string& setting, const SweepPoints& pts) {
+  Series layers{"INT4 % (layers) " + setting, {}, false, "linespoints"},
+      flops{"INT4 % (FLOPs) " + setting, {}, false, "linespoints dt 3"}, ppl{"PPL " + setting, {}, true, "linespoints dt 2"};
+  for (const auto& [g, m] : pts) {
+    Int4Share s = int4_share(store, m->row);
+    if (!std::isnan(s.layers)) layers.points.push_back({g, 100 * s.layers});
+    if (!std::isnan(s.flops)) flops.points.push_back({g, 100 * s.flops});
+    if (m->row.has("ppl")) ppl.points.push_back({g, m->row.value("ppl")});
+  }
+  return {layers, flops, ppl};
+}
+
+std::vector<Plot> beta_plots(const Store& store) {
+  return sweep_plots(store, {report_params::kBeta, "PPL and flatten ratio vs β", "β (flatten threshold, log scale)",
+                             "PPL", "flatten ratio (%)", true, beta_curves});
+}
+
+std::vector<Plot> gamma_plots(const Store& store) {
+  return sweep_plots(store, {report_params::kGamma, "INT4 share and PPL vs γ", "γ (KL threshold, log scale)",
+                             "INT4 share (%)", "PPL", true,
+                             [&store](const std::string& setting, const SweepPoints& pts) {
+                               return gamma_curves(store, setting, pts);
+                             }});
 }
 
 std::vector<Plot> latency_plots(const Store& store) {

@@ -100,8 +100,10 @@ Finding judge(const Metric& current, const std::vector<Metric>& history, const C
 std::vector<ReportRow> machine_history(const Store& store, const ReportRow& current, int window) {
   RunRef here = run_ref(store, current.job.run_uuid);
   std::vector<ReportRow> out;
-  auto older = store.jobs("WHERE status = 'done' AND key = ? AND id < ? AND run_uuid != ? ORDER BY id DESC",
-                          {current.job.key, std::to_string(current.job.id), current.job.run_uuid});
+  auto older = store.done_jobs({.key = current.job.key,
+                                .before_id = current.job.id,
+                                .not_run_uuid = current.job.run_uuid,
+                                .newest_first = true});
   for (const auto& j : older) {
     if (static_cast<int>(out.size()) == window) break;
     RunRef there = run_ref(store, j.run_uuid);
@@ -136,7 +138,7 @@ CheckReport check_rows(const Store& store, const std::vector<ReportRow>& rows, c
 }
 
 CheckReport check_run(const Store& store, const std::string& prefix, const CheckOptions& opt) {
-  auto jobs = store.jobs("WHERE status = 'done' AND run_uuid LIKE ? ORDER BY id", {prefix + "%"});
+  auto jobs = store.done_jobs({.run_uuid_prefix = prefix});
   std::set<std::string> runs;
   for (const auto& j : jobs) runs.insert(j.run_uuid);
   if (runs.size() > 1) throw std::invalid_argument("run prefix '" + prefix + "' matches several runs; give more digits");

@@ -43,15 +43,18 @@ void add_job(Table& jobs, Table& gemm, const Store& store, const std::string& ke
   std::string mark = row && row->synthetic ? " [synthetic]" : "";
   jobs.add_row({key.substr(0, 12), label + mark, status, what, row ? fmt_num(row->duration_s, 3) : ""});
   if (!row || row->status != "done") return;
-  for (const auto& g : store.gemms(row->id))
+  for (const auto& g : store.gemms(row->id)) {
+    const bool timed = gemm_row_timed(g);  // an incorrect / not_supported row has no timing to show
     gemm.add_row({g.device, g.backend, g.dtype, std::to_string(g.m), std::to_string(g.n), std::to_string(g.k),
-                  fmt_num(g.median_ms), fmt_num(g.gops), g.ratio_to_fp32 > 0 ? fmt_num(g.ratio_to_fp32, 3) + "x" : ""});
+                  g.disposition.empty() ? "unknown" : g.disposition, timed ? fmt_num(g.median_ms) : "",
+                  timed ? fmt_num(g.gops) : "", g.ratio_to_fp32 > 0 ? fmt_num(g.ratio_to_fp32, 3) + "x" : ""});
+  }
 }
 
 std::vector<Table> make_tables() {
   Table jobs{"jobs", {"job", "label", "status", "metrics", "seconds"}, {}, {}};
   Table gemm{"GEMM latency (median of repetitions; ×fp32 = fastest fp32 backend of the same shape and job / this)",
-             {"device", "backend", "dtype", "M", "N", "K", "ms", "GOP/s", "×fp32"}, {}, {}};
+             {"device", "backend", "dtype", "M", "N", "K", "verify", "ms", "GOP/s", "×fp32"}, {}, {}};
   return {jobs, gemm};
 }
 
@@ -65,17 +68,14 @@ std::vector<Table> finish(std::vector<Table> t) {
 std::vector<Table> summary_tables(const Store& store, const std::vector<Job>& jobs) {
   auto t = make_tables();
   for (const auto& j : jobs) {
-    auto rows = store.jobs("WHERE key = ? ORDER BY (status='done') DESC, id DESC LIMIT 1", {j.key});
-    std::optional<JobRow> row;
-    if (!rows.empty()) row = rows.front();
-    add_job(t[0], t[1], store, j.key, j.label, row);
+    add_job(t[0], t[1], store, j.key, j.label, store.reported_job(j.key));
   }
   return finish(std::move(t));
 }
 
 std::vector<Table> summary_tables(const Store& store) {
   auto t = make_tables();
-  for (const auto& row : store.jobs("WHERE id IN (SELECT MAX(id) FROM jobs WHERE status = 'done' GROUP BY key) ORDER BY id"))
+  for (const auto& row : store.latest_done_jobs())
     add_job(t[0], t[1], store, row.key, row.label, row);
   return finish(std::move(t));
 }

@@ -125,7 +125,7 @@ std::vector<Table> table5(const Store& store) {
     for (const auto& g : store.gemms(r.job.id)) {
       std::string cls = precision_class(g.dtype);
       if (cls.empty()) unclassified[g.dtype].insert(g.backend);
-      if (cls.empty() || g.median_ms <= 0) continue;
+      if (cls.empty() || !gemm_row_timed(g) || g.median_ms <= 0) continue;
       auto& slot = best[{g.device, g.m, g.n, g.k}];
       if (!slot.count(cls) || g.median_ms < slot[cls]) slot[cls] = g.median_ms;
     }
@@ -471,10 +471,15 @@ std::vector<Table> gemm_tables(const Store& store) {
       Table& t = it->second;
       if (fresh) {
         t.title = "GEMM latency on " + g.device;
-        t.headers = {"backend", "dtype", "M", "N", "K", "reps", "min ms", "median ms", "max ms", "GOP/s", "×fp32"};
+        t.headers = {"backend", "dtype", "M", "N", "K", "verify", "reps", "min ms", "median ms", "max ms", "GOP/s",
+                     "×fp32"};
       }
+      // An incorrect or not_supported row has no timing: its latency cells stay empty, not 0.
+      const bool timed = gemm_row_timed(g);
+      auto ms = [&](double v) { return timed ? fmt_num(v) : std::string(); };
       t.add_row({g.backend, g.dtype, std::to_string(g.m), std::to_string(g.n), std::to_string(g.k),
-                 std::to_string(g.reps), fmt_num(g.min_ms), fmt_num(g.median_ms), fmt_num(g.max_ms), fmt_num(g.gops),
+                 g.disposition.empty() ? "unknown" : g.disposition, timed ? std::to_string(g.reps) : "",
+                 ms(g.min_ms), ms(g.median_ms), ms(g.max_ms), ms(g.gops),
                  g.ratio_to_fp32 > 0 ? fmt_num(g.ratio_to_fp32, 3) + "x" : ""});
       auto& src = sources[g.device];
       if (src.empty() || src.back() != &r) src.push_back(&r);

@@ -13,6 +13,7 @@
 #include "reports/tables.h"
 #include "reports_test_util.h"
 #include "runner_test_util.h"
+#include "store_rows_test_util.h"
 
 #include <cmath>
 #include <cstring>
@@ -40,7 +41,7 @@ struct BadDb : test::ReportDb {
                        return r;
                      }(),
                      "stories260K fp16 ppl");
-  std::string good_key = store.jobs("WHERE id = ?", {std::to_string(good_id)}).front().key;
+  std::string good_key = test::rows_with_id(store, good_id).front().key;
 
   BadDb() {
     json spec = test::make_spec("stories260K", "smoothquant", {{"alpha", nullptr}}, "ppl");
@@ -52,7 +53,7 @@ struct BadDb : test::ReportDb {
                         "(last_insert_rowid(), 'ppl', NULL, '', 2, NULL, '[null,null]'), "
                         "(last_insert_rowid(), 'method_seconds', 0.25, 's', 1, 0, NULL);");
   }
-  long bad_id() const { return store.jobs("WHERE key = ?", {kBadKey}).front().id; }
+  long bad_id() const { return test::rows_of_key(store, kBadKey).front().id; }
 };
 
 int occurrences(const std::string& text, const std::string& word) {

@@ -5,6 +5,7 @@
 
 #include "reports/nightly.h"
 #include "reports_test_util.h"
+#include "store_rows_test_util.h"
 
 #include <gtest/gtest.h>
 
@@ -145,7 +146,7 @@ TEST(ReportNightlyCommand, RunsTheSweepTwiceAndThenFlagsAnInjectedSlowdown) {
   EXPECT_NE(md.find("value_1"), std::string::npos) << md;
   {
     Store store(opt.db);
-    EXPECT_EQ(store.jobs("WHERE status = 'done'").size(), 2u);  // force: one fresh row per nightly
+    EXPECT_EQ(test::rows_with_status(store, "done").size(), 2u);  // force: one fresh row per nightly
   }
 
   test::ReportDb db;

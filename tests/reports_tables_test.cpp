@@ -347,7 +347,7 @@ TEST_F(ReportTables, GemmTablesComeOnePerDevice) {
   EXPECT_EQ(tables[1].title, "GEMM latency on cuda:H100");
   EXPECT_EQ(tables[1].rows.at(0)[column(tables[1], "median ms")], "0.05");
   std::string csv = tables[0].render("csv");
-  EXPECT_EQ(csv.substr(0, csv.find('\n')), "backend,dtype,M,N,K,reps,min ms,median ms,max ms,GOP/s,×fp32");
+  EXPECT_EQ(csv.substr(0, csv.find('\n')), "backend,dtype,M,N,K,verify,reps,min ms,median ms,max ms,GOP/s,×fp32");
 }
 
 TEST_F(ReportTables, EveryTableRendersOnAnEmptyDbAndUnknownNamesListTheKnownOnes) {

@@ -4,6 +4,7 @@
 // so freeing space and running again redoes the job.
 #include "app/cli.h"
 #include "harness/store.h"
+#include "store_rows_test_util.h"
 #include "test_util.h"
 
 #include <sqlite3.h>
@@ -67,7 +68,7 @@ TEST(RunFailures, FailedJobsFromAnEarlierRunMakeAPlainRerunExitNonZeroAndAreList
   CliResult again = flatbench(run_args(dir, cfg));
   EXPECT_EQ(again.rc, 1) << "failed jobs of the selection must not exit 0\n" << again.err;
   Store s(dir / "r.db", true);
-  for (const JobRow& row : s.jobs("WHERE status = 'failed'")) {
+  for (const JobRow& row : test::rows_with_status(s, "failed")) {
     EXPECT_NE(again.err.find(row.key.substr(0, 12)), std::string::npos) << again.err;
     EXPECT_NE(again.err.find(row.label), std::string::npos) << again.err;
   }

@@ -2,6 +2,7 @@
 // right before it runs, a live process's running row is never taken over (a dead one's is
 // reclaimed), and the sweep ends with every job done exactly once, whichever process ran it.
 #include "harness/store.h"
+#include "store_rows_test_util.h"
 #include "test_util.h"
 
 #include <fcntl.h>
@@ -164,7 +165,7 @@ void insert_running(Store& s, const std::string& run, const std::string& key, co
 }
 
 long rows_of(const Store& s, const std::string& key) {
-  return static_cast<long>(s.jobs("WHERE key = ?", {key}).size());
+  return static_cast<long>(test::rows_of_key(s, key).size());
 }
 
 // A child process that reports its owner string and then waits to be killed.
@@ -216,7 +217,7 @@ TEST(StoreClaims, ALiveProcessesRunningRowIsNotTakenOverADeadOnesIsReclaimed) {
   EXPECT_FALSE(owner_is_alive(dead_owner, now));
   Claim c = s.claim_job("mine", "k-live", kSpec, "", {});
   ASSERT_EQ(c.outcome, ClaimOutcome::claimed) << "the dead process's row is reclaimed";
-  auto rows = s.jobs("WHERE key = ?", {"k-live"});
+  auto rows = test::rows_of_key(s, "k-live");
   ASSERT_EQ(rows.size(), 1u) << "the dead row is replaced, not kept beside ours";
   EXPECT_EQ(rows[0].id, c.job_id);
   EXPECT_EQ(rows[0].run_uuid, "mine");
@@ -273,7 +274,7 @@ TEST(StoreClaims, OutcomesAreWrittenOnlyToOurOwnRunningRow) {
   EXPECT_TRUE(s.metrics(id).empty());
   s.fail_job(id, "boom", 0.1);
   s.release_job(id);
-  auto rows = s.jobs("WHERE id = ?", {std::to_string(id)});
+  auto rows = test::rows_with_id(s, id);
   ASSERT_EQ(rows.size(), 1u) << "another's row is not released";
   EXPECT_EQ(rows[0].status, "running");
 }

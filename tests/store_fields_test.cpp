@@ -108,6 +108,9 @@ JobResult full_result() {
   g.ratio_to_fp32 = 2.5;
   g.samples_ms = {0.5, 1};
   g.extra = {{"tile", "64x64"}};
+  g.disposition = gemm_disposition::kPassed;
+  g.verify_error = 3e-6;
+  g.verify_tolerance = 1e-4;
   res.gemms.push_back(g);
   res.info = {{"threads", 4}};
   res.synthetic = true;
@@ -146,6 +149,8 @@ void expect_same_gemms(const std::vector<GemmRecord>& a, const std::vector<GemmR
               std::tie(b[i].min_ms, b[i].median_ms, b[i].max_ms, b[i].gops, b[i].ratio_to_fp32));
     EXPECT_EQ(a[i].samples_ms, b[i].samples_ms);
     EXPECT_EQ(a[i].extra, b[i].extra);
+    EXPECT_EQ(std::tie(a[i].disposition, a[i].verify_error, a[i].verify_tolerance),
+              std::tie(b[i].disposition, b[i].verify_error, b[i].verify_tolerance));
   }
 }
 

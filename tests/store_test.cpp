@@ -4,6 +4,7 @@
 #include "harness/runner.h"
 #include "harness/store.h"
 #include "runner_test_util.h"
+#include "store_rows_test_util.h"
 #include "test_util.h"
 
 #include <fcntl.h>
@@ -110,7 +111,7 @@ TEST(Runner, FailedJobsAreRecordedAndRetriedOnlyOnRequest) {
   EXPECT_EQ(c.ran, 1);
   EXPECT_EQ(c.failed, 1);
   Store s(dir / "r.db");
-  auto failed = s.jobs("WHERE status = 'failed'");
+  auto failed = test::rows_with_status(s, "failed");
   ASSERT_EQ(failed.size(), 1u);
   EXPECT_NE(failed[0].error.find("failing as asked"), std::string::npos);
   EXPECT_EQ(count_rows(s, "SELECT COUNT(*) FROM metrics WHERE job_id = " + std::to_string(failed[0].id)), 0)
@@ -143,7 +144,7 @@ TEST(Runner, ResumesAfterAJobIsKilled) {
     std::this_thread::sleep_for(std::chrono::milliseconds(25));
     if (std::filesystem::exists(db)) {
       try {
-        running = Store(db, true).jobs("WHERE status = 'running'").size() == 1;
+        running = test::rows_with_status(Store(db, true), "running").size() == 1;
       } catch (const std::exception&) {
       }
     }

@@ -91,6 +91,39 @@ std::vector<const GemmBackendInfo*> selected_backends(const json& names) {
   return out;
 }
 
+struct TimingParams {
+  int reps = 0;
+  double min_time_s = 0, warmup_s = 0;
+};
+
+// One backend on one shape: its row with a disposition. An unavailable backend is not_supported
+// and an incorrect one (verify error above its tolerance) is not timed — a timing of a wrong
+// product would only mislead — so both rows carry zeros for every latency field.
+GemmRecord measure_backend(const GemmBackendInfo& b, const GemmShape& s, uint64_t seed, int threads, bool verify,
+                           const TimingParams& timing) {
+  GemmRecord g{"cpu", b.name, b.dtype, s.m, s.n, s.k};
+  g.extra["is_fp32_baseline"] = b.is_fp32_baseline;
+  if (b.available && !b.available()) {
+    g.disposition = gemm_disposition::kNotSupported;
+    return g;
+  }
+  auto problem = b.prepare(s, seed, threads);
+  if (verify) {
+    g.verify_error = problem->verify();
+    g.verify_tolerance = problem->tolerance();
+    // Written so that a NaN error is incorrect too.
+    g.disposition = g.verify_error <= g.verify_tolerance ? gemm_disposition::kPassed : gemm_disposition::kIncorrect;
+    if (g.disposition == gemm_disposition::kIncorrect) return g;
+  }
+  std::string name = fmt::format("{}/{}x{}x{}", b.name, s.m, s.n, s.k);
+  g.samples_ms = profile(*problem, name, timing.reps, timing.min_time_s, timing.warmup_s);
+  Summary sum = summarise(g.samples_ms);
+  g.reps = static_cast<int>(g.samples_ms.size());
+  g.min_ms = sum.min, g.median_ms = sum.median, g.max_ms = sum.max;
+  g.gops = 2.0 * s.m * s.n * s.k / (sum.median * 1e-3) / 1e9;
+  return g;
+}
+
 void run_gemm(EvalContext& ctx, JobResult& result) {
   const json& p = ctx.params;
   std::vector<GemmShape> shapes;
@@ -111,47 +144,42 @@ void run_gemm(EvalContext& ctx, JobResult& result) {
   }
 
   auto backends = selected_backends(p["backends"]);
-  const int reps = param_int(p, "reps"), threads = param_int(p, "threads");
-  const double min_time = param_float(p, "min_time_ms") / 1e3, warmup = param_float(p, "warmup_ms") / 1e3;
+  const int threads = param_int(p, "threads");
+  const TimingParams timing{param_int(p, "reps"), param_float(p, "min_time_ms") / 1e3, param_float(p, "warmup_ms") / 1e3};
   const bool verify = param_bool(p, "verify");
 
   ctx.progress.begin("gemm", static_cast<long>(shapes.size() * backends.size()));
-  long step = 0;
+  long step = 0, timed = 0, incorrect = 0;
   for (const auto& s : shapes) {
     std::vector<GemmRecord> rows;
     for (const auto* b : backends) {
       ctx.progress.step(step++);
-      if (b->available && !b->available()) {
+      GemmRecord g = measure_backend(*b, s, ctx.seed, threads, verify, timing);
+      if (g.disposition == gemm_disposition::kNotSupported)
         result.info["skipped"].push_back(b->name + ": not available on this CPU");
-        continue;
+      if (g.disposition == gemm_disposition::kIncorrect) {
+        ++incorrect;
+        result.info["incorrect"].push_back(fmt::format("{} [{}, {}, {}]: relative error {:.3g} > {:.3g}", b->name,
+                                                       s.m, s.n, s.k, g.verify_error, g.verify_tolerance));
       }
-      auto problem = b->prepare(s, ctx.seed, threads);
-      GemmRecord g{"cpu", b->name, b->dtype, s.m, s.n, s.k};
-      if (verify) {
-        double err = problem->verify();
-        g.extra["verify_error"] = err;
-        if (!(err <= problem->tolerance()))
-          throw std::runtime_error(fmt::format("gemm: {} is wrong on [{}, {}, {}]: relative error {:.3g} > {:.3g}",
-                                               b->name, s.m, s.n, s.k, err, problem->tolerance()));
-      }
-      std::string name = fmt::format("{}/{}x{}x{}", b->name, s.m, s.n, s.k);
-      g.samples_ms = profile(*problem, name, reps, min_time, warmup);
-      Summary sum = summarise(g.samples_ms);
-      g.reps = static_cast<int>(g.samples_ms.size());
-      g.min_ms = sum.min, g.median_ms = sum.median, g.max_ms = sum.max;
-      g.gops = 2.0 * s.m * s.n * s.k / (sum.median * 1e-3) / 1e9;
-      g.extra["is_fp32_baseline"] = b->is_fp32_baseline;
+      if (gemm_row_timed(g)) ++timed;
       rows.push_back(std::move(g));
     }
     double best_fp32 = 0;
     for (const auto& g : rows)
-      if (g.extra["is_fp32_baseline"].get<bool>() && (best_fp32 == 0 || g.median_ms < best_fp32)) best_fp32 = g.median_ms;
+      if (gemm_row_timed(g) && g.extra["is_fp32_baseline"].get<bool>() && (best_fp32 == 0 || g.median_ms < best_fp32))
+        best_fp32 = g.median_ms;
     for (auto& g : rows) {
-      if (best_fp32 > 0) g.ratio_to_fp32 = best_fp32 / g.median_ms;
-      add_gemm_metric(result, g);
+      if (gemm_row_timed(g)) {
+        if (best_fp32 > 0) g.ratio_to_fp32 = best_fp32 / g.median_ms;
+        add_gemm_metric(result, g);
+      }
       result.gemms.push_back(std::move(g));
     }
   }
+  // One wrong backend is a row's verdict; a job in which every checked backend was wrong measured nothing.
+  if (timed == 0 && incorrect > 0)
+    throw std::runtime_error("gemm: every backend failed verification (" + result.info["incorrect"].dump() + ")");
   ctx.progress.end();
   result.info["threads"] = threads;
 }
