@@ -3,12 +3,15 @@
 
 #include "test_util.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
 #include <string>
+#include <vector>
 
 namespace fb::test {
 
@@ -72,6 +75,29 @@ inline long sql_count(const std::filesystem::path& db, const std::string& sql) {
   sqlite3_finalize(st);
   sqlite3_close(h);
   return n;
+}
+
+// A child `flatbench ARGS...` running beside the test, its output thrown away.
+inline pid_t spawn_flatbench(const std::vector<std::string>& args) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 1);
+    dup2(devnull, 2);
+    std::vector<char*> argv{const_cast<char*>(FLATBENCH_BINARY)};
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(FLATBENCH_BINARY, argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+// The child's exit code, or minus the signal that ended it.
+inline int wait_exit(pid_t pid) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
 }
 
 }  // namespace fb::test

@@ -2,6 +2,7 @@
 // no job and keeps no partial rows; two processes writing one DB at once never corrupt it;
 // the Slurm scripts, run task by task, shard and merge a sweep into one DB; bad result paths
 // give clear errors.
+#include "cli_test_util.h"
 #include "harness/config.h"
 #include "harness/runner.h"
 #include "harness/slurm.h"
@@ -23,37 +24,10 @@
 namespace fb {
 namespace {
 
+using test::sql_count;
+using test::spawn_flatbench;
 using test::TempDir;
-
-long count(const std::filesystem::path& db, const std::string& sql) {
-  Store s(db, true);
-  sqlite3_stmt* st = nullptr;
-  EXPECT_EQ(sqlite3_prepare_v2(s.handle(), sql.c_str(), -1, &st, nullptr), SQLITE_OK) << sql;
-  long n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
-  sqlite3_finalize(st);
-  return n;
-}
-
-pid_t spawn_flatbench(const std::vector<std::string>& args) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    int devnull = open("/dev/null", O_WRONLY);
-    dup2(devnull, 1);
-    dup2(devnull, 2);
-    std::vector<char*> argv{const_cast<char*>(FLATBENCH_BINARY)};
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(FLATBENCH_BINARY, argv.data());
-    _exit(127);
-  }
-  return pid;
-}
-
-int wait_exit(pid_t pid) {
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-}
+using test::wait_exit;
 
 std::filesystem::path write_file(const std::filesystem::path& p, const std::string& text) {
   std::ofstream(p) << text;
@@ -62,14 +36,14 @@ std::filesystem::path write_file(const std::filesystem::path& p, const std::stri
 
 // Every job of the sweep exactly once as 'done', each with exactly its metrics, nothing else.
 void expect_whole_sweep(const std::filesystem::path& db, long jobs, long metrics_per_job) {
-  EXPECT_EQ(count(db, "SELECT COUNT(*) FROM jobs"), jobs);
-  EXPECT_EQ(count(db, "SELECT COUNT(DISTINCT key) FROM jobs WHERE status = 'done'"), jobs);
-  EXPECT_EQ(count(db, "SELECT COUNT(*) FROM metrics"), jobs * metrics_per_job);
-  EXPECT_EQ(count(db, "SELECT COUNT(*) FROM jobs j WHERE (SELECT COUNT(*) FROM metrics m WHERE m.job_id = j.id) != " +
+  EXPECT_EQ(sql_count(db, "SELECT COUNT(*) FROM jobs"), jobs);
+  EXPECT_EQ(sql_count(db, "SELECT COUNT(DISTINCT key) FROM jobs WHERE status = 'done'"), jobs);
+  EXPECT_EQ(sql_count(db, "SELECT COUNT(*) FROM metrics"), jobs * metrics_per_job);
+  EXPECT_EQ(sql_count(db, "SELECT COUNT(*) FROM jobs j WHERE (SELECT COUNT(*) FROM metrics m WHERE m.job_id = j.id) != " +
                           std::to_string(metrics_per_job)),
             0)
       << "a job with a partial set of metrics";
-  EXPECT_EQ(count(db, "SELECT COUNT(*) FROM pragma_integrity_check WHERE integrity_check != 'ok'"), 0);
+  EXPECT_EQ(sql_count(db, "SELECT COUNT(*) FROM pragma_integrity_check WHERE integrity_check != 'ok'"), 0);
 }
 
 TEST(Reliability, SurvivesManyKillsAtRandomPointsWithoutLosingOrDuplicatingJobs) {
@@ -94,7 +68,7 @@ TEST(Reliability, SurvivesManyKillsAtRandomPointsWithoutLosingOrDuplicatingJobs)
             0);
   expect_whole_sweep(db, kJobs, kMetrics);
   std::cout << "[ info ] kills survived: " << kills << ", jobs lost: "
-            << kJobs - count(db, "SELECT COUNT(*) FROM jobs WHERE status='done'") << "\n";
+            << kJobs - sql_count(db, "SELECT COUNT(*) FROM jobs WHERE status='done'") << "\n";
 }
 
 TEST(Reliability, TwoProcessesWritingOneDatabaseAtOnce) {
@@ -109,7 +83,7 @@ TEST(Reliability, TwoProcessesWritingOneDatabaseAtOnce) {
         {"run", cfg.string(), "--db", db.string(), "--data-dir", dir.path.string(), "-q", "--shard", shard}));
   for (pid_t p : pids) EXPECT_EQ(wait_exit(p), 0);
   expect_whole_sweep(db, 20, 5);
-  EXPECT_EQ(count(db, "SELECT COUNT(*) FROM runs"), 2);
+  EXPECT_EQ(sql_count(db, "SELECT COUNT(*) FROM runs"), 2);
 }
 
 TEST(Reliability, SlurmArrayScriptsShardAndMergeTheSweep) {
@@ -136,13 +110,13 @@ TEST(Reliability, SlurmArrayScriptsShardAndMergeTheSweep) {
     EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
   }
   EXPECT_EQ(std::system(("bash " + s.merge_script.string() + " >/dev/null 2>&1").c_str()), 0);
-  long jobs = count(o.db, "SELECT COUNT(*) FROM jobs WHERE status = 'done'");
+  long jobs = sql_count(o.db, "SELECT COUNT(*) FROM jobs WHERE status = 'done'");
   EXPECT_EQ(jobs, 7);
-  EXPECT_EQ(count(o.db, "SELECT COUNT(*) FROM metrics"), 1 + 2 + 3 + 4 + 5 + 6 + 7);
-  EXPECT_EQ(count(o.db, "SELECT COUNT(DISTINCT shard) FROM runs"), 3);
+  EXPECT_EQ(sql_count(o.db, "SELECT COUNT(*) FROM metrics"), 1 + 2 + 3 + 4 + 5 + 6 + 7);
+  EXPECT_EQ(sql_count(o.db, "SELECT COUNT(DISTINCT shard) FROM runs"), 3);
   // The merge is idempotent: running it again changes nothing.
   EXPECT_EQ(std::system(("bash " + s.merge_script.string() + " >/dev/null 2>&1").c_str()), 0);
-  EXPECT_EQ(count(o.db, "SELECT COUNT(*) FROM jobs"), 7);
+  EXPECT_EQ(sql_count(o.db, "SELECT COUNT(*) FROM jobs"), 7);
 }
 
 TEST(Reliability, ReadOnlyDatabaseGivesAClearError) {

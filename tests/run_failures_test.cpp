@@ -3,6 +3,7 @@
 // disk full while a job's outcome is written) is not remembered as the job's own failure,
 // so freeing space and running again redoes the job.
 #include "app/cli.h"
+#include "cli_test_util.h"
 #include "harness/store.h"
 #include "store_rows_test_util.h"
 #include "test_util.h"
@@ -16,6 +17,7 @@
 namespace fb {
 namespace {
 
+using test::sql_count;
 using test::TempDir;
 
 std::filesystem::path write_config(const TempDir& dir, const std::string& text) {
@@ -47,15 +49,6 @@ std::vector<std::string> run_args(const TempDir& dir, const std::filesystem::pat
   return {"run", cfg.string(), "--db", (dir / "r.db").string(), "--data-dir", dir.path.string(), "-q"};
 }
 
-long count(const std::filesystem::path& db, const std::string& sql) {
-  Store s(db, true);
-  sqlite3_stmt* st = nullptr;
-  EXPECT_EQ(sqlite3_prepare_v2(s.handle(), sql.c_str(), -1, &st, nullptr), SQLITE_OK) << sql;
-  long n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
-  sqlite3_finalize(st);
-  return n;
-}
-
 TEST(RunFailures, FailedJobsFromAnEarlierRunMakeAPlainRerunExitNonZeroAndAreListed) {
   TempDir dir;
   auto cfg = write_config(dir,
@@ -63,7 +56,7 @@ TEST(RunFailures, FailedJobsFromAnEarlierRunMakeAPlainRerunExitNonZeroAndAreList
                           "    fail: [false, true]\n");
   CliResult first = flatbench(run_args(dir, cfg));
   EXPECT_EQ(first.rc, 1) << first.err;
-  ASSERT_EQ(count(dir / "r.db", "SELECT COUNT(*) FROM jobs WHERE status = 'failed'"), 2);
+  ASSERT_EQ(sql_count(dir / "r.db", "SELECT COUNT(*) FROM jobs WHERE status = 'failed'"), 2);
 
   CliResult again = flatbench(run_args(dir, cfg));
   EXPECT_EQ(again.rc, 1) << "failed jobs of the selection must not exit 0\n" << again.err;
@@ -93,21 +86,21 @@ TEST(RunFailures, DiskFullWhileWritingAJobIsNotRememberedAsItsFailure) {
     Store s(db);  // schema in place, and a first run row, so later writes need few pages
     s.begin_run({"warmup"});
   }
-  g_max_pages = count(db, "PRAGMA page_count") + 3;
+  g_max_pages = sql_count(db, "PRAGMA page_count") + 3;
   sqlite3_auto_extension(reinterpret_cast<void (*)()>(limit_db_size));
   CliResult full = flatbench(run_args(dir, cfg));
   g_max_pages = 0;  // "free space"
   sqlite3_cancel_auto_extension(reinterpret_cast<void (*)()>(limit_db_size));
   EXPECT_NE(full.rc, 0) << "a job that could not be written is not a success\n" << full.err;
   EXPECT_NE(full.err.find("full"), std::string::npos) << full.err;
-  EXPECT_EQ(count(db, "SELECT COUNT(*) FROM jobs WHERE status = 'failed'"), 0)
+  EXPECT_EQ(sql_count(db, "SELECT COUNT(*) FROM jobs WHERE status = 'failed'"), 0)
       << "disk full is not the job's failure";
 
   CliResult again = flatbench(run_args(dir, cfg));
   EXPECT_EQ(again.rc, 0) << again.err;
-  EXPECT_EQ(count(db, "SELECT COUNT(DISTINCT key) FROM jobs WHERE status = 'done'"), 2);
-  EXPECT_EQ(count(db, "SELECT COUNT(*) FROM jobs WHERE status != 'done'"), 0);
-  EXPECT_EQ(count(db, "SELECT COUNT(*) FROM metrics"), 2001);
+  EXPECT_EQ(sql_count(db, "SELECT COUNT(DISTINCT key) FROM jobs WHERE status = 'done'"), 2);
+  EXPECT_EQ(sql_count(db, "SELECT COUNT(*) FROM jobs WHERE status != 'done'"), 0);
+  EXPECT_EQ(sql_count(db, "SELECT COUNT(*) FROM metrics"), 2001);
 }
 
 }  // namespace

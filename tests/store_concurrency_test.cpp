@@ -1,6 +1,7 @@
 // Several `flatbench run` processes on one DB share the work: each job is claimed atomically
 // right before it runs, a live process's running row is never taken over (a dead one's is
 // reclaimed), and the sweep ends with every job done exactly once, whichever process ran it.
+#include "cli_test_util.h"
 #include "harness/store.h"
 #include "store_rows_test_util.h"
 #include "test_util.h"
@@ -20,16 +21,10 @@
 namespace fb {
 namespace {
 
+using test::sql_count;
+using test::spawn_flatbench;
 using test::TempDir;
-
-long count(const std::filesystem::path& db, const std::string& sql) {
-  Store s(db, true);
-  sqlite3_stmt* st = nullptr;
-  EXPECT_EQ(sqlite3_prepare_v2(s.handle(), sql.c_str(), -1, &st, nullptr), SQLITE_OK) << sql;
-  long n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
-  sqlite3_finalize(st);
-  return n;
-}
+using test::wait_exit;
 
 // Rows of the DB in state 'running'; -1 while the DB or its schema is not there yet.
 long running_rows(const std::filesystem::path& db) {
@@ -44,28 +39,6 @@ long running_rows(const std::filesystem::path& db) {
   }
   sqlite3_close(h);
   return n;
-}
-
-// A child `flatbench ARGS...`, its output thrown away.
-pid_t spawn_flatbench(const std::vector<std::string>& args) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    int devnull = open("/dev/null", O_WRONLY);
-    dup2(devnull, 1);
-    dup2(devnull, 2);
-    std::vector<char*> argv{const_cast<char*>(FLATBENCH_BINARY)};
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(FLATBENCH_BINARY, argv.data());
-    _exit(127);
-  }
-  return pid;
-}
-
-int wait_exit(pid_t pid) {
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
 }
 
 std::filesystem::path write_config(const TempDir& dir, const std::string& name, const std::string& text) {
@@ -94,10 +67,10 @@ std::vector<int> run_concurrently(int n, const std::vector<std::string>& args) {
 }
 
 void expect_each_job_done_once(const std::filesystem::path& db, long jobs, long metrics_per_job) {
-  EXPECT_EQ(count(db, "SELECT COUNT(*) FROM jobs WHERE status = 'done'"), jobs);
-  EXPECT_EQ(count(db, "SELECT COUNT(DISTINCT key) FROM jobs WHERE status = 'done'"), jobs);
-  EXPECT_EQ(count(db, "SELECT COUNT(*) FROM jobs WHERE status != 'done'"), 0) << "failed or running rows left";
-  EXPECT_EQ(count(db, "SELECT COUNT(*) FROM metrics"), jobs * metrics_per_job);
+  EXPECT_EQ(sql_count(db, "SELECT COUNT(*) FROM jobs WHERE status = 'done'"), jobs);
+  EXPECT_EQ(sql_count(db, "SELECT COUNT(DISTINCT key) FROM jobs WHERE status = 'done'"), jobs);
+  EXPECT_EQ(sql_count(db, "SELECT COUNT(*) FROM jobs WHERE status != 'done'"), 0) << "failed or running rows left";
+  EXPECT_EQ(sql_count(db, "SELECT COUNT(*) FROM metrics"), jobs * metrics_per_job);
 }
 
 TEST(StoreConcurrency, ThreeProcessesOnOneDatabaseRunEveryJobExactlyOnce) {
@@ -105,7 +78,7 @@ TEST(StoreConcurrency, ThreeProcessesOnOneDatabaseRunEveryJobExactlyOnce) {
   auto cfg = write_config(dir, "sweep.yaml", twenty_jobs(30));
   for (int code : run_concurrently(3, run_args(dir, cfg))) EXPECT_EQ(code, 0);
   expect_each_job_done_once(dir / "r.db", 20, 3);
-  EXPECT_GE(count(dir / "r.db", "SELECT COUNT(DISTINCT run_uuid) FROM jobs"), 2) << "the processes share the work";
+  EXPECT_GE(sql_count(dir / "r.db", "SELECT COUNT(DISTINCT run_uuid) FROM jobs"), 2) << "the processes share the work";
 
   // A plain rerun finds everything done and adds nothing.
   EXPECT_EQ(wait_exit(spawn_flatbench(run_args(dir, cfg))), 0);
@@ -120,9 +93,9 @@ TEST(StoreConcurrency, ForcedRerunsByTwoProcessesRedoEachJobOnce) {
   forced.push_back("--force");
   for (int code : run_concurrently(2, forced)) EXPECT_EQ(code, 0);
   auto db = dir / "r.db";
-  EXPECT_EQ(count(db, "SELECT COUNT(*) FROM jobs WHERE status = 'done'"), 40) << "the first run plus one redo each";
-  EXPECT_EQ(count(db, "SELECT COUNT(*) FROM (SELECT key FROM jobs GROUP BY key HAVING COUNT(*) != 2)"), 0);
-  EXPECT_EQ(count(db, "SELECT COUNT(*) FROM jobs WHERE status != 'done'"), 0);
+  EXPECT_EQ(sql_count(db, "SELECT COUNT(*) FROM jobs WHERE status = 'done'"), 40) << "the first run plus one redo each";
+  EXPECT_EQ(sql_count(db, "SELECT COUNT(*) FROM (SELECT key FROM jobs GROUP BY key HAVING COUNT(*) != 2)"), 0);
+  EXPECT_EQ(sql_count(db, "SELECT COUNT(*) FROM jobs WHERE status != 'done'"), 0);
 }
 
 TEST(StoreConcurrency, ARunDoesNotTakeOverAJobALiveProcessIsRunning) {
@@ -139,7 +112,7 @@ TEST(StoreConcurrency, ARunDoesNotTakeOverAJobALiveProcessIsRunning) {
       << "the second process must skip the job running elsewhere, not rerun it";
   EXPECT_EQ(wait_exit(first), 0);
   expect_each_job_done_once(db, 1, 2);
-  EXPECT_EQ(count(db, "SELECT COUNT(*) FROM jobs j JOIN runs r ON r.uuid = j.run_uuid "
+  EXPECT_EQ(sql_count(db, "SELECT COUNT(*) FROM jobs j JOIN runs r ON r.uuid = j.run_uuid "
                       "WHERE r.started_at = (SELECT MIN(started_at) FROM runs)"),
             1)
       << "the job is the first process's";
