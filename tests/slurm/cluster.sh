@@ -29,7 +29,10 @@ done
 [ -r /etc/munge/munge.key ] || { echo "slurm: /etc/munge/munge.key is missing" >&2; exit 77; }
 mkdir -p "$dir/state" "$dir/spool"
 host=$(hostname -s)
-# Ports away from the defaults, so a real cluster on this host is left alone.
+# Ports away from the defaults, so a real cluster on this host is left alone, and chosen per
+# start, so two test runs at once (two checkouts, a container beside the host) never talk to each
+# other's daemons.
+ctld_port=$((20000 + ($$ % 10000) * 2)); slurmd_port=$((ctld_port + 1))
 cat >"$conf" <<CONF
 ClusterName=flatbench-test
 SlurmctldHost=$host
@@ -37,8 +40,8 @@ AuthType=auth/munge
 CredType=cred/munge
 SlurmUser=root
 SlurmdUser=root
-SlurmctldPort=16817
-SlurmdPort=16818
+SlurmctldPort=$ctld_port
+SlurmdPort=$slurmd_port
 StateSaveLocation=$dir/state
 SlurmdSpoolDir=$dir/spool
 SlurmctldPidFile=$dir/slurmctld.pid
@@ -62,12 +65,17 @@ if ! munge -n >/dev/null 2>&1; then
   munged --force >/dev/null 2>&1 || { echo "slurm: munged would not start" >&2; exit 77; }
 fi
 export SLURM_CONF="$conf"
-slurmctld -f "$conf" >/dev/null 2>&1 || { echo "slurm: slurmctld would not start (see $dir/slurmctld.log)" >&2; exit 77; }
-slurmd -f "$conf" >/dev/null 2>&1 || { echo "slurm: slurmd would not start (see $dir/slurmd.log)" >&2; exit 77; }
+# Whatever fails from here on stops the daemons this start began: a skipped test leaves none
+# running (a leftover slurmctld once kept every later run from reaching idle).
+give_up() {
+  echo "slurm: $1" >&2
+  bash "$0" stop "$dir"
+  exit 77
+}
+slurmctld -f "$conf" >/dev/null 2>&1 || give_up "slurmctld would not start (see $dir/slurmctld.log)"
+slurmd -f "$conf" >/dev/null 2>&1 || give_up "slurmd would not start (see $dir/slurmd.log)"
 for _ in $(seq 1 60); do
   if sinfo -h -o %T 2>/dev/null | grep -q idle; then echo "$conf"; exit 0; fi
   sleep 0.5
 done
-echo "slurm: the node never became idle (see $dir/slurmctld.log, $dir/slurmd.log)" >&2
-SLURM_CONF="$conf" scontrol shutdown >/dev/null 2>&1 || true
-exit 77
+give_up "the node never became idle (see $dir/slurmctld.log, $dir/slurmd.log)"
