@@ -120,7 +120,11 @@ std::string range_error(const ParamSpec& spec, const json& value) {
     for (const auto& e : value) numbers.push_back(e.get<double>());
   else
     numbers.push_back(value.get<double>());
+  const bool integer = spec.type == ParamType::Int || spec.type == ParamType::IntList || spec.type == ParamType::ShapeList;
   for (double v : numbers) {
+    // Integer parameters are read as int (param_int): a larger value would silently wrap.
+    if (integer && (v < std::numeric_limits<int>::min() || v > std::numeric_limits<int>::max()))
+      return fmt::format("{} does not fit a 32-bit integer", number_text(v));
     if (spec.range.accepts(v)) continue;
     std::string want = spec.range.describe();
     if (std::isnan(v)) return fmt::format("nan is not a number{}", want.empty() ? "" : " (expects " + want + ")");

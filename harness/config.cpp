@@ -121,6 +121,8 @@ class Errors {
     else ++left_out_;
   }
   bool any() const { return !issues_.empty(); }
+  // Grid points expanded so far over every entry: the sweep bound holds before expansion, not after.
+  double points_expanded = 0;
   void throw_if_any(const std::string& file) const {
     if (!any()) return;
     std::vector<ConfigIssue> all = issues_;
@@ -157,12 +159,18 @@ const std::vector<std::string> kTopLevelKeys = {"include",     "name",  "descrip
 
 // Nodes of the document with every alias expanded, counted up to the bound: a few hundred
 // bytes of nested aliases (a "billion laughs") would otherwise expand to gigabytes.
-long expanded_nodes(const YAML::Node& n, long budget) {
+// Nesting deeper than this (a chain or a cycle of aliases) is refused before any recursion
+// over the document could overflow the stack.
+constexpr int kMaxConfigDepth = 256;
+
+long expanded_nodes(const YAML::Node& n, long budget, int depth = 0) {
+  if (depth > kMaxConfigDepth) return budget + 1;
   long count = 1;
   if (n.IsSequence() || n.IsMap())
     for (auto it = n.begin(); it != n.end() && count <= budget; ++it)
-      count += n.IsMap() ? expanded_nodes(it->first, budget - count) + expanded_nodes(it->second, budget - count)
-                         : expanded_nodes(*it, budget - count);
+      count += n.IsMap() ? expanded_nodes(it->first, budget - count, depth + 1) +
+                               expanded_nodes(it->second, budget - count, depth + 1)
+                         : expanded_nodes(*it, budget - count, depth + 1);
   return count;
 }
 
@@ -184,11 +192,22 @@ std::string read_bounded(const fs::path& path) {
 
 // Reads a file and its includes; later files override earlier ones key by key at the top level.
 void read_file(const fs::path& path, std::map<std::string, Located>& top, std::string& text,
-               std::vector<fs::path>& chain, Errors& errors) {
+               std::vector<fs::path>& chain, Errors& errors, int& files_read) {
+  constexpr int kMaxConfigFiles = 256;
+  if (++files_read > kMaxConfigFiles)
+    throw ConfigError(path.string(), 1, 1, "include",
+                      fmt::format("more than {} config files read through includes (an include listed many times "
+                                  "is read each time)",
+                                  kMaxConfigFiles));
   fs::path canon = fs::weakly_canonical(path);
   if (std::find(chain.begin(), chain.end(), canon) != chain.end())
     throw ConfigError(path.string(), 1, 1, "include", "include cycle through " + canon.string());
   const std::string body = read_bounded(path);
+  if (text.size() + body.size() > size_t(kMaxConfigBytes))
+    throw ConfigError(path.string(), 1, 1, "include",
+                      fmt::format("the config and its includes exceed {} bytes in all (an include listed many times "
+                                  "is read each time)",
+                                  kMaxConfigBytes));
   YAML::Node root;
   try {
     root = YAML::Load(body);
@@ -198,8 +217,9 @@ void read_file(const fs::path& path, std::map<std::string, Located>& top, std::s
   Located whole{root, path.string()};
   if (!root.IsMap()) fail(whole, "", "a config must be a mapping with models / methods / evaluations");
   if (expanded_nodes(root, kMaxConfigNodes) > kMaxConfigNodes)
-    fail(whole, "", fmt::format("the config expands to more than {} YAML nodes (aliases expanded); "
-                                "refusing to read it", kMaxConfigNodes));
+    fail(whole, "", fmt::format("the config expands to more than {} YAML nodes or nests deeper than {} levels "
+                                "(aliases expanded); refusing to read it",
+                                kMaxConfigNodes, kMaxConfigDepth));
   chain.push_back(canon);
   if (auto inc = root["include"]) {
     std::vector<YAML::Node> items;
@@ -210,7 +230,7 @@ void read_file(const fs::path& path, std::map<std::string, Located>& top, std::s
     for (auto& i : items) {
       fs::path p = path.parent_path() / scalar_text({i, path.string()}, "include", "a file path");
       if (!fs::exists(p)) fail({i, path.string()}, "include", "included file not found: " + p.string());
-      read_file(p, top, text, chain, errors);
+      read_file(p, top, text, chain, errors, files_read);
     }
   }
   chain.pop_back();
@@ -435,7 +455,14 @@ std::vector<json> expand_entry(const Located& entry, const std::string& where, c
       fail(entry, where, fmt::format("the grid has {} = {:.0f} points; a sweep expands to at most {} jobs",
                                      grid_shape(axes), grid_points(axes), kMaxSweepJobs));
     });
+  else if (errors.points_expanded + grid_points(axes) > kMaxSweepJobs)
+    check([&] {
+      fail(entry, where, fmt::format("the entries so far expand to more than {} grid points; a sweep expands to at "
+                                     "most {} jobs",
+                                     kMaxSweepJobs, kMaxSweepJobs));
+    });
   if (!ok) return {};
+  errors.points_expanded += grid_points(axes);
 
   std::vector<json> points{fixed};
   for (const auto& axis : axes) {
@@ -670,7 +697,8 @@ Config load_config(const fs::path& path, const fs::path& data_dir_override) {
   std::map<std::string, Located> top;
   std::vector<fs::path> chain;
   Errors errors;
-  read_file(path, top, cfg.text, chain, errors);
+  int files_read = 0;
+  read_file(path, top, cfg.text, chain, errors, files_read);
   cfg.hash = hash_text(cfg.text);
   cfg.name = path.stem().string();
   if (top.count("name")) errors.guard([&] { cfg.name = scalar_text(top["name"], "name"); });

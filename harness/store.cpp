@@ -562,6 +562,8 @@ Store::Store(const std::filesystem::path& path, bool read_only, bool leave_no_fi
     } else if (schema_version() > kSchemaVersion) {
       throw std::runtime_error(path.string() + " was written by a newer flatbench (schema " +
                                std::to_string(schema_version()) + ")");
+    } else if (schema_version() >= 1 && schema_version() < kSchemaVersion) {
+      migrate_a_copy_in_memory();  // version 0 is no flatbench DB: left for the caller to refuse
     }
   } catch (...) {
     sqlite3_close(db_);
@@ -571,6 +573,36 @@ Store::Store(const std::filesystem::path& path, bool read_only, bool leave_no_fi
 }
 
 Store::~Store() { sqlite3_close(db_); }
+
+// A read-only open of a DB an older flatbench wrote: the readers name today's columns, and the
+// file must not change, so the DB is copied into memory and the copy is migrated.
+void Store::migrate_a_copy_in_memory() {
+  sqlite3* mem = nullptr;
+  if (sqlite3_open(":memory:", &mem) != SQLITE_OK) {
+    sqlite3_close(mem);
+    throw std::runtime_error("cannot read " + path_.string() + ": no memory for a migrated copy");
+  }
+  sqlite3_backup* b = sqlite3_backup_init(mem, "main", db_, "main");
+  const int rc = b ? sqlite3_backup_step(b, -1) : SQLITE_ERROR;
+  sqlite3_backup_finish(b);
+  if (rc != SQLITE_DONE) {
+    std::string msg = sqlite3_errmsg(mem);
+    sqlite3_close(mem);
+    throw std::runtime_error("cannot read " + path_.string() + " (schema " + std::to_string(schema_version()) +
+                             "): copying it to migrate failed: " + msg);
+  }
+  sqlite3* file = db_;
+  db_ = mem;
+  try {
+    exec("PRAGMA foreign_keys = ON");
+    migrate();
+  } catch (const std::exception&) {  // a file no migration path fits: read it as it is
+    sqlite3_close(mem);
+    db_ = file;
+    return;
+  }
+  sqlite3_close(file);
+}
 
 void Store::retry_while_busy(const std::function<void()>& step) const {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);

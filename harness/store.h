@@ -190,6 +190,7 @@ class Store {
   void exec(const std::string& sql) const;
   void retry_while_busy(const std::function<void()>& step) const;  // bounded retries on SQLITE_BUSY
   void migrate();
+  void migrate_a_copy_in_memory();
   std::filesystem::path path_;
   sqlite3* db_ = nullptr;
   std::string owner_ = this_process_owner();

@@ -96,7 +96,16 @@ ResolvedTokenizer resolve_folder(const fs::path& dir) {
                            "encoder.json + vocab.bpe, or tokenizer.json)");
 }
 
-ResolvedTokenizer resolve_tokenizer(const fs::path& path) {
+// GPT-2 style tokenizers also read tokenizer_config.json beside them for BOS / EOS / add_bos
+// (models/gpt2_tokenizer.cpp): it belongs to what the tokenizer reads.
+ResolvedTokenizer with_tokenizer_config(ResolvedTokenizer r) {
+  if (r.kind == ResolvedTokenizer::sentencepiece) return r;
+  const fs::path cfg = r.files[0].parent_path() / "tokenizer_config.json";
+  if (fs::is_regular_file(cfg)) r.files.push_back(cfg);
+  return r;
+}
+
+ResolvedTokenizer resolve_tokenizer_alone(const fs::path& path) {
   if (fs::is_directory(path)) return resolve_folder(path);
   if (!fs::exists(path)) throw std::runtime_error(path.string() + ": tokenizer file not found");
   const std::string name = path.filename().string();
@@ -110,6 +119,8 @@ ResolvedTokenizer resolve_tokenizer(const fs::path& path) {
   throw std::runtime_error(path.string() + ": unrecognised tokenizer file (expected *.model, tokenizer.json, "
                                            "vocab.json or encoder.json, or a folder holding them)");
 }
+
+ResolvedTokenizer resolve_tokenizer(const fs::path& path) { return with_tokenizer_config(resolve_tokenizer_alone(path)); }
 
 }  // namespace
 

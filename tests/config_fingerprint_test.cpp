@@ -58,6 +58,18 @@ TEST(ConfigFingerprint, SwappedHfWeightsMakeANewJobKey) {
   EXPECT_NE(load(dir, kHfPpl).jobs[0].key, before.jobs[0].key) << "swapped weights must not pass for the done job";
 }
 
+TEST(ConfigFingerprint, TokenizerConfigBesideAGpt2TokenizerEntersTheKey) {
+  TempDir dir;
+  hf_folder(dir / "data/m", 1.f);
+  put(dir / "data/m/tokenizer.json", "{}");
+  put(dir / "data/m/tokenizer_config.json", R"({"add_bos_token": false})");
+  put(dir / "data/corpus.txt", "some text");
+  const Config before = load(dir, kHfPpl);
+  EXPECT_TRUE(before.jobs[0].spec["data"].contains("m/tokenizer_config.json")) << before.jobs[0].spec["data"].dump();
+  put(dir / "data/m/tokenizer_config.json", R"({"add_bos_token": true})");  // changes BOS, so every score
+  EXPECT_NE(load(dir, kHfPpl).jobs[0].key, before.jobs[0].key);
+}
+
 TEST(ConfigFingerprint, TokenizerInsideTheFolderEntersTheKey) {
   TempDir dir;
   hf_folder(dir / "data/m", 1.f);

@@ -189,5 +189,44 @@ TEST(ConfigHostile, RegistryNamedListsAreCheckedAtLoad) {
       << e.what();
 }
 
+TEST(ConfigHostile, IntegersBeyond32BitsAreRefusedNotWrapped) {
+  ConfigError e = error_of(kModel + "methods: [{name: fp16}]\nevaluations: [{name: ppl, max_windows: 4294967296}]\n");
+  EXPECT_TRUE(has_issue(e, 3, "evaluations[0].max_windows", "4.29497e+09 does not fit a 32-bit integer")) << e.what();
+}
+
+TEST(ConfigHostile, DeeplyNestedAliasesAreRefused) {
+  std::string yaml = "description:\n  a0: &a0 [1]\n";
+  for (int i = 1; i <= 300; ++i)
+    yaml += "  a" + std::to_string(i) + ": &a" + std::to_string(i) + " [*a" + std::to_string(i - 1) + "]\n";
+  ConfigError e = error_of(yaml + kModel + "methods: [{name: fp16}]\nevaluations: [{name: memory}]\n");
+  EXPECT_NE(e.message.find("nests deeper than 256 levels"), std::string::npos) << e.what();
+}
+
+TEST(ConfigHostile, AnIncludeListedManyTimesIsBounded) {
+  TempDir dir;
+  put(dir / "base.yaml", "seeds: [0]\n");
+  std::string includes = "include: [";
+  for (int i = 0; i < 300; ++i) includes += (i ? ", " : "") + std::string("base.yaml");
+  put(dir / "c.yaml", includes + "]\n" + kModel + "methods: [{name: fp16}]\nevaluations: [{name: memory}]\n");
+  try {
+    load_config(dir / "c.yaml", dir / "data");
+    ADD_FAILURE() << "300 includes loaded";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(e.message.find("more than 256 config files read through includes"), std::string::npos) << e.what();
+  }
+}
+
+// Each entry stays under the bound, their sum does not: the bound holds before expansion.
+TEST(ConfigHostile, EntriesThatTogetherExceedTheBoundAreRefusedBeforeExpansion) {
+  std::string grid = "{name: rtn, w_bits: [2, 3, 4, 5, 6, 7, 8], a_bits: [2, 3, 4, 5, 6, 7, 8], "
+                     "kv_bits: [2, 3, 4, 5, 6, 7, 8], w_group: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, "
+                     "17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30]}";  // 10290 points
+  std::string methods = "methods: [";
+  for (int i = 0; i < 12; ++i) methods += (i ? ", " : "") + grid;
+  ConfigError e = error_of(kModel + methods + "]\nevaluations: [{name: memory}]\n");
+  EXPECT_NE(e.message.find("the entries so far expand to more than 100000 grid points"), std::string::npos)
+      << e.what();
+}
+
 }  // namespace
 }  // namespace fb

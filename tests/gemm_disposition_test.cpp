@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
+#include <iterator>
 #include <random>
 
 namespace fb {
@@ -236,6 +238,20 @@ TEST(GemmDisposition, ASchemaTwoDatabaseGainsTheColumnWithUnknownVerdicts) {
   };
   downgrade_to_v2(dir.path / "v2.db");
   std::filesystem::copy_file(dir.path / "v2.db", dir.path / "v2-merged.db");
+  std::filesystem::copy_file(dir.path / "v2.db", dir.path / "v2-read.db");
+
+  {  // `show` and the reports open read-only: they read an old DB without changing the file
+    auto bytes = [](const std::filesystem::path& p) {
+      std::ifstream in(p, std::ios::binary);
+      return std::string(std::istreambuf_iterator<char>(in), {});
+    };
+    const std::string before = bytes(dir.path / "v2-read.db");
+    Store reader(dir.path / "v2-read.db", /*read_only=*/true, /*leave_no_files=*/true);
+    std::vector<GemmRecord> rows = reader.gemms(reader.jobs().at(0).id);
+    ASSERT_EQ(rows.size(), 3u);
+    for (const GemmRecord& g : rows) EXPECT_EQ(g.disposition, "") << g.backend;
+    EXPECT_EQ(bytes(dir.path / "v2-read.db"), before) << "a read-only open changed the file";
+  }
 
   Store dst(dir.path / "dst.db");
   ASSERT_EQ(dst.merge_from(dir.path / "v2-merged.db"), 1);

@@ -202,7 +202,7 @@ FB_REGISTER_EVALUATOR({"gemm",
                            {"reps", ParamType::Int, 10, "timed repetitions per shape and backend", {}, {}, at_least(1)},
                            {"min_time_ms", ParamType::Float, 20.0, "minimum time of one repetition (ms)", {}, {}, at_least(0)},
                            {"warmup_ms", ParamType::Float, 50.0, "warm-up time before the repetitions (ms)", {}, {}, at_least(0)},
-                           {"threads", ParamType::Int, 0, "threads for the kernels (0 = all cores)", {}, {}, at_least(0)},
+                           {"threads", ParamType::Int, 0, "threads for the kernels (0 = all cores)", {}, {}, between(0, 4096)},
                            {"verify", ParamType::Bool, true, "check each backend against the fp32 reference first"},
                        },
                        false, run_gemm});

@@ -132,7 +132,7 @@ FB_REGISTER_EVALUATOR(EvaluatorInfo{
          {}, ParamRole::corpus},
         {"seqlen", ParamType::Int, 0, "window length in tokens (0 = min(2048, model context))", {}, {}, at_least(0)},
         {"max_windows", ParamType::Int, 0, "evaluate at most this many windows (0 = all)", {}, {}, at_least(0)},
-        {"threads", ParamType::Int, 0, "windows evaluated in parallel (0 = all cores)", {}, {}, at_least(0)},
+        {"threads", ParamType::Int, 0, "windows evaluated in parallel (0 = all cores)", {}, {}, between(0, 4096)},
     },
     true,
     run_ppl,

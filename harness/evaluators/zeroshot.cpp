@@ -197,7 +197,7 @@ FB_REGISTER_EVALUATOR(EvaluatorInfo{
          "piqa | hellaswag | openbookqa | lambada_openai | arc_easy | arc_challenge | winogrande",
          {}, ParamRole::task_list},
         {"limit", ParamType::Int, 0, "first N documents of each task (0 = all)", {}, {}, at_least(0)},
-        {"threads", ParamType::Int, 0, "documents scored in parallel (0 = all cores)", {}, {}, at_least(0)},
+        {"threads", ParamType::Int, 0, "documents scored in parallel (0 = all cores)", {}, {}, between(0, 4096)},
         {"max_length", ParamType::Int, 0, "model context in tokens; longer inputs lose tokens on the left (0 = model's)",
          {}, {}, at_least(0)},
         {"add_bos", ParamType::Bool, false,
