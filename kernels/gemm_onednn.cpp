@@ -117,3 +117,30 @@ FB_REGISTER_GEMM_BACKEND({"onednn_s8", gemm_dtype::kS8S8S32,
 }  // namespace fb
 
 #endif  // FLATBENCH_HAVE_DNNL
+
+#ifndef FLATBENCH_HAVE_DNNL
+// Built without oneDNN (its CMake config failed at configure time: cmake/OptionalPackage.cmake).
+// The names stay registered, so configs that list them still load, and each of their GEMM rows
+// is not_supported instead of the whole config being refused as naming unknown backends.
+#include "kernels/gemm_backend.h"
+
+#include <stdexcept>
+
+namespace fb {
+namespace {
+
+bool not_built() { return false; }
+
+std::unique_ptr<GemmProblem> not_built_problem(const GemmShape&, uint64_t, int) {
+  throw std::logic_error("this flatbench was built without oneDNN");
+}
+
+}  // namespace
+
+FB_REGISTER_GEMM_BACKEND({"onednn_fp32", gemm_dtype::kFp32, "oneDNN matmul f32 — not in this build (oneDNN was not found)",
+                          true, not_built, not_built_problem});
+FB_REGISTER_GEMM_BACKEND({"onednn_s8", gemm_dtype::kS8S8S32, "oneDNN matmul s8 x s8 — not in this build (oneDNN was not found)",
+                          false, not_built, not_built_problem});
+
+}  // namespace fb
+#endif  // !FLATBENCH_HAVE_DNNL
