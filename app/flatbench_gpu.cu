@@ -14,6 +14,7 @@
 // one job per (model, backend) holding that model's GemmRecord rows. `layer` times an
 // OPT-style decoder layer (kernels/cuda/layer.h) in fp16 and with flatten + INT8/W4A8
 // linears, one job per model. `flatbench merge` folds either file into the main DB.
+#include "core/job_spec.h"
 #include "harness/store.h"
 #include "kernels/cuda/common.h"
 #include "kernels/cuda/device_buffer.h"
@@ -160,15 +161,32 @@ std::map<std::string, fb::cuda::LinearShapes> shape_sets(const GemmArgs& a) {
   return sets;
 }
 
+json layer_variant_names() {
+  json out = json::array();
+  for (const auto& v : fb::cuda::kLayerVariants) out.push_back(v.name);
+  return out;
+}
+
+// A job of this tool: the same spec shape and key rule as the CPU harness's (core/job_spec.h),
+// run by the "cuda" backend, on generated operands (no data files).
+fb::JobSpec device_job(std::optional<fb::SpecPart> model, fb::SpecPart eval, uint64_t seed) {
+  fb::JobSpec spec;
+  spec.backend = "cuda";
+  spec.model = std::move(model);
+  spec.eval = std::move(eval);
+  spec.seed = long(seed);
+  return spec;
+}
+
 // Writes one finished job holding `rows` (and a ms metric per row).
-void write_job(fb::Store& store, const fb::RunInfo& run, const std::string& key, const json& spec,
+void write_job(fb::Store& store, const fb::RunInfo& run, const fb::JobSpec& spec, const std::string& label,
                const std::vector<fb::GemmRecord>& rows, const json& info, double seconds) {
   fb::JobResult result;
   result.synthetic = true;  // random operands and weights, not a model's
   for (const auto& g : rows) fb::add_gemm_metric(result, g);
   result.gemms = rows;
   result.info = info;
-  const long job = store.start_job(run.uuid, key, spec);
+  const long job = store.start_job(run.uuid, spec.key(), spec.to_json(), label);
   store.finish_job(job, result, seconds);
 }
 
@@ -216,11 +234,16 @@ int run_gemm(const GemmArgs& args) {
       if (rows.empty()) continue;
       const json info = {{"notes", notes}, {"sweep_seconds", sweep_s},
                          {"ratio_to_fp32", "holds cuBLAS fp16 median / this median (GPU jobs have no fp32 baseline)"}};
-      const json spec = {{"model", {{"name", set_name}}},
-                         {"method", {{"name", backend}}},
-                         {"eval", {{"name", "gemm"}, {"device", "cuda:" + gpu["name"].get<std::string>()},
-                                   {"tokens", opt.tokens}, {"flush_l2", opt.flush_l2}, {"max_reps", opt.max_reps}}}};
-      write_job(store, run, "gpu-gemm/" + set_name + "/" + backend + "/" + run.uuid, spec, rows, info, sweep_s);
+      json params = {{"backends", {backend}}, {"tokens", opt.tokens}, {"reps", opt.max_reps},
+                     {"budget_ms", opt.budget_ms}, {"flush_l2", opt.flush_l2}, {"flatten_ratio", opt.flatten_ratio}};
+      if (set_name == "custom") {
+        params["nk"] = json::array();
+        for (const auto& [nk, role] : shapes) params["nk"].push_back({nk.first, nk.second});
+      } else {
+        params["layers_of"] = {set_name};
+      }
+      write_job(store, run, device_job(std::nullopt, {"gemm", "", params}, opt.seed),
+                std::string(backend) + " gemm " + set_name, rows, info, sweep_s);
     }
   }
   store.end_run(run.uuid);
@@ -259,12 +282,11 @@ int run_layer(int argc, char** argv) {
     json notes = json::object();
     const auto rows = fb::cuda::run_layer_sweep(model, opt, gpu["name"].get<std::string>(), notes);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const json spec = {{"model", {{"name", model}}},
-                       {"method", {{"name", "fp16|w8a8_flatten|w4a8_flatten"}}},
-                       {"eval", {{"name", "decoder_layer"}, {"device", "cuda:" + gpu["name"].get<std::string>()},
-                                 {"tokens", opt.tokens}}}};
-    write_job(store, run, "gpu-layer/" + model + "/" + run.uuid, spec, rows,
-              {{"ratio_to_fp32", "holds the fp16 layer's median / this median"}}, secs);
+    const json params = {{"variants", layer_variant_names()}, {"tokens", opt.tokens}, {"reps", opt.max_reps},
+                         {"budget_ms", opt.budget_ms}, {"flatten_ratio", opt.flatten_ratio}};
+    write_job(store, run,
+              device_job(fb::SpecPart{model, "synthetic", {{"arch", model}}}, {"decoder_layer", "", params}, opt.seed),
+              model + " decoder_layer", rows, {{"ratio_to_fp32", "holds the fp16 layer's median / this median"}}, secs);
   }
   store.end_run(run.uuid);
   std::printf("wrote decoder-layer timings to %s (run %s)\n", out.c_str(), run.uuid.c_str());

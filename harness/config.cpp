@@ -9,7 +9,6 @@
 #include "models/source.h"
 
 #include <fmt/format.h>
-#include <xxhash.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -47,11 +46,6 @@ ConfigError::ConfigError(std::vector<ConfigIssue> all)
       file(all.empty() ? "" : all[0].file), field(all.empty() ? "" : all[0].field),
       message(all.empty() ? "" : all[0].message), line(all.empty() ? 0 : all[0].line),
       column(all.empty() ? 0 : all[0].column), issues(std::move(all)) {}
-
-std::string hash_text(const std::string& text) {
-  XXH128_hash_t h = XXH3_128bits(text.data(), text.size());
-  return fmt::format("{:016x}{:016x}", h.high64, h.low64);
-}
 
 fs::path default_data_dir() {
   if (const char* env = std::getenv("FLATBENCH_DATA_DIR")) return env;
@@ -522,7 +516,7 @@ const Info& lookup(const Located& e, const std::string& field, const std::string
 }
 
 struct Expanded {
-  json spec;
+  SpecPart part;
   std::string label;
   Located at;  // the entry it came from, for errors found after expansion
   std::string where;
@@ -541,9 +535,7 @@ std::vector<Expanded> expand_models(const std::map<std::string, Located>& top, c
       Schema sc{"model format", format, &info.params};
       for (auto& p : expand_entry(entries[i], where, sc, {"name", "format"}, data_dir, errors)) {
         std::string extra = short_params(info.params, p);
-        p["name"] = name;
-        p["format"] = format;
-        out.push_back({p, extra.empty() ? name : name + "(" + extra + ")", entries[i], where});
+        out.push_back({{name, format, p}, extra.empty() ? name : name + "(" + extra + ")", entries[i], where});
       }
     });
   }
@@ -564,8 +556,7 @@ std::vector<std::pair<Expanded, const Info*>> expand_named(const std::map<std::s
       Schema sc{kind, name, &info.params};
       for (auto& p : expand_entry(entries[i], where, sc, {"name"}, data_dir, errors)) {
         std::string extra = short_params(info.params, p);
-        json spec = {{"name", name}, {"params", p}};
-        out.push_back({{spec, extra.empty() ? name : name + "(" + extra + ")", entries[i], where}, &info});
+        out.push_back({{{name, "", p}, extra.empty() ? name : name + "(" + extra + ")", entries[i], where}, &info});
       }
     });
   }
@@ -644,15 +635,15 @@ class DataOfJobs {
   DataOfJobs(const fs::path& data_dir, Errors& errors) : data_dir_(data_dir), errors_(errors) {}
 
   std::optional<std::vector<fs::path>> model(const Expanded& m) {
-    return memo(m, [&] { return model_files(m.spec, data_dir_); });
+    return memo(m, [&] { return model_files(m.part, data_dir_); });
   }
   template <class Info>
   std::optional<std::vector<fs::path>> entry(const Expanded& e, const Info& info) {
-    return memo(e, [&] { return param_files(info.params, e.spec["params"], data_dir_, e.at, e.where); });
+    return memo(e, [&] { return param_files(info.params, e.part.params, data_dir_, e.at, e.where); });
   }
   bool has_tokenizer(const Expanded& m) {
-    auto key = m.spec.dump();
-    if (!tokenizer_.count(key)) tokenizer_[key] = model_tokenizer(m.spec, data_dir_).has_value();
+    auto key = m.part.to_json().dump();
+    if (!tokenizer_.count(key)) tokenizer_[key] = model_tokenizer(m.part, data_dir_).has_value();
     return tokenizer_[key];
   }
   json fingerprint_of(const std::vector<const std::vector<fs::path>*>& parts) {
@@ -672,7 +663,7 @@ class DataOfJobs {
  private:
   template <class F>
   std::optional<std::vector<fs::path>> memo(const Expanded& e, F&& files) {
-    const std::string key = e.where + e.spec.dump();
+    const std::string key = e.where + e.part.to_json().dump();
     if (auto it = cache_.find(key); it != cache_.end()) return it->second;
     std::optional<std::vector<fs::path>> out;
     errors_.guard([&] {
@@ -746,7 +737,7 @@ Config load_config(const fs::path& path, const fs::path& data_dir_override) {
                  fmt::format("model '{}' has no tokenizer, but evaluation '{}' ({}) needs one: give the entry "
                              "`tokenizer:` (a SentencePiece .model, tokenizer.json, vocab.json + merges.txt, or a "
                              "folder holding one)",
-                             m.spec["name"].get<std::string>(), einfo->name, e.where));
+                             m.part.name, einfo->name, e.where));
         });
 
   auto add_job = [&](const Expanded* model, const Expanded* method, const MethodInfo* minfo, const Expanded& eval,
@@ -756,10 +747,13 @@ Config load_config(const fs::path& path, const fs::path& data_dir_override) {
     auto eval_data = data.entry(eval, einfo);
     if (!model_data || !method_data || !eval_data) return;  // recorded in errors
     Job j;
-    j.spec = {{"model", model ? model->spec : json()}, {"method", method ? method->spec : json()},
-              {"eval", eval.spec}, {"seed", seed}, {"rep", rep},
-              {"data", data.fingerprint_of({&*model_data, &*method_data, &*eval_data})}};
-    j.key = hash_text(j.spec.dump());
+    if (model) j.spec.model = model->part;
+    if (method) j.spec.method = method->part;
+    j.spec.eval = eval.part;
+    j.spec.seed = seed;
+    j.spec.rep = rep;
+    j.spec.data = data.fingerprint_of({&*model_data, &*method_data, &*eval_data});
+    j.key = j.spec.key();
     j.label = (model ? model->label + " " + method->label + " " : std::string()) + eval.label;
     if (seeds.size() > 1) j.label += fmt::format(" seed={}", seed);
     if (reps > 1) j.label += fmt::format(" rep={}", rep);

@@ -13,6 +13,8 @@
 // type is itself a list (e.g. `shapes`) is never an axis.
 #pragma once
 
+#include "core/job_spec.h"
+
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
@@ -48,10 +50,8 @@ inline constexpr long kMaxConfigNodes = 200000;      // YAML nodes of one file, 
 inline constexpr long kMaxSweepJobs = 100000;        // jobs of one expanded sweep
 
 struct Job {
-  // canonical: {"data": {path: xxh3}, "eval": {...}, "method": {...}|null, "model": {...}|null, "rep": r, "seed": s};
-  // "data" fingerprints every file the job reads (core/fingerprint.h), paths relative to the data directory
-  json spec;
-  std::string key;    // 32 hex chars: XXH3-128 of spec.dump()
+  JobSpec spec;       // core/job_spec.h; its data fingerprints every file the job reads
+  std::string key;    // spec.key()
   std::string label;  // short human label: "stories260K rtn(w_bits=4) ppl" (non-default params only)
 };
 
@@ -71,7 +71,6 @@ Config load_config(const std::filesystem::path& path, const std::filesystem::pat
 // The jobs of shard i of n (0-based i): every n-th job, so each job is in exactly one shard.
 std::vector<Job> shard_jobs(const std::vector<Job>& jobs, int index, int count);
 
-std::string hash_text(const std::string& text);  // XXH3-128 as 32 hex chars
 
 // The default data directory: $FLATBENCH_DATA_DIR, else ../shared/data (relative to the working directory).
 std::filesystem::path default_data_dir();

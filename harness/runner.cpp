@@ -50,26 +50,26 @@ class ModelCache {
   };
 
   const Prepared& get(const Job& job, const std::filesystem::path& data_dir, Progress& progress) {
-    const json& model_spec = job.spec["model"];
-    const json& method_spec = job.spec["method"];
-    std::string base_key = model_spec.dump();
+    if (!job.spec.model || !job.spec.method)
+      throw std::logic_error("job " + job.label + " has no model or method, but its evaluation needs one");
+    const SpecPart& model = *job.spec.model;
+    const SpecPart& method = *job.spec.method;
+    std::string base_key = model.to_json().dump();
     if (base_key != base_key_) {
       prepared_.reset();
       base_.reset();
       auto t0 = std::chrono::steady_clock::now();
-      base_ = load_model(model_spec, data_dir);
+      base_ = load_model(model, data_dir);
       load_seconds_ = seconds_since(t0);
-      if (job.spec.contains("data")) check_fingerprinted(base_->files, job.spec["data"], data_dir);
+      if (!job.spec.data.is_null()) check_fingerprinted(base_->files, job.spec.data, data_dir);
       base_key_ = base_key;
     }
-    std::string prep_key = base_key + method_spec.dump() + job.spec["seed"].dump();
+    std::string prep_key = base_key + method.to_json().dump() + std::to_string(job.spec.seed);
     if (!prepared_ || prep_key != prep_key_) {
-      const std::string name = method_spec["name"];
-      const MethodInfo* info = Registry<MethodInfo>::instance().find(name);
-      if (!info) throw std::runtime_error("unknown method '" + name + "'");
+      const MethodInfo* info = Registry<MethodInfo>::instance().find(method.name);
+      if (!info) throw std::runtime_error("unknown method '" + method.name + "'");
       prepared_.emplace(Prepared{base_->model, base_->tokenizer, {}});
-      MethodContext ctx{method_spec["params"], data_dir, base_->tokenizer.get(),
-                        job.spec["seed"].get<uint64_t>(), progress};
+      MethodContext ctx{method.params, data_dir, base_->tokenizer.get(), uint64_t(job.spec.seed), progress};
       auto t0 = std::chrono::steady_clock::now();
       try {
         info->apply(prepared_->model, ctx, prepared_->method_result);
@@ -92,14 +92,14 @@ class ModelCache {
 };
 
 JobResult run_job(const Job& job, const Config& cfg, ModelCache& cache, Progress& progress) {
-  const json& eval = job.spec["eval"];
-  const std::string name = eval["name"];
+  const SpecPart& eval = job.spec.eval;
+  const std::string& name = eval.name;
   const EvaluatorInfo* info = Registry<EvaluatorInfo>::instance().find(name);
   if (!info) throw std::runtime_error("unknown evaluation '" + name + "'");
   JobResult result;
   const ModelCache::Prepared* prep = info->needs_model ? &cache.get(job, cfg.data_dir, progress) : nullptr;
-  EvalContext ctx{eval["params"], cfg.data_dir, prep ? &prep->model : nullptr,
-                  prep ? prep->tokenizer.get() : nullptr, job.spec["seed"].get<uint64_t>(), progress};
+  EvalContext ctx{eval.params, cfg.data_dir, prep ? &prep->model : nullptr,
+                  prep ? prep->tokenizer.get() : nullptr, uint64_t(job.spec.seed), progress};
   info->run(ctx, result);
   if (prep) {  // the method's decisions and metrics follow the evaluator's own
     const JobResult& m = prep->method_result;
@@ -303,7 +303,7 @@ RunCounts run_sweep(const Config& cfg, const RunOptions& opt, Store& store) {
       const Job& job = *todo[i];
       Claim claim;
       try {
-        claim = store.claim_job(run.uuid, job.key, job.spec, job.label, policy);
+        claim = store.claim_job(run.uuid, job.key, job.spec.to_json(), job.label, policy);
       } catch (const std::exception& e) {
         if (!is_infrastructure_error(e)) throw;
         note_interruption(job, e.what(), counts, progress);

@@ -2,6 +2,8 @@
 // on a machine without the rest of the harness's libraries.
 #include "harness/store.h"
 
+#include "core/job_spec.h"
+
 #include <signal.h>
 #include <sqlite3.h>
 #include <unistd.h>
@@ -13,6 +15,7 @@
 #include <cstdio>
 #include <ctime>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <random>
 #include <set>
@@ -25,10 +28,17 @@ namespace fb {
 
 namespace {
 
-// Each entry migrates schema version i → i+1. Never edit a shipped entry: append a new one.
-const char* const kMigrations[] = {
+void rekey_jobs(sqlite3* db);
+
+// Each entry migrates schema version i → i+1: its SQL, then its code step (or none). Never edit a
+// shipped entry: append a new one.
+struct Migration {
+  const char* sql;
+  void (*code)(sqlite3* db);
+};
+const Migration kMigrations[] = {
     // 0 → 1
-    R"SQL(
+    {R"SQL(
 CREATE TABLE runs (
   uuid TEXT PRIMARY KEY,
   started_at TEXT NOT NULL,
@@ -72,20 +82,23 @@ CREATE TABLE gemm (
   samples TEXT, extra TEXT
 );
 CREATE INDEX gemm_job ON gemm(job_id);
-)SQL",
+)SQL", nullptr},
     // 1 → 2: who runs a running row, and its heartbeat, so that concurrent runs claim jobs
     // without taking over a live process's work (and reclaim a dead one's).
-    R"SQL(
+    {R"SQL(
 ALTER TABLE jobs ADD COLUMN owner TEXT;        -- host:pid:start of the process running it
 ALTER TABLE jobs ADD COLUMN heartbeat_at TEXT; -- refreshed while it runs: the lease other hosts see
-)SQL",
+)SQL", nullptr},
     // 2 → 3: each GEMM row's verify verdict and the error it rests on. Rows measured before
     // have no verdict: their disposition stays '' (unknown), not a claimed 'passed'.
-    R"SQL(
+    {R"SQL(
 ALTER TABLE gemm ADD COLUMN disposition TEXT NOT NULL DEFAULT '';  -- passed | incorrect | not_supported | ''
 ALTER TABLE gemm ADD COLUMN verify_error REAL;      -- max |C - C_ref| / max |C_ref|
 ALTER TABLE gemm ADD COLUMN verify_tolerance REAL;  -- the backend's bound on verify_error
-)SQL",
+)SQL", nullptr},
+    // 3 → 4: one job spec for CPU and GPU jobs (core/job_spec.h): every row's spec in the
+    // canonical shape and its key by the one rule, so old and new rows of the same work meet.
+    {"", rekey_jobs},
 };
 constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
 static_assert(kMigrationCount == kSchemaVersion, "one migration per schema version");
@@ -139,6 +152,52 @@ class Stmt {
   sqlite3* db_;
   sqlite3_stmt* s_ = nullptr;
 };
+
+// The v3 → v4 step: each row's spec in the canonical shape (core/job_spec.h upgrade_job_spec),
+// its key by the one rule, its name columns from that spec. A row whose spec no rule reads (not
+// JSON, hand-written) keeps its key. Two rows of one run that become the same job (none such was
+// ever written) fold into one: a done row over any other, else the later.
+void rekey_jobs(sqlite3* db) {
+  struct Row { long id; std::string run, key, status; json spec; };
+  std::vector<Row> rows;
+  {
+    Stmt s(db, "SELECT id, run_uuid, key, status, spec FROM jobs ORDER BY id");
+    while (s.step()) {
+      json spec;
+      try {
+        spec = upgrade_job_spec(json::parse(s.text(4)), s.text(2));
+      } catch (const std::exception&) {
+        continue;
+      }
+      rows.push_back({s.integer(0), s.text(1), s.text(2), s.text(3), std::move(spec)});
+    }
+  }
+  auto name_of = [](const json& spec, const char* part) {
+    return spec[part].is_object() ? spec[part]["name"].get<std::string>() : std::string();
+  };
+  std::map<std::pair<std::string, std::string>, std::pair<long, std::string>> kept;  // (run, key) → (id, status)
+  auto remove = [&](long id) {
+    Stmt d(db, "DELETE FROM jobs WHERE id = ?");
+    d.bind(1, id);
+    d.step();
+  };
+  for (const Row& r : rows) {
+    const std::string key = hash_text(r.spec.dump());
+    auto [it, fresh] = kept.try_emplace({r.run, key}, r.id, r.status);
+    if (!fresh) {
+      if (it->second.second == "done" && r.status != "done") {
+        remove(r.id);
+        continue;
+      }
+      remove(it->second.first);
+      it->second = {r.id, r.status};
+    }
+    Stmt u(db, "UPDATE jobs SET key = ?, spec = ?, model = ?, method = ?, evaluation = ? WHERE id = ?");
+    u.bind(1, key).bind(2, r.spec.dump()).bind(3, name_of(r.spec, "model")).bind(4, name_of(r.spec, "method"));
+    u.bind(5, name_of(r.spec, "eval")).bind(6, r.id);
+    u.step();
+  }
+}
 
 // BEGIN IMMEDIATE … COMMIT, rolled back if the scope is left by an exception.
 class Transaction {
@@ -602,6 +661,20 @@ void Store::migrate_a_copy_in_memory() {
     return;
   }
   sqlite3_close(file);
+  migrated_copy_ = true;
+}
+
+void Store::save_as(const std::filesystem::path& file) const {
+  sqlite3* out = nullptr;
+  int rc = sqlite3_open(file.c_str(), &out);
+  if (rc == SQLITE_OK) {
+    sqlite3_backup* b = sqlite3_backup_init(out, "main", db_, "main");
+    rc = b ? sqlite3_backup_step(b, -1) : sqlite3_errcode(out);
+    sqlite3_backup_finish(b);
+  }
+  const std::string msg = out ? sqlite3_errmsg(out) : "out of memory";
+  sqlite3_close(out);
+  if (rc != SQLITE_DONE) throw std::runtime_error("cannot write a copy of " + path_.string() + " to " + file.string() + ": " + msg);
 }
 
 void Store::retry_while_busy(const std::function<void()>& step) const {
@@ -640,7 +713,8 @@ void Store::migrate() {
     throw std::runtime_error(path_.string() + " has schema " + std::to_string(v) + ", newer than this flatbench (" +
                              std::to_string(kSchemaVersion) + ")");
   for (; v < kSchemaVersion; ++v) {
-    exec(kMigrations[v]);
+    exec(kMigrations[v].sql);
+    if (kMigrations[v].code) kMigrations[v].code(db_);
     exec("PRAGMA user_version = " + std::to_string(v + 1));
   }
   tx.commit();
@@ -976,17 +1050,36 @@ void check_results_database(const std::filesystem::path& path) {
   if (verdict != "ok") throw std::runtime_error(p + ": corrupt database (" + verdict + ")");
 }
 
+namespace {
+// A file removed when it goes out of scope (a merge's migrated copy of its source).
+struct ScratchFile {
+  std::filesystem::path path;
+  ~ScratchFile() {
+    std::error_code ec;
+    if (!path.empty()) std::filesystem::remove(path, ec);
+  }
+};
+}  // namespace
+
 long Store::merge_from(const std::filesystem::path& other, std::vector<std::string>* skipped) {
   check_results_database(other);
+  const Store source(other, true, true);
   // A done job with a NULL/NaN metric (an older flatbench stored NaN as NULL) stays out of a good DB.
   std::vector<long> bad_ids;
-  for (const std::string& why : Store(other, true, true).jobs_with_non_finite_metrics(&bad_ids))
+  for (const std::string& why : source.jobs_with_non_finite_metrics(&bad_ids))
     if (skipped) skipped->push_back(other.string() + ": " + why + " (left out: not a finite number)");
+  // An older source is merged from its migrated copy, so that its rows carry today's keys: the
+  // same job from an old and a new DB is then one job, not two (docs/store.md).
+  ScratchFile copy;
+  if (source.reads_a_migrated_copy()) {
+    copy.path = std::filesystem::temp_directory_path() / ("flatbench-merge-" + new_uuid() + ".db");
+    source.save_as(copy.path);
+  }
   long added = 0;
   bool attached = false;
   try {
     Stmt attach(db_, "ATTACH DATABASE ? AS src");
-    attach.bind(1, other.string());
+    attach.bind(1, copy.path.empty() ? other.string() : copy.path.string());
     attach.step();
     attached = true;
     exec("CREATE TEMP TABLE merge_skip(src_id INTEGER PRIMARY KEY)");

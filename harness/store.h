@@ -26,7 +26,7 @@ namespace fb {
 
 using json = nlohmann::json;
 
-inline constexpr int kSchemaVersion = 3;
+inline constexpr int kSchemaVersion = 4;
 
 // Where every command (run, merge, report, plot, nightly, ...) reads and writes results unless --db says otherwise.
 inline constexpr const char* kDefaultDbPath = "results/flatbench.db";
@@ -185,6 +185,10 @@ class Store {
   long merge_from(const std::filesystem::path& other, std::vector<std::string>* skipped = nullptr);
 
   sqlite3* handle() const { return db_; }  // for tests that inspect or damage the file directly
+  // True when this read-only open of an older DB reads a migrated copy in memory.
+  bool reads_a_migrated_copy() const { return migrated_copy_; }
+  // Writes what this connection reads (a migrated copy included) into a new SQLite file.
+  void save_as(const std::filesystem::path& file) const;
 
  private:
   void exec(const std::string& sql) const;
@@ -193,6 +197,7 @@ class Store {
   void migrate_a_copy_in_memory();
   std::filesystem::path path_;
   sqlite3* db_ = nullptr;
+  bool migrated_copy_ = false;
   std::string owner_ = this_process_owner();
 };
 

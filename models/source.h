@@ -2,6 +2,7 @@
 // One registration line per format (llama2c, hf, synthetic).
 #pragma once
 
+#include "core/job_spec.h"
 #include "core/params.h"
 #include "core/registry.h"
 #include "models/model.h"
@@ -35,11 +36,12 @@ struct ModelSourceInfo {
 
 #define FB_REGISTER_MODEL_SOURCE(...) FB_REGISTER_IN(::fb::ModelSourceInfo, __VA_ARGS__)
 
-// Loads a model spec (filled parameters plus "format"); throws std::runtime_error naming the file.
-LoadedModel load_model(const json& spec, const std::filesystem::path& data_dir);
-// The files load_model(spec, data_dir) reads; throws std::runtime_error naming what is missing.
-std::vector<std::filesystem::path> model_files(const json& spec, const std::filesystem::path& data_dir);
-// The tokenizer load_model(spec, data_dir) uses, or none.
-std::optional<std::filesystem::path> model_tokenizer(const json& spec, const std::filesystem::path& data_dir);
+// Loads a job's model part (its format and parameters; missing ones take their defaults);
+// throws std::runtime_error naming the file or the parameter.
+LoadedModel load_model(const SpecPart& model, const std::filesystem::path& data_dir);
+// The files load_model(model, data_dir) reads; throws std::runtime_error naming what is missing.
+std::vector<std::filesystem::path> model_files(const SpecPart& model, const std::filesystem::path& data_dir);
+// The tokenizer load_model(model, data_dir) uses, or none.
+std::optional<std::filesystem::path> model_tokenizer(const SpecPart& model, const std::filesystem::path& data_dir);
 
 }  // namespace fb

@@ -1,5 +1,5 @@
 // The model formats a config's `models:` entry can name, one registration each, and
-// load_model which dispatches on spec["format"].
+// load_model which dispatches on the model part's format.
 #include "models/source.h"
 
 #include "core/resources.h"
@@ -20,6 +20,12 @@ namespace fs = std::filesystem;
 std::string joined_names(const std::vector<std::string>& names) {
   std::string out;
   for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+std::vector<std::string> schema_names(const ParamSchema& schema) {
+  std::vector<std::string> out;
+  for (const auto& p : schema) out.push_back(p.name);
   return out;
 }
 
@@ -183,42 +189,40 @@ std::string problem_text(const ParamSchema& schema, const std::pair<std::string,
   return "parameter '" + key + "' is invalid";
 }
 
-// The model format's registration and the spec's parameters, checked and filled with defaults.
-std::pair<const ModelSourceInfo*, json> source_and_params(const json& spec) {
-  if (!spec.is_object() || !spec.contains("format") || !spec["format"].is_string())
-    throw std::runtime_error("model spec lacks a string 'format' (" +
-                             joined_names(Registry<ModelSourceInfo>::instance().names()) + ")");
-  const std::string format = spec["format"].get<std::string>();
-  const ModelSourceInfo* src = Registry<ModelSourceInfo>::instance().find(format);
+// The model format's registration and the model's parameters, checked and filled with defaults.
+std::pair<const ModelSourceInfo*, json> source_and_params(const SpecPart& model) {
+  const ModelSourceInfo* src = Registry<ModelSourceInfo>::instance().find(model.format);
   if (!src)
-    throw std::runtime_error("unknown model format '" + format + "' (" +
-                             joined_names(Registry<ModelSourceInfo>::instance().names()) + ")");
-  json given = spec;
-  given.erase("format");
-  // Extra keys (e.g. a display name) are the config loader's business: first_param_problem skips them.
-  if (auto problem = first_param_problem(src->params, given))
-    throw std::runtime_error("model format '" + format + "': " + problem_text(src->params, *problem));
-  json params = fill_defaults(src->params, given);
+    throw std::runtime_error((model.format.empty() ? std::string("model part lacks a format")
+                                                   : "unknown model format '" + model.format + "'") +
+                             " (" + joined_names(Registry<ModelSourceInfo>::instance().names()) + ")");
+  for (const auto& [name, value] : model.params.items())
+    if (!find_param(src->params, name))
+      throw std::runtime_error("model format '" + model.format + "': unknown parameter '" + name + "' (known: " +
+                               joined_names(schema_names(src->params)) + ")");
+  if (auto problem = first_param_problem(src->params, model.params))
+    throw std::runtime_error("model format '" + model.format + "': " + problem_text(src->params, *problem));
+  json params = fill_defaults(src->params, model.params);
   for (const auto& ps : src->params)
     if (!params.contains(ps.name))
-      throw std::runtime_error("model format '" + format + "': missing required parameter '" + ps.name + "'");
+      throw std::runtime_error("model format '" + model.format + "': missing required parameter '" + ps.name + "'");
   return {src, params};
 }
 
 }  // namespace
 
-LoadedModel load_model(const json& spec, const fs::path& data_dir) {
+LoadedModel load_model(const SpecPart& spec, const fs::path& data_dir) {
   auto [src, params] = source_and_params(spec);
   LoadedModel out = src->load(params, data_dir);
   return out;
 }
 
-std::vector<fs::path> model_files(const json& spec, const fs::path& data_dir) {
+std::vector<fs::path> model_files(const SpecPart& spec, const fs::path& data_dir) {
   auto [src, params] = source_and_params(spec);
   return src->files(params, data_dir);
 }
 
-std::optional<fs::path> model_tokenizer(const json& spec, const fs::path& data_dir) {
+std::optional<fs::path> model_tokenizer(const SpecPart& spec, const fs::path& data_dir) {
   auto [src, params] = source_and_params(spec);
   return src->tokenizer(params, data_dir);
 }

@@ -38,7 +38,7 @@ void check(const ParamRef& ref, const char* part) {
 // Owner "" reads only from a job whose method (model format) declares the name: fp16 has no w_bits.
 bool job_declares(const json& spec, const ParamRef& ref) {
   if (!ref.owner.empty()) return true;
-  const std::string owner = ref.part == "model" ? text_param(spec, "model", {"format"}) : part_name(spec, ref.part);
+  const std::string owner = part_entry(spec, ref.part);
   const ParamSchema* schema = schema_of(ref.part, owner);
   return schema && find_param(*schema, ref.name);
 }

@@ -102,7 +102,8 @@ RunRef run_ref(const Store& store, const std::string& run_uuid) {
 const json* spec_param(const json& spec, const std::string& part, std::initializer_list<const char*> names) {
   if (!spec.is_object() || !spec.contains(part) || !spec[part].is_object()) return nullptr;
   const json& p = spec[part];
-  const json& params = part == "model" ? p : (p.contains("params") && p["params"].is_object() ? p["params"] : p);
+  if (!p.contains("params") || !p["params"].is_object()) return nullptr;
+  const json& params = p["params"];
   for (const char* n : names)
     if (params.contains(n) && !params[n].is_null()) return &params[n];
   return nullptr;
@@ -134,6 +135,12 @@ std::string text_param(const json& spec, const std::string& part, std::initializ
 std::string part_name(const json& spec, const std::string& part) {
   if (!spec.is_object() || !spec.contains(part) || !spec[part].is_object()) return "";
   return spec[part].value("name", "");
+}
+
+std::string part_entry(const json& spec, const std::string& part) {
+  if (part != "model") return part_name(spec, part);
+  if (!spec.is_object() || !spec.contains(part) || !spec[part].is_object()) return "";
+  return spec[part].value("format", "");
 }
 
 std::vector<MergedRow> merge_by_method(const std::vector<ReportRow>& rows) {

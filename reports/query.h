@@ -55,6 +55,8 @@ const json* spec_param(const json& spec, const std::string& part, std::initializ
 std::optional<double> num_param(const json& spec, const std::string& part, std::initializer_list<const char*> names);
 std::string text_param(const json& spec, const std::string& part, std::initializer_list<const char*> names);
 std::string part_name(const json& spec, const std::string& part);  // spec[part].name or ""
+// The registered entry a part names: a model's format, a method's or evaluation's name ("" if none).
+std::string part_entry(const json& spec, const std::string& part);
 
 // Jobs of one (model, method setting, seed) share the method's metrics and sites whatever the
 // evaluation; merging them puts PPL (ppl job) beside memory (memory job) in one row.

@@ -80,7 +80,7 @@ TEST(BadRows, ANaNMetricFailsItsJobWithAMessageNamingIt) {
   Config cfg = load_config(cfg_path, dir.path);
   ASSERT_EQ(cfg.jobs.size(), 1u);
   // No config can ask for this any more (validation refuses nan); a method or model still can produce one.
-  cfg.jobs[0].spec["eval"]["params"]["value"] = std::nan("");
+  cfg.jobs[0].spec.eval.params["value"] = std::nan("");
   RunOptions opt;
   opt.db_path = dir / "r.db";
   opt.quiet = true;

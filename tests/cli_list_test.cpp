@@ -17,7 +17,7 @@ TEST(CliList, RunningRowsOfDeadOwnersAreMarkedAndNoFileIsLeft) {
   {
     Store store(dir / "r.db");
     store.begin_run({"r1"});
-    for (const Job& j : cfg.jobs) store.claim_job("r1", j.key, j.spec, j.label, {});  // this live process owns both
+    for (const Job& j : cfg.jobs) store.claim_job("r1", j.key, j.spec.to_json(), j.label, {});  // this live process owns both
     // The second one's owner is a process on another host whose lease ran out long ago.
     ASSERT_EQ(sqlite3_exec(store.handle(),
                            ("UPDATE jobs SET owner = 'elsewhere:1:1', heartbeat_at = '2000-01-01T00:00:00.000Z' "

@@ -47,7 +47,7 @@ TEST(ConfigFingerprint, SwappedHfWeightsMakeANewJobKey) {
   put(dir / "data/corpus.txt", "some text");
   const Config before = load(dir, kHfPpl);
   ASSERT_EQ(before.jobs.size(), 1u);
-  const json& data = before.jobs[0].spec["data"];
+  const json& data = before.jobs[0].spec.data;
   EXPECT_TRUE(data.contains("m/config.json")) << data.dump();
   EXPECT_TRUE(data.contains("m/model.safetensors")) << data.dump();
   EXPECT_TRUE(data.contains("m/tokenizer.json")) << "tokenizer files inside the folder are fingerprinted: " << data.dump();
@@ -65,7 +65,7 @@ TEST(ConfigFingerprint, TokenizerConfigBesideAGpt2TokenizerEntersTheKey) {
   put(dir / "data/m/tokenizer_config.json", R"({"add_bos_token": false})");
   put(dir / "data/corpus.txt", "some text");
   const Config before = load(dir, kHfPpl);
-  EXPECT_TRUE(before.jobs[0].spec["data"].contains("m/tokenizer_config.json")) << before.jobs[0].spec["data"].dump();
+  EXPECT_TRUE(before.jobs[0].spec.data.contains("m/tokenizer_config.json")) << before.jobs[0].spec.data.dump();
   put(dir / "data/m/tokenizer_config.json", R"({"add_bos_token": true})");  // changes BOS, so every score
   EXPECT_NE(load(dir, kHfPpl).jobs[0].key, before.jobs[0].key);
 }
@@ -97,7 +97,7 @@ evaluations: [{name: memory}]
 )";
   const Config before = load(dir, yaml);
   ASSERT_EQ(before.jobs.size(), 3u);
-  for (const auto& j : before.jobs) EXPECT_TRUE(j.spec["data"].contains("calib.txt")) << j.label;
+  for (const auto& j : before.jobs) EXPECT_TRUE(j.spec.data.contains("calib.txt")) << j.label;
   put(dir / "data/calib.txt", "calibration text two");
   const Config after = load(dir, yaml);
   for (size_t i = 0; i < 3; ++i) EXPECT_NE(after.jobs[i].key, before.jobs[i].key) << before.jobs[i].label;
@@ -134,8 +134,8 @@ methods: [{name: fp16}]
 evaluations: [{name: zeroshot, tasks: [piqa]}]
 )";
   const Config before = load(dir, yaml);
-  EXPECT_TRUE(before.jobs[0].spec["data"].contains("piqa/valid.jsonl"));
-  EXPECT_TRUE(before.jobs[0].spec["data"].contains("piqa/valid-labels.lst")) << "the labels beside it are read too";
+  EXPECT_TRUE(before.jobs[0].spec.data.contains("piqa/valid.jsonl"));
+  EXPECT_TRUE(before.jobs[0].spec.data.contains("piqa/valid-labels.lst")) << "the labels beside it are read too";
   put(dir / "data/piqa/valid-labels.lst", "1\n");
   EXPECT_NE(load(dir, yaml).jobs[0].key, before.jobs[0].key);
 }

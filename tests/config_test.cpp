@@ -127,7 +127,7 @@ TEST(Sweep, CartesianProductAndZip) {
   ASSERT_EQ(cfg.jobs.size(), 2u * 3u * 2u);
   std::set<std::pair<double, long>> zipped;
   for (const auto& j : cfg.jobs) {
-    const auto& params = j.spec["eval"]["params"];
+    const auto& params = j.spec.eval.params;
     zipped.insert({params["value"].get<double>(), params["sleep_ms"].get<long>()});
     EXPECT_EQ(params["fail"], false) << "defaults are filled in";
   }
@@ -157,8 +157,8 @@ TEST(Sweep, IncludeProvidesDefaultsThatTheFileOverrides) {
   write(dir, "base.yaml", "seeds: [7]\nevaluations:\n  - name: selftest\n    metrics: 5\n");
   Config cfg = load_config(write(dir, "c.yaml", "include: base.yaml\nevaluations:\n  - name: selftest\n"), dir.path);
   ASSERT_EQ(cfg.jobs.size(), 1u);
-  EXPECT_EQ(cfg.jobs[0].spec["seed"], 7) << "seeds come from the base";
-  EXPECT_EQ(cfg.jobs[0].spec["eval"]["params"]["metrics"], 3) << "evaluations come from the including file";
+  EXPECT_EQ(cfg.jobs[0].spec.seed, 7) << "seeds come from the base";
+  EXPECT_EQ(cfg.jobs[0].spec.eval.params["metrics"], 3) << "evaluations come from the including file";
 }
 
 TEST(Shard, EveryJobInExactlyOneShard) {

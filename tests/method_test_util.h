@@ -53,7 +53,7 @@ inline double metric(const JobResult& r, const std::string& name) {
 }
 
 inline LoadedModel load_stories260k() {
-  return load_model({{"format", "llama2c"}, {"path", "stories260K/stories260K.bin"}, {"tokenizer", "stories260K/tok512.model"}},
+  return load_model({"", "llama2c", {{"path", "stories260K/stories260K.bin"}, {"tokenizer", "stories260K/tok512.model"}}},
                     data_dir());
 }
 

@@ -218,7 +218,7 @@ TEST(SyntheticModel, OutlierChannelsDominateNormOutputs) {
 }
 
 TEST(SyntheticModel, LoadsThroughModelSource) {
-  const LoadedModel lm = load_model({{"format", "synthetic"}, {"arch", "opt-125m"}, {"layers", 1}, {"vocab", 1000}},
+  const LoadedModel lm = load_model({"", "synthetic", {{"arch", "opt-125m"}, {"layers", 1}, {"vocab", 1000}}},
                                     test::data_dir());
   EXPECT_TRUE(lm.model.cfg.synthetic);
   EXPECT_EQ(lm.model.cfg.dim, 768);
@@ -230,9 +230,9 @@ TEST(SyntheticModel, LoadsThroughModelSource) {
   // Logits O(1): the scaling keeps activations in range.
   EXPECT_LT(logits.cwiseAbs().maxCoeff(), 50.f);
   EXPECT_GT(logits.cwiseAbs().maxCoeff(), 0.1f);
-  EXPECT_THROW(load_model({{"format", "synthetic"}, {"arch", "gpt-5"}}, test::data_dir()), std::exception);
-  EXPECT_THROW(load_model({{"format", "synthetic"}}, test::data_dir()), std::runtime_error);
-  EXPECT_THROW(load_model({{"format", "onnx"}}, test::data_dir()), std::runtime_error);
+  EXPECT_THROW(load_model({"", "synthetic", {{"arch", "gpt-5"}}}, test::data_dir()), std::exception);
+  EXPECT_THROW(load_model({"", "synthetic", json::object()}, test::data_dir()), std::runtime_error);
+  EXPECT_THROW(load_model({"", "onnx", json::object()}, test::data_dir()), std::runtime_error);
 }
 
 }  // namespace

@@ -126,7 +126,7 @@ TEST(ModelHf, OptFolderRoundTripsExactly) {
   test::TempDir tmp;
   const Model m = tiny("opt-tiny");
   write_opt_folder(m, tmp / "opt");
-  const LoadedModel back = load_model({{"format", "hf"}, {"path", (tmp / "opt").string()}}, "/nonexistent");
+  const LoadedModel back = load_model({"", "hf", {{"path", (tmp / "opt").string()}}}, "/nonexistent");
   EXPECT_EQ(back.model.cfg.arch, Arch::opt);
   EXPECT_FALSE(back.tokenizer);
   EXPECT_EQ(m.forward(kTokens), back.model.forward(kTokens));

@@ -19,7 +19,7 @@ const char* kBin = "stories260K/stories260K.bin";
 const char* kTok = "stories260K/tok512.model";
 
 LoadedModel load_stories() {
-  return load_model({{"format", "llama2c"}, {"path", kBin}, {"tokenizer", kTok}}, test::data_dir());
+  return load_model({"", "llama2c", {{"path", kBin}, {"tokenizer", kTok}}}, test::data_dir());
 }
 
 std::string read_file(const fs::path& p) {
@@ -98,7 +98,7 @@ TEST(ModelLlama2c, ConvertedHuggingFaceFolderGivesIdenticalLogits) {
   ASSERT_TRUE(fs::exists(out / "tokenizer.model"));
 
   const LoadedModel a = load_stories();
-  const LoadedModel b = load_model({{"format", "hf"}, {"path", out.string()}}, test::data_dir());
+  const LoadedModel b = load_model({"", "hf", {{"path", out.string()}}}, test::data_dir());
   ASSERT_TRUE(b.tokenizer);
   const std::string text = "Tom and Lily went to the park. They saw a big tree.";
   const std::vector<int> tokens = a.tokenizer->encode(text, true);

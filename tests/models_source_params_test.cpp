@@ -11,20 +11,20 @@
 namespace fb {
 namespace {
 
-std::string load_error(const json& spec) {
+std::string load_error(const SpecPart& model) {
   try {
-    load_model(spec, test::data_dir());
+    load_model(model, test::data_dir());
   } catch (const std::runtime_error& e) {
     return e.what();
   }
   return "";
 }
 
-const json kSynthetic = {{"format", "synthetic"}, {"arch", "opt-125m"}, {"layers", 1}, {"vocab", 1000}};
+const SpecPart kSynthetic = {"tiny", "synthetic", {{"arch", "opt-125m"}, {"layers", 1}, {"vocab", 1000}}};
 
-json with(json spec, const std::string& key, const json& value) {
-  spec[key] = value;
-  return spec;
+SpecPart with(SpecPart model, const std::string& key, const json& value) {
+  model.params[key] = value;
+  return model;
 }
 
 TEST(ModelSourceParams, OutOfRangeValueIsRefusedNamingTheParameter) {
@@ -37,6 +37,14 @@ TEST(ModelSourceParams, OutOfRangeValueIsRefusedNamingTheParameter) {
 TEST(ModelSourceParams, WrongTypeAndUnknownChoiceKeepTheirMessages) {
   EXPECT_EQ(load_error(with(kSynthetic, "layers", "two")), "model format 'synthetic': parameter 'layers' must be a integer");
   EXPECT_NE(load_error(with(kSynthetic, "arch", "gpt-5")).find("parameter 'arch' must be one of "), std::string::npos);
+}
+
+// A model part's parameters are the format's alone (its name and format are members of their
+// own), so a misspelt one is refused instead of loading the model with the default.
+TEST(ModelSourceParams, UnknownParameterIsRefusedNamingTheKnownOnes) {
+  const std::string error = load_error(with(kSynthetic, "layerz", 2));
+  EXPECT_NE(error.find("model format 'synthetic': unknown parameter 'layerz' (known: "), std::string::npos) << error;
+  EXPECT_NE(error.find("layers"), std::string::npos) << error;
 }
 
 TEST(ModelSourceParams, ValuesInRangeLoad) {

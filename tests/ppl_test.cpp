@@ -34,7 +34,7 @@ JobResult run_ppl(const LoadedModel& lm, const json& given) {
 }
 
 LoadedModel stories() {
-  return load_model({{"format", "llama2c"}, {"path", "stories260K/stories260K.bin"}, {"tokenizer", "stories260K/tok512.model"}},
+  return load_model({"", "llama2c", {{"path", "stories260K/stories260K.bin"}, {"tokenizer", "stories260K/tok512.model"}}},
                     test::data_dir());
 }
 
@@ -141,7 +141,7 @@ TEST(Model, AttentionHookChainsArePureOnlyWhenEveryPartIs) {
 }
 
 TEST(Ppl, SyntheticModelsAreRefused) {
-  const LoadedModel lm = load_model({{"format", "synthetic"}, {"arch", "opt-tiny"}}, test::data_dir());
+  const LoadedModel lm = load_model({"", "synthetic", {{"arch", "opt-tiny"}}}, test::data_dir());
   const EvaluatorInfo* ev = Registry<EvaluatorInfo>::instance().find("ppl");
   ASSERT_NE(ev, nullptr);
   const json params = fill_defaults(ev->params, json::object());

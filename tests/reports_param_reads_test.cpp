@@ -73,7 +73,7 @@ TEST(ReportParamReads, ModelParametersAreCheckedAgainstTheModelFormatsSchema) {
   EXPECT_NE(param_ref_problem(ParamRef{"synthetic", "outlier_gain", "model"}), "");
   EXPECT_NE(param_ref_problem(ParamRef{"flattenquant", "outlier_scale", "model"}), "") << "no model format is called so";
   json spec = test::make_spec("m", "", json::object(), "ppl");
-  spec["model"]["outlier_scale"] = 12.0;
+  spec["model"]["params"]["outlier_scale"] = 12.0;
   EXPECT_EQ(model_num(spec, report_params::kOutlierScale), 12.0);
   EXPECT_THROW(model_num(spec, ParamRef{"synthetic", "outlier_gain", "model"}), std::logic_error);
 }

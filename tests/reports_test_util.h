@@ -39,12 +39,11 @@ struct ReportDb {
 
 inline json make_spec(const std::string& model, const std::string& method, const json& method_params,
                       const std::string& eval, const json& eval_params = json::object()) {
-  json spec = {{"model", {{"name", model}, {"format", "synthetic"}}},
-               {"eval", {{"name", eval}, {"params", eval_params}}},
-               {"rep", 0},
-               {"seed", 0}};
-  spec["method"] = method.empty() ? json() : json{{"name", method}, {"params", method_params}};
-  return spec;
+  JobSpec spec;
+  spec.model = SpecPart{model, "synthetic", json::object()};
+  if (!method.empty()) spec.method = SpecPart{method, "", method_params};
+  spec.eval = SpecPart{eval, "", eval_params};
+  return spec.to_json();
 }
 
 // The spec the runner stores for one job of `method` on a model named `model`: a
@@ -69,7 +68,7 @@ inline json config_spec(const std::string& model, const std::string& method, con
   std::ofstream(path) << config.dump(2);  // JSON is YAML
   const Config cfg = load_config(path, data_dir());
   if (cfg.jobs.size() != 1) throw std::logic_error("config_spec: expected one job, got " + std::to_string(cfg.jobs.size()));
-  return cfg.jobs.front().spec;
+  return cfg.jobs.front().spec.to_json();
 }
 
 inline Metric metric(const std::string& name, double value, const std::string& unit = "",

@@ -20,7 +20,7 @@ std::string error_of(const std::function<void()>& f) {
 TEST(Resources, ASyntheticModelLargerThanMemoryIsRefusedBeforeAllocating) {
   if (physical_memory_bytes() > 512.0 * (1ull << 30)) GTEST_SKIP() << "a machine with over 512 GiB holds it";
   const std::string e = error_of([] {
-    load_model({{"format", "synthetic"}, {"arch", "opt-66b"}, {"layers", 0}}, test::data_dir());
+    load_model({"", "synthetic", {{"arch", "opt-66b"}, {"layers", 0}}}, test::data_dir());
   });
   EXPECT_NE(e.find("synthetic opt-66b with 64 layers"), std::string::npos) << e;
   EXPECT_NE(e.find("needs about"), std::string::npos) << e;

@@ -569,7 +569,7 @@ TEST(ZeroshotReal, Stories260KOnPiqaHellaswagOpenbookqa) {
   FB_REQUIRE_DATA("hellaswag/hellaswag_val_full.txt");
   FB_REQUIRE_DATA("openbookqa/test.tsv");
   const LoadedModel lm = load_model(
-      {{"format", "llama2c"}, {"path", "stories260K/stories260K.bin"}, {"tokenizer", "stories260K/tok512.model"}},
+      {"", "llama2c", {{"path", "stories260K/stories260K.bin"}, {"tokenizer", "stories260K/tok512.model"}}},
       test::data_dir());
   const JobResult r = run_zeroshot(lm.model, lm.tokenizer.get(), test::data_dir(),
                                    {{"tasks", {"piqa", "hellaswag", "openbookqa"}}, {"limit", 40}});

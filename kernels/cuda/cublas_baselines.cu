@@ -1,6 +1,7 @@
 #include "kernels/cuda/cublas_baselines.h"
 
 #include "kernels/cuda/common.h"
+#include "kernels/gemm_dtype.h"
 
 #include <cuda_fp16.h>
 
@@ -34,9 +35,9 @@ struct LibGemm::Impl {
 
 const char* LibGemm::dtype_name(LibGemmKind kind) {
   switch (kind) {
-    case LibGemmKind::kFp16: return "fp16";
-    case LibGemmKind::kS8S32: return "s8s8s32";
-    case LibGemmKind::kFp8E4M3: return "fp8e4m3";
+    case LibGemmKind::kFp16: return gemm_dtype::kFp16;
+    case LibGemmKind::kS8S32: return gemm_dtype::kS8S8S32;
+    case LibGemmKind::kFp8E4M3: return gemm_dtype::kFp8E4M3;
   }
   return "?";
 }

@@ -227,14 +227,13 @@ std::vector<GemmRecord> run_layer_sweep(const std::string& model, const LayerOpt
   timing.warmup = 2, timing.max_reps = opt.max_reps, timing.budget_ms = opt.budget_ms;
 
   std::vector<GemmRecord> rows;
-  const char* variants[] = {"fp16", "w8a8_flatten", "w4a8_flatten"};
-  for (const char* variant : variants) {
-    const bool quantized = std::string(variant) != "fp16";
-    if (quantized) layer.make_quantized(std::string(variant) == "w4a8_flatten", opt.seed + 100);
+  for (const LayerVariant& variant : kLayerVariants) {
+    const bool quantized = variant.quantized;
+    if (quantized) layer.make_quantized(variant.int4_weights, opt.seed + 100);
     for (long m : opt.tokens) {
       layer.prepare(m);
       GemmRecord g;
-      g.device = "cuda:" + device_name, g.backend = std::string("layer_") + variant, g.dtype = variant;
+      g.device = "cuda:" + device_name, g.backend = std::string("layer_") + variant.name, g.dtype = variant.linear_dtype;
       g.m = m, g.n = arch.d, g.k = arch.h;
       g.samples_ms = time_launches([&](cudaStream_t s) { layer.run(s, quantized); }, timing, stream);
       const Summary st = summarise(g.samples_ms);
@@ -245,11 +244,12 @@ std::vector<GemmRecord> run_layer_sweep(const std::string& model, const LayerOpt
       rows.push_back(std::move(g));
     }
   }
+  const std::string baseline = std::string("layer_") + kLayerVariants[0].name;
   for (auto& g : rows) {
     for (const auto& f : rows)
-      if (f.dtype == "fp16" && f.m == g.m) g.ratio_to_fp32 = f.median_ms / g.median_ms;
-    g.extra["ratio_denominator"] = "fp16 layer median at the same tokens";
-    std::printf("layer %-10s %-13s M=%-6ld %9.4f ms  speedup vs fp16 %.3fx\n", model.c_str(), g.dtype.c_str(), g.m,
+      if (f.backend == baseline && f.m == g.m) g.ratio_to_fp32 = f.median_ms / g.median_ms;
+    g.extra["ratio_denominator"] = std::string(kLayerVariants[0].name) + " layer median at the same tokens";
+    std::printf("layer %-10s %-19s M=%-6ld %9.4f ms  speedup vs fp16 %.3fx\n", model.c_str(), g.backend.c_str(), g.m,
                 g.median_ms, g.ratio_to_fp32);
   }
   std::fflush(stdout);

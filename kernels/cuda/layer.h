@@ -10,6 +10,7 @@
 #pragma once
 
 #include "core/results.h"
+#include "kernels/gemm_dtype.h"
 
 #include <string>
 #include <vector>
@@ -22,6 +23,20 @@ struct LayerOptions {
   double budget_ms = 200;
   double flatten_ratio = 0.0625;
   uint64_t seed = 1;
+};
+
+// The layer's variants, one row each: the name its rows' backend carries ("layer_<name>") and the
+// dtype of its linear layers' GEMMs (kernels/gemm_dtype.h). The first is the baseline of the ratios.
+struct LayerVariant {
+  const char* name;
+  bool quantized;       // flatten + per-tensor quantized activations into the integer GEMMs
+  bool int4_weights;    // W4A8 (int4 weights widened to int8) rather than W8A8
+  const char* linear_dtype;
+};
+inline constexpr LayerVariant kLayerVariants[] = {
+    {"fp16", false, false, gemm_dtype::kFp16},
+    {"w8a8_flatten", true, false, gemm_dtype::kS8S8Fp16Out},
+    {"w4a8_flatten", true, true, gemm_dtype::kW4A8},
 };
 
 // One GemmRecord per (variant, tokens): backend "layer_<variant>", m = tokens, n = hidden,
