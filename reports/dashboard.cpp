@@ -188,10 +188,8 @@ std::string job_details(const Store& store, const JobRow& j) {
   }
   auto gemms = store.gemms(j.id);
   if (!gemms.empty()) {
-    Table gt{"GEMM", {"device", "backend", "dtype", "M", "N", "K", "median ms", "GOP/s", "×fp32"}, {}, {}};
-    for (const auto& g : gemms)
-      gt.add_row({g.device, g.backend, g.dtype, std::to_string(g.m), std::to_string(g.n), std::to_string(g.k),
-                  fmt_num(g.median_ms), fmt_num(g.gops), fmt_num(g.ratio_to_fp32, 3)});
+    Table gt{"GEMM", kGemmColumns, {}, {}};
+    for (const auto& g : gemms) gt.add_row(gemm_cells(g));
     out += table_html(gt, "gemm");
   }
   out += "<pre>" + html_escape(j.spec.dump(2)) + "</pre>";

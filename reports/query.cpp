@@ -177,6 +177,13 @@ std::string model_cell(const ReportRow& r) {
 
 std::string num_cell(double v, int digits) { return std::isnan(v) ? "" : fmt_num(v, digits); }
 
+std::vector<std::string> gemm_cells(const GemmRecord& g) {
+  const bool timed = gemm_row_timed(g);
+  return {g.device, g.backend, g.dtype, std::to_string(g.m), std::to_string(g.n), std::to_string(g.k),
+          g.disposition.empty() ? "unknown" : g.disposition, timed ? fmt_num(g.median_ms) : "",
+          timed ? fmt_num(g.gops) : "", timed && g.ratio_to_fp32 > 0 ? fmt_num(g.ratio_to_fp32, 3) + "x" : ""};
+}
+
 std::string pct_cell(double fraction, int digits) {
   return std::isnan(fraction) ? "" : fmt::format("{:.{}f}%", 100 * fraction, std::max(0, digits - 2));
 }

@@ -73,6 +73,11 @@ std::string model_cell(const ReportRow& r);
 // A number cell: "" for NaN so missing values stay visibly empty.
 std::string num_cell(double v, int digits = 4);
 std::string pct_cell(double fraction, int digits = 4);  // 0.4829 → "48.29%"
+// One stored GEMM row as every report shows it, under kGemmColumns: a row that was not timed
+// (incorrect, not supported) shows its verdict and no timing instead of zeros.
+inline const std::vector<std::string> kGemmColumns = {"device", "backend", "dtype", "M", "N", "K",
+                                                      "verify", "ms", "GOP/s", "×fp32"};
+std::vector<std::string> gemm_cells(const GemmRecord& g);
 
 // Appends one note per run the rows came from, and the synthetic-model warning where one is synthetic.
 void add_provenance_notes(Table& t, const Store& store, const std::vector<const ReportRow*>& rows);

@@ -43,18 +43,13 @@ void add_job(Table& jobs, Table& gemm, const Store& store, const std::string& ke
   std::string mark = row && row->synthetic ? " [synthetic]" : "";
   jobs.add_row({key.substr(0, 12), label + mark, status, what, row ? fmt_num(row->duration_s, 3) : ""});
   if (!row || row->status != "done") return;
-  for (const auto& g : store.gemms(row->id)) {
-    const bool timed = gemm_row_timed(g);  // an incorrect / not_supported row has no timing to show
-    gemm.add_row({g.device, g.backend, g.dtype, std::to_string(g.m), std::to_string(g.n), std::to_string(g.k),
-                  g.disposition.empty() ? "unknown" : g.disposition, timed ? fmt_num(g.median_ms) : "",
-                  timed ? fmt_num(g.gops) : "", g.ratio_to_fp32 > 0 ? fmt_num(g.ratio_to_fp32, 3) + "x" : ""});
-  }
+  for (const auto& g : store.gemms(row->id)) gemm.add_row(gemm_cells(g));
 }
 
 std::vector<Table> make_tables() {
   Table jobs{"jobs", {"job", "label", "status", "metrics", "seconds"}, {}, {}};
   Table gemm{"GEMM latency (median of repetitions; ×fp32 = fastest fp32 backend of the same shape and job / this)",
-             {"device", "backend", "dtype", "M", "N", "K", "verify", "ms", "GOP/s", "×fp32"}, {}, {}};
+             kGemmColumns, {}, {}};
   return {jobs, gemm};
 }
 

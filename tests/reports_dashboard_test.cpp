@@ -102,6 +102,26 @@ TEST(ReportDashboard, IsOneOfflineFileWithTablesTrendsAndDrillDown) {
   }
 }
 
+// A GEMM row that was never timed (its backend failed verification or cannot run the shape)
+// shows its verdict and empty timing cells in the drill-down, not "0" ms and "0" GOP/s.
+TEST(ReportDashboard, AnUntimedGemmRowShowsItsVerdictNotZeros) {
+  test::ReportDb db;
+  JobResult r;
+  GemmRecord timed{"cpu", "ours_s8", "s8s8s32", 16, 64, 64};
+  timed.median_ms = 0.125, timed.gops = 1.0, timed.disposition = gemm_disposition::kPassed;
+  GemmRecord refused{"cpu", "onednn_s8", "s8s8s32", 16, 64, 64};
+  refused.disposition = gemm_disposition::kNotSupported;
+  r.gemms = {timed, refused};
+  db.job(db.run(), make_spec("", "", json::object(), "gemm"), r, "gemm");
+  const std::string html = dashboard_html(db.store, {});
+  const size_t at = html.find("<td>onednn_s8</td>");
+  ASSERT_NE(at, std::string::npos);
+  const std::string row = html.substr(at, html.find("</tr>", at) - at);
+  EXPECT_NE(row.find("<td>not_supported</td>"), std::string::npos) << row;
+  EXPECT_EQ(row.find("<td>0</td>"), std::string::npos) << "an untimed row shows no zero timing: " << row;
+  EXPECT_NE(html.find("<td>0.125</td>"), std::string::npos) << "the timed row keeps its time";
+}
+
 TEST(ReportDashboard, RendersInHeadlessChromium) {
   std::string chromium = find_program({"chromium", "chromium-browser", "google-chrome"});
   if (chromium.empty()) GTEST_SKIP() << "chromium is not installed (Debian package `chromium`): render test skipped";
