@@ -69,14 +69,7 @@ FB_REGISTER_GEMM_BACKEND({"test_unavailable_fp32", gemm_dtype::kFp32, "test only
                             throw std::logic_error("prepare of an unavailable backend");
                           }});
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 // Runs the gemm evaluator on one small shape with these backends, as the runner does.
 JobResult run_gemm_job(const json& backends) {

@@ -30,14 +30,8 @@ TEST(JobSpec, CanonicalDocumentHasEveryMemberAndNestedParameters) {
 }
 
 TEST(JobSpec, ReaderRefusesWhatIsNoSpecNamingTheMember) {
-  auto error_of = [](const json& doc) {
-    try {
-      JobSpec::from_json(doc);
-    } catch (const std::runtime_error& e) {
-      return std::string(e.what());
-    }
-    return std::string();
-  };
+  auto error_of = [](const json& doc) { return test::error_of([&] { JobSpec::from_json(doc); }); };
+
   json doc = cpu_ppl_job().to_json();
   json extra = doc;
   extra["device"] = "cuda:0";

@@ -6,12 +6,33 @@
 #include "methods/method.h"
 #include "models/source.h"
 #include "models/synthetic.h"
+#include "models/tokenizer.h"
 #include "test_util.h"
 
 #include <stdexcept>
 #include <string>
 
 namespace fb::test {
+
+// One token per byte, no BOS (the synthetic *-tiny vocabularies have 256 entries): enough to cut
+// a corpus into windows without a real tokenizer.
+class ByteTokenizer final : public Tokenizer {
+ public:
+  std::vector<int> encode(std::string_view text, bool) const override {
+    std::vector<int> ids;
+    for (unsigned char c : text) ids.push_back(int(c));
+    return ids;
+  }
+  std::string decode(const std::vector<int>& ids) const override {
+    std::string s;
+    for (int id : ids) s.push_back(char(id));
+    return s;
+  }
+  std::string piece(int, int id) const override { return std::string(1, char(id)); }
+  int bos_id() const override { return -1; }
+  int eos_id() const override { return -1; }
+  int vocab_size() const override { return 256; }
+};
 
 // A small synthetic model of a registered shape (e.g. "opt-tiny"), optionally with outlier channels.
 inline Model tiny_synthetic(const std::string& arch, uint64_t seed, int outlier_channels = 0) {

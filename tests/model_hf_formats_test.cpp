@@ -213,13 +213,10 @@ void expect_matches_hf(const Checkpoint& ck, const std::vector<double>& inv_freq
   EXPECT_LE(max_diff(m.forward(kTokens), want), 2e-4) << what;
 }
 
+// What load_hf says of the folder, "no error" when it loads.
 std::string hf_error(const fs::path& dir) {
-  try {
-    load_hf(dir);
-  } catch (const std::runtime_error& e) {
-    return e.what();
-  }
-  return "no error";
+  const std::string e = test::error_of([&] { load_hf(dir); });
+  return e.empty() ? "no error" : e;
 }
 
 std::string load_error(const Checkpoint& ck) {

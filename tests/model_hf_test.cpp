@@ -222,13 +222,10 @@ TEST(ModelHf, PermutationMapsRotateHalfToInterleavedRope) {
 
 // ---- malformed folders -----------------------------------------------------------------
 
+// What load_hf says of the folder, "no error" when it loads.
 std::string hf_error(const fs::path& dir) {
-  try {
-    load_hf(dir);
-  } catch (const std::runtime_error& e) {
-    return e.what();
-  }
-  return "no error";
+  const std::string e = test::error_of([&] { load_hf(dir); });
+  return e.empty() ? "no error" : e;
 }
 
 #define EXPECT_ERROR_HAS(err, text) EXPECT_NE((err).find(text), std::string::npos) << (err)

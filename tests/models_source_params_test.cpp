@@ -12,12 +12,7 @@ namespace fb {
 namespace {
 
 std::string load_error(const SpecPart& model) {
-  try {
-    load_model(model, test::data_dir());
-  } catch (const std::runtime_error& e) {
-    return e.what();
-  }
-  return "";
+  return test::error_of([&] { load_model(model, test::data_dir()); });
 }
 
 const SpecPart kSynthetic = {"tiny", "synthetic", {{"arch", "opt-125m"}, {"layers", 1}, {"vocab", 1000}}};

@@ -9,6 +9,7 @@
 #include "methods/common/kv_quant.h"
 #include "models/synthetic.h"
 #include "models/tokenizer.h"
+#include "method_test_util.h"
 #include "test_util.h"
 
 #include <atomic>
@@ -19,24 +20,7 @@
 namespace fb {
 namespace {
 
-// One token per byte, no BOS: enough to cut a corpus into windows.
-class ByteTokenizer final : public Tokenizer {
- public:
-  std::vector<int> encode(std::string_view text, bool) const override {
-    std::vector<int> ids;
-    for (char c : text) ids.push_back(int(static_cast<unsigned char>(c)));
-    return ids;
-  }
-  std::string decode(const std::vector<int>& ids) const override {
-    std::string s;
-    for (int id : ids) s += char(id);
-    return s;
-  }
-  std::string piece(int, int id) const override { return std::string(1, char(id)); }
-  int bos_id() const override { return -1; }
-  int eos_id() const override { return -1; }
-  int vocab_size() const override { return 256; }
-};
+using test::ByteTokenizer;
 
 Model tiny_model() {
   SyntheticOptions o;

@@ -15,24 +15,7 @@
 namespace fb {
 namespace {
 
-// One token per byte (the synthetic llama-tiny vocabulary has 256 entries); no BOS.
-class ByteTokenizer final : public Tokenizer {
- public:
-  std::vector<int> encode(std::string_view text, bool) const override {
-    std::vector<int> ids;
-    for (unsigned char c : text) ids.push_back(int(c));
-    return ids;
-  }
-  std::string decode(const std::vector<int>& ids) const override {
-    std::string s;
-    for (int id : ids) s.push_back(char(id));
-    return s;
-  }
-  std::string piece(int, int id) const override { return std::string(1, char(id)); }
-  int bos_id() const override { return -1; }
-  int eos_id() const override { return -1; }
-  int vocab_size() const override { return 256; }
-};
+using test::ByteTokenizer;
 
 std::filesystem::path write_corpus(const std::string& text) {
   const auto path = std::filesystem::temp_directory_path() / "flatbench_ppl_uncertainty_corpus.txt";

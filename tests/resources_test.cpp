@@ -8,14 +8,7 @@
 namespace fb {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 TEST(Resources, ASyntheticModelLargerThanMemoryIsRefusedBeforeAllocating) {
   if (physical_memory_bytes() > 512.0 * (1ull << 30)) GTEST_SKIP() << "a machine with over 512 GiB holds it";
