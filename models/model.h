@@ -49,6 +49,10 @@ class LinearOp {
   virtual std::string describe() const = 0;  // e.g. "fake-quant W4 per-channel / A4 per-token"
   // What the operator stores: pure, so no operator can leave the memory accounting guessing.
   virtual OpFootprint footprint() const = 0;
+  // The rows whose XᵀX GPTQ minimises this operator's weight error over, from the site's input x:
+  // x itself (the GPTQ repo's float inputs), unless the operator transforms its input before the
+  // GEMM (FlatQuant: Q_a(x·T), as the official gptq_fwrd hooks the inner linear).
+  virtual Mat hessian_rows(const Mat& x) const { return x; }
 };
 
 struct LinearSite {

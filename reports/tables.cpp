@@ -357,8 +357,8 @@ std::string bits_setting(const json& spec) {
   return out + kv_label(int_param_or(p, kKBits, kv), int_param_or(p, kVBits, kv));
 }
 
-// FlatQuant quantizes its merged weights by RTN after calibration (it has no other weight
-// quantizer); the others say which in w_quantizer.
+// Which weight quantizer a job ran (every quantizing method says so in w_quantizer; RTN when an
+// older job's spec predates it).
 std::string weight_quantizer(const json& spec) {
   const std::string method = part_name(spec, "method");
   if (method.empty() || method == "fp16") return "-";
@@ -392,7 +392,7 @@ const std::map<std::string, std::string> kPaperMethodNames = {
     {"spinquant", "SpinQuant"}, {"flattenquant", "FlattenQuant"}};
 
 // False when the paper's method is one registered here that cannot run weight quantizer `wq`
-// (RTN, GPTQ): its w_quantizer choices, or RTN alone when it has none (FlatQuant).
+// (RTN, GPTQ): its w_quantizer choices, or RTN alone when it has none.
 bool paper_row_reproducible(const std::string& paper_method, const std::string& wq) {
   for (const auto& [name, paper_name] : kPaperMethodNames) {
     if (paper_name != paper_method) continue;
@@ -437,8 +437,8 @@ std::vector<Table> flatquant_tables(const Store& store) {
   add_provenance_notes(t, store, rows);
 
   // The paper's own table, for models we cannot run here. A row of a method this harness
-  // implements appears only when our method can run that weight quantizer or a job did (our
-  // FlatQuant has no GPTQ variant: the paper's "FlatQuant GPTQ" row would pose as reproducible).
+  // implements appears only when our method can run that weight quantizer or a job did (a row
+  // our method cannot run would pose as reproducible).
   Table ref{"FlatQuant paper's numbers (not measured here) — PPL, W4A4KV4, seqlen 2048",
             {"dataset", "method", "W quant"}, {}, {}};
   std::vector<std::string> models;

@@ -119,7 +119,10 @@ SiteStatsMap collect_site_stats(Model& m, const std::vector<std::vector<int>>& w
         if (opt.want && !opt.want(id)) return;
         int key = site_key(id);
         ids[key] = id;
-        acc[key].add(x, stride, opt.max_rows, opt.hessian);
+        if (opt.rows_of)
+          acc[key].add(opt.rows_of(id, x), stride, opt.max_rows, opt.hessian);
+        else
+          acc[key].add(x, stride, opt.max_rows, opt.hessian);
       },
       progress);
 

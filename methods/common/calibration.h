@@ -55,6 +55,9 @@ struct CollectOptions {
   int max_rows = 1024;     // rows kept per site for reconstruction error (0: none)
   bool hessian = false;    // accumulate XᵀX
   std::function<bool(const SiteId&)> want;  // sites to observe (null: all)
+  // The rows whose statistics are kept, from the site's input (null: the input itself); GPTQ
+  // passes the rows an operator's GEMM multiplies (LinearOp::hessian_rows).
+  std::function<Mat(const SiteId&, const Mat& x)> rows_of;
 };
 
 // Runs the model over the windows with `hook` as its site hook, then restores the previous hook

@@ -10,12 +10,23 @@
 #include <algorithm>
 #include <optional>
 #include <stdexcept>
+#include <utility>
 
 namespace fb {
 
-ParamSchema quant_param_schema() {
+ParamSchema gptq_param_schema() {
   using T = ParamType;
   return {
+      {"w_quantizer", T::String, "rtn", "weight quantizer: round-to-nearest or GPTQ", {"rtn", "gptq"}},
+      {"gptq_block", T::Int, 128, "GPTQ lazy-update block size (columns)", {}, {}, at_least(1)},
+      {"gptq_damp", T::Float, 0.01, "GPTQ dampening λ (fraction of mean diag H)", {}, {}, between(0, 1)},
+      {"gptq_act_order", T::Bool, false, "GPTQ: quantize columns in decreasing Hessian-diagonal order"},
+  };
+}
+
+ParamSchema quant_param_schema() {
+  using T = ParamType;
+  ParamSchema schema = {
       {"w_bits", T::Int, 4, "weight bits (2..8; 16 = weights left in floating point)", {}, {}, bit_width()},
       {"a_bits", T::Int, 16, "activation (linear input) bits (2..8; 16 = off)", {}, {}, bit_width()},
       {"w_granularity", T::String, "per_channel", "weight scales: one per output row, per tensor, or per group of w_group inputs",
@@ -29,10 +40,6 @@ ParamSchema quant_param_schema() {
       {"w_clip", T::Float, 1.0, "weight range ratio (scale from w_clip · range)", {}, {}, between(0.01, 1)},
       {"a_clip", T::Float, 1.0, "activation range ratio (QuaRot uses 0.9)", {}, {}, between(0.01, 1)},
       {"w_mse", T::Bool, false, "search each weight row's clip ratio minimising |Ŵ − W|^2.4 (GPTQ repo's mse option)"},
-      {"w_quantizer", T::String, "rtn", "weight quantizer: round-to-nearest or GPTQ", {"rtn", "gptq"}},
-      {"gptq_block", T::Int, 128, "GPTQ lazy-update block size (columns)", {}, {}, at_least(1)},
-      {"gptq_damp", T::Float, 0.01, "GPTQ dampening λ (fraction of mean diag H)", {}, {}, between(0, 1)},
-      {"gptq_act_order", T::Bool, false, "GPTQ: quantize columns in decreasing Hessian-diagonal order"},
       {"kv_bits", T::Int, 16, "KV-cache bits, asymmetric per token per head (16 = off)", {}, {}, bit_width()},
       {"real_quant", T::Bool, false, "integer-GEMM operators (packed int8/int4 weights) instead of fake-quant"},
       {"calib_dataset", T::String, "wikitext2-valid", "calibration corpus (name or path under the data dir)", {}, ParamRole::corpus, {}},
@@ -40,11 +47,15 @@ ParamSchema quant_param_schema() {
       {"calib_seqlen", T::Int, 256, "tokens per calibration window (capped at the model context)", {}, {}, at_least(2)},
       {"calib_rows", T::Int, 1024, "input rows kept per site for the reconstruction-error record", {}, {}, at_least(1)},
   };
+  const ParamSchema gptq = gptq_param_schema();
+  schema.insert(schema.begin() + 11, gptq.begin(), gptq.end());  // after w_mse, as catalog lists them
+  return schema;
 }
 
 GptqOptions gptq_options_from(const json& p) {
+  // w_mse belongs to the recipe's schema; a method with only gptq_param_schema() keeps min/max scales.
   return GptqOptions{param_int(p, "gptq_block"), param_float(p, "gptq_damp"), param_bool(p, "gptq_act_order"),
-                     param_bool(p, "w_mse")};
+                     p.contains("w_mse") && param_bool(p, "w_mse")};
 }
 
 QuantRecipe recipe_from_params(const json& p, uint64_t seed) {
@@ -149,8 +160,8 @@ SiteRecord make_record(const LinearSite& s, const QuantRecipe& r, const Quantize
 
 }  // namespace
 
-QuantizedWeights gptq_quantize_model(Model& m, const std::vector<std::vector<int>>& windows, const QuantRecipe& r,
-                                     JobResult* result) {
+QuantizedWeights gptq_in_sequence(Model& m, const std::vector<std::vector<int>>& windows, const QuantSpec& spec,
+                                  const GptqOptions& gptq, const GptqInstall& install, JobResult* result) {
   QuantizedWeights out;
   int dead_total = 0;
   for (int l = 0; l < m.cfg.n_layers; ++l)
@@ -161,19 +172,31 @@ QuantizedWeights gptq_quantize_model(Model& m, const std::vector<std::vector<int
       opt.want = [&](const SiteId& id) {
         return id.layer == l && std::find(stage.begin(), stage.end(), id.role) != stage.end();
       };
+      opt.rows_of = [&](const SiteId& id, const Mat& x) {
+        const LinearSite& s = m.site(id);
+        return s.op ? s.op->hessian_rows(x) : x;
+      };
       SiteStatsMap stats = collect_site_stats(m, windows, opt);
       for (Role role : stage) {
         LinearSite& s = m.site({l, role});
         const SiteStats& st = stats.at(site_key(s.id));
         GptqInfo info;
-        QuantizedWeight w = gptq_quantize(s.W, st.xtx, st.tokens, r.w, r.gptq, &info);
+        QuantizedWeight w = gptq_quantize(s.W, st.xtx, st.tokens, spec, gptq, &info);
         dead_total += info.dead_columns;
-        s.op = std::make_shared<FakeQuantLinear>(w, s.b, no_act());  // later stages see the quantized weight
+        s.op = install(s, w);  // later stages see the quantized weight
         out.emplace(site_key(s.id), std::move(w));
       }
     }
   if (result) result->info["gptq_dead_columns"] = dead_total;
   return out;
+}
+
+QuantizedWeights gptq_quantize_model(Model& m, const std::vector<std::vector<int>>& windows, const QuantRecipe& r,
+                                     JobResult* result) {
+  return gptq_in_sequence(
+      m, windows, r.w, r.gptq,
+      [](const LinearSite& s, const QuantizedWeight& w) { return std::make_shared<FakeQuantLinear>(w, s.b, no_act()); },
+      result);
 }
 
 void quantize_sites(Model& m, const QuantRecipe& r, const SiteStatsMap& stats, const QuantizedWeights& pre,

@@ -11,6 +11,7 @@
 #include "methods/common/gptq.h"
 #include "models/model.h"
 
+#include <functional>
 #include <map>
 #include <string>
 
@@ -34,19 +35,30 @@ struct QuantRecipe {
   std::string describe() const;  // e.g. "W4 per_channel gptq / A8 per_token / KV16 fake"
 };
 
+// GPTQ's parameters (w_quantizer, gptq_block, gptq_damp, gptq_act_order), for every method offering it.
+ParamSchema gptq_param_schema();
 // The rtn parameter schema (w_bits, a_bits, granularities, clips, GPTQ, KV, real_quant, calibration).
 ParamSchema quant_param_schema();
 // Reads a filled parameter object of that schema; throws std::invalid_argument on bad combinations.
 QuantRecipe recipe_from_params(const json& params, uint64_t seed);
-// The GPTQ options of a filled parameter object that has gptq_block, gptq_damp, gptq_act_order, w_mse.
+// The GPTQ options of a filled parameter object of gptq_param_schema() (and w_mse when it has one).
 GptqOptions gptq_options_from(const json& params);
 
 // Weights already quantized by a calibration-driven quantizer (GPTQ), keyed by site_key.
 using QuantizedWeights = std::map<int, QuantizedWeight>;
 
-// GPTQ in GPTQ's sequential order (per layer: q/k/v → o → gate/up (fc1) → down (fc2)): each
-// stage's Hessians come from the model whose earlier stages are already quantized (weight only).
-// Leaves those weight-only operators installed; quantize_sites() replaces them.
+// The operator a site gets once GPTQ has quantized its weight (`site.op` is the one before).
+using GptqInstall = std::function<std::shared_ptr<const LinearOp>(const LinearSite&, const QuantizedWeight&)>;
+
+// GPTQ in GPTQ's sequential order (per layer: k/v/q → o → up/gate (fc1) → down (fc2)) of site.W
+// at `spec`: each stage's Hessians come from the model whose earlier stages are already
+// quantized, over the rows each operator's GEMM multiplies (LinearOp::hessian_rows), and each
+// quantized weight is installed by `install` before the next stage runs.
+QuantizedWeights gptq_in_sequence(Model& m, const std::vector<std::vector<int>>& windows, const QuantSpec& spec,
+                                  const GptqOptions& opt, const GptqInstall& install, JobResult* result = nullptr);
+
+// The recipe's GPTQ: gptq_in_sequence with weight-only operators (float inputs, as the GPTQ repo),
+// which quantize_sites() then replaces.
 QuantizedWeights gptq_quantize_model(Model& m, const std::vector<std::vector<int>>& windows, const QuantRecipe& r,
                                      JobResult* result = nullptr);
 

@@ -104,29 +104,58 @@ FlatQuantLinear::FlatQuantLinear(MatF left, MatF right, fb::QuantSpec a, ClipRat
                                  fb::QuantSpec w_spec, Vec bias, bool real_quant, bool holds_transform)
     : left_(std::move(left)), right_(std::move(right)), a_(a), w_spec_(w_spec), clip_(clip), bias_(std::move(bias)),
       real_(real_quant), holds_transform_(holds_transform) {
-  const long K = w.cols();
+  check_shapes(w.cols());
+  if (w_spec_.enabled())
+    set_weight(quantize_weight_rtn(w, w_spec_, false));
+  else
+    w_hat_ = w;
+}
+
+void FlatQuantLinear::check_shapes(long K) {
   transform_values_ = left_.size() + right_.size();
   if (right_.size() == 0) right_ = MatF::Identity(K / left_.rows(), K / left_.rows());
   if (left_.rows() * right_.rows() != K)
     throw std::invalid_argument(fmt::format("FlatQuantLinear: factors {}×{} do not match {} input channels",
                                             left_.rows(), right_.rows(), K));
-  if (w_spec_.enabled()) {
-    w_ = quantize_weight_rtn(w, w_spec_, false);
-    w_hat_ = w_.dequantized();
-  } else {
-    w_hat_ = w;
-  }
-  if (!real_) return;
-  if (!a_.enabled() || !a_.sym || a_.bits > 8 || !w_spec_.enabled() || !w_spec_.sym || w_spec_.bits > 8)
+  if (real_ && (!a_.enabled() || !a_.sym || a_.bits > 8 || !w_spec_.enabled() || !w_spec_.sym || w_spec_.bits > 8))
     throw std::invalid_argument("FlatQuantLinear: real_quant needs symmetric ≤8-bit per-token activations and "
                                 "symmetric ≤8-bit per-channel weights (got " + w_spec_.describe() + " / " +
                                 a_.describe() + ")");
+}
+
+void FlatQuantLinear::set_weight(QuantizedWeight w) {
+  w_ = std::move(w);
+  w_hat_ = w_.dequantized();
+  if (!real_) return;
   if (w_spec_.bits <= 4) {
     std::vector<uint8_t> packed = pack_int4(w_.codes.data(), w_.rows(), w_.cols());
-    packed_ = pack_weights_s4(packed.data(), w_.rows(), K);
+    packed_ = pack_weights_s4(packed.data(), w_.rows(), w_.cols());
   } else {
-    packed_ = pack_weights_s8(w_.codes.data(), w_.rows(), K);
+    packed_ = pack_weights_s8(w_.codes.data(), w_.rows(), w_.cols());
   }
+}
+
+std::shared_ptr<const FlatQuantLinear> FlatQuantLinear::with_weight(QuantizedWeight w) const {
+  if (!w_spec_.enabled() || w.rows() != w_hat_.rows() || w.cols() != w_hat_.cols())
+    throw std::invalid_argument(fmt::format("FlatQuantLinear: a {}×{} quantized weight for a {}×{} site at {}", w.rows(),
+                                            w.cols(), w_hat_.rows(), w_hat_.cols(), w_spec_.describe()));
+  // The same transform, activation quantizer and bias; the weight is the new one (an empty float
+  // weight keeps the constructor from quantizing anything itself).
+  fb::QuantSpec off = w_spec_;
+  off.bits = 16;
+  auto op = std::make_shared<FlatQuantLinear>(left_, right_, a_, clip_, Mat(w.rows(), w.cols()), off, bias_, false,
+                                              holds_transform_);
+  op->w_spec_ = w_spec_;
+  op->real_ = real_;
+  op->transform_values_ = transform_values_;
+  op->set_weight(std::move(w));
+  return op;
+}
+
+Mat FlatQuantLinear::hessian_rows(const Mat& x) const {
+  Mat xt = transform(x);
+  fake_quantize_groups(xt, static_cast<int>(xt.cols()), a_, clip_);
+  return xt;
 }
 
 Mat FlatQuantLinear::transform(const Mat& x) const {

@@ -54,10 +54,16 @@ class FlatQuantLinear : public LinearOp {
   OpFootprint footprint() const override;
 
   Mat transform(const Mat& x) const;  // x·(L⊗R)
+  // Q_a(x·(L⊗R)): what the GEMM multiplies, the rows of GPTQ's Hessian (official gptq_fwrd).
+  Mat hessian_rows(const Mat& x) const override;
+  // The same operator with `w` (quantized at w_bits, e.g. by GPTQ, from this site's merged weight).
+  std::shared_ptr<const FlatQuantLinear> with_weight(QuantizedWeight w) const;
   const Mat& weight() const { return w_hat_; }  // the weight the GEMM uses (dequantized)
   bool real_quant() const { return real_; }
 
  private:
+  void check_shapes(long K);           // completes an omitted right factor; refuses what cannot run
+  void set_weight(QuantizedWeight w);  // codes, the dequantized weight and (real_quant) the packed GEMM operand
   MatF left_, right_;
   fb::QuantSpec a_, w_spec_;
   ClipRatios clip_;

@@ -5,6 +5,7 @@
 // (deploy.h). Defaults are the official W4A4KV4 scripts' settings; the calibration set is
 // WikiText-2 validation (the raw train split the official code uses is not available here).
 #include "methods/common/calibration.h"
+#include "methods/common/recipe.h"
 #include "methods/flatquant/calibrate.h"
 #include "methods/flatquant/deploy.h"
 #include "methods/method.h"
@@ -23,8 +24,8 @@ using namespace flatquant;
 
 ParamSchema flatquant_schema() {
   using T = ParamType;
-  return {
-      {"w_bits", T::Int, 4, "weight bits (per output channel, RTN after calibration; 16 = float)", {}, {}, bit_width()},
+  ParamSchema schema = {
+      {"w_bits", T::Int, 4, "weight bits (per output channel, after calibration by w_quantizer; 16 = float)", {}, {}, bit_width()},
       {"a_bits", T::Int, 4, "linear-input bits (per token, dynamic; 16 = float)", {}, {}, bit_width()},
       {"k_bits", T::Int, 4, "K-cache bits (per token per head, after RoPE and P_k)", {}, {}, bit_width()},
       {"v_bits", T::Int, 4, "V-cache bits (per token per head, after P_v)", {}, {}, bit_width()},
@@ -51,6 +52,11 @@ ParamSchema flatquant_schema() {
       {"direct_inv", T::Bool, false, "learn factors directly, inverse in double (instead of SVD form)"},
       {"real_quant", T::Bool, false, "integer-GEMM operators (packed int4/int8) instead of fake-quant"},
   };
+  // w_quantizer: gptq runs the official order (main.py → gptq_utils.gptq_fwrd): transforms merged
+  // first, then GPTQ on the merged weights over the calibration windows, each stage's Hessian
+  // from the transformed, quantized inputs of the model quantized so far.
+  for (ParamSpec spec : gptq_param_schema()) schema.push_back(std::move(spec));
+  return schema;
 }
 
 QuantSettings settings_from(const json& p) {
@@ -139,8 +145,36 @@ void record_sites(const Model& m, int l, const BlockParams& p, const QuantSettin
                  {"lac_hi", clip->amax.v.size() ? sigmoid(clip->amax.v(0, 0)) : 1.0},
                  {"lac_lo", clip->amin.v.size() ? sigmoid(clip->amin.v(0, 0)) : 1.0}};
     if (op) rec.extra["op"] = op->describe();
+    rec.extra["w_quantizer"] = "rtn";  // gptq_merged_weights says so when GPTQ replaces it
     r.sites.push_back(std::move(rec));
   }
+}
+
+// GPTQ on the deployed sites' merged weights (site.W), in GPTQ's sequence over the calibration
+// windows; each quantized weight replaces the RTN one in its FlatQuantLinear. The site records
+// say which quantizer made the weights.
+void gptq_merged_weights(Model& m, const std::vector<std::vector<int>>& windows, const QuantSettings& s,
+                         const GptqOptions& opt, MethodContext& ctx, JobResult& r) {
+  if (!s.w.enabled()) throw std::invalid_argument("flatquant: w_quantizer: gptq needs w_bits < 16");
+  ctx.progress.message(fmt::format("flatquant gptq: {} layers on {} windows", m.cfg.n_layers, windows.size()));
+  const auto t0 = std::chrono::steady_clock::now();
+  gptq_in_sequence(
+      m, windows, to_common_spec(s.w, true), opt,
+      [](const LinearSite& site, const QuantizedWeight& w) -> std::shared_ptr<const LinearOp> {
+        auto* op = dynamic_cast<const FlatQuantLinear*>(site.op.get());
+        if (!op) throw std::logic_error("flatquant gptq: a site without its FlatQuantLinear");
+        return op->with_weight(w);
+      },
+      &r);
+  r.add("gptq_seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), "s");
+  for (const LinearSite* site : std::as_const(m).sites())
+    for (SiteRecord& rec : r.sites)
+      if (rec.layer == site->id.layer && rec.role == role_name(site->id.role)) {
+        auto* op = dynamic_cast<const FlatQuantLinear*>(site->op.get());
+        if (op) rec.mse = (op->weight() - site->W).squaredNorm() / double(site->W.size());
+        if (op) rec.extra["op"] = op->describe();
+        rec.extra["w_quantizer"] = "gptq";
+      }
 }
 
 void apply_flatquant(Model& m, MethodContext& ctx, JobResult& r) {
@@ -215,6 +249,7 @@ void apply_flatquant(Model& m, MethodContext& ctx, JobResult& r) {
     ctx.progress.step(l + 1);
   }
   ctx.progress.end();
+  if (param_string(p, "w_quantizer") == "gptq") gptq_merged_weights(m, windows, s, gptq_options_from(p), ctx, r);
   if (s.k_transform() || s.q.enabled() || s.k.enabled() || s.v.enabled()) {
     // Per-head transforms and fake quantization of the matrices it is given: a pure function.
     AttentionOpHook deployed{std::make_shared<FlatQuantAttentionHook>(std::move(hook))};
