@@ -54,51 +54,68 @@ void check_heads(const MatD& q, const MatD& k, int n_heads, int n_kv_heads) {
 }
 }  // namespace
 
+// Both passes run one (window, kv head) pair per task, on OpenMP's threads: a pair owns its rows
+// of out / gk / gv and every query head of its group, so no two tasks write the same entry. The
+// T×T products are full GEMMs (BLAS picks the machine's vector width at run time, where this
+// file's own loops get SSE2 only); the softmax and its backward touch the causal triangle row
+// by row and zero the rest of each row, so the full products add nothing from above it.
 void attention_forward(const MatD& q, const MatD& k, const MatD& v, int T, int n_heads, int n_kv_heads, MatD& out,
                        MatD& probs) {
   check_heads(q, k, n_heads, n_kv_heads);
   const long hd = q.cols() / n_heads, B = q.rows() / T, group = n_heads / n_kv_heads;
   const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
-  out.setZero(q.rows(), q.cols());
-  probs.setZero(B * n_heads * T, T);
-  for (long b = 0; b < B; ++b)
-    for (long h = 0; h < n_heads; ++h) {
-      const long kvh = h / group;
-      auto qh = q.block(b * T, h * hd, T, hd);
-      auto kh = k.block(b * T, kvh * hd, T, hd);
-      auto vh = v.block(b * T, kvh * hd, T, hd);
+  out.resize(q.rows(), q.cols());
+  probs.resize(B * n_heads * T, T);
+#pragma omp parallel for schedule(static) if (B * n_kv_heads > 1)
+  for (long task = 0; task < B * n_kv_heads; ++task) {
+    const long b = task / n_kv_heads, kvh = task % n_kv_heads;
+    auto kh = k.block(b * T, kvh * hd, T, hd);
+    auto vh = v.block(b * T, kvh * hd, T, hd);
+    for (long h = kvh * group; h < (kvh + 1) * group; ++h) {
       auto P = probs.middleRows((b * n_heads + h) * T, T);
-      MatD S = qh * kh.transpose() * scale;
+      P.noalias() = q.block(b * T, h * hd, T, hd) * kh.transpose();
       for (long i = 0; i < T; ++i) {
-        double m = S.row(i).head(i + 1).maxCoeff(), sum = 0;
-        for (long j = 0; j <= i; ++j) sum += (P(i, j) = std::exp(S(i, j) - m));
-        P.row(i).head(i + 1) /= sum;
+        auto row = P.row(i).head(i + 1);
+        row = ((row.array() - row.maxCoeff()) * scale).exp().matrix();
+        row /= row.sum();
+        P.row(i).tail(T - i - 1).setZero();
       }
       out.block(b * T, h * hd, T, hd).noalias() = P * vh;
     }
+  }
 }
 
 void attention_backward(const MatD& q, const MatD& k, const MatD& v, const MatD& probs, const MatD& gout, int T,
                         int n_heads, int n_kv_heads, MatD& gq, MatD& gk, MatD& gv) {
   const long hd = q.cols() / n_heads, B = q.rows() / T, group = n_heads / n_kv_heads;
   const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
-  gq.setZero(q.rows(), q.cols());
+  gq.resize(q.rows(), q.cols());
   gk.setZero(k.rows(), k.cols());
   gv.setZero(v.rows(), v.cols());
-  for (long b = 0; b < B; ++b)
-    for (long h = 0; h < n_heads; ++h) {
-      const long kvh = h / group;
+#pragma omp parallel for schedule(static) if (B * n_kv_heads > 1)
+  for (long task = 0; task < B * n_kv_heads; ++task) {
+    const long b = task / n_kv_heads, kvh = task % n_kv_heads;
+    auto kh = k.block(b * T, kvh * hd, T, hd);
+    auto vh = v.block(b * T, kvh * hd, T, hd);
+    MatD gS(T, T);
+    for (long h = kvh * group; h < (kvh + 1) * group; ++h) {
       auto P = probs.middleRows((b * n_heads + h) * T, T);
       auto go = gout.block(b * T, h * hd, T, hd);
       gv.block(b * T, kvh * hd, T, hd).noalias() += P.transpose() * go;
-      MatD gP = go * v.block(b * T, kvh * hd, T, hd).transpose();
-      // softmax backward: gS = P ⊙ (gP − rowsum(gP ⊙ P)); masked entries have P = 0.
-      MatD gS = P.cwiseProduct(gP);
-      for (long i = 0; i < T; ++i) gS.row(i) -= P.row(i) * gS.row(i).sum();
-      gS *= scale;
-      gq.block(b * T, h * hd, T, hd).noalias() += gS * k.block(b * T, kvh * hd, T, hd);
+      // softmax backward: gS = P ⊙ (gP − rowsum(gP ⊙ P)), gP = go·vᵀ, on the causal triangle.
+      gS.noalias() = go * vh.transpose();
+      for (long i = 0; i < T; ++i) {
+        auto g = gS.row(i).head(i + 1);
+        const auto p = P.row(i).head(i + 1);
+        g = g.cwiseProduct(p);
+        g -= p * g.sum();
+        g *= scale;
+        gS.row(i).tail(T - i - 1).setZero();
+      }
+      gq.block(b * T, h * hd, T, hd).noalias() = gS * kh;
       gk.block(b * T, kvh * hd, T, hd).noalias() += gS.transpose() * q.block(b * T, h * hd, T, hd);
     }
+  }
 }
 
 void swiglu_forward(const MatD& gate, const MatD& up, MatD& y) {
