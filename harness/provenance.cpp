@@ -1,5 +1,7 @@
 #include "harness/provenance.h"
 
+#include "core/blas_threads.h"
+
 #include "core/fingerprint.h"
 
 #include <cblas.h>
@@ -18,7 +20,6 @@
 extern "C" {
 char* openblas_get_corename(void);
 char* openblas_get_config(void);
-int openblas_get_num_threads(void);
 }
 
 namespace fb {
@@ -87,7 +88,7 @@ nlohmann::json collect_provenance(const std::vector<std::filesystem::path>& data
       {"blas",
        {{"openblas_core", openblas_core()},
         {"openblas_config", openblas_get_config()},
-        {"openblas_threads", openblas_get_num_threads()},
+        {"openblas_threads", blas_threads()},
         {"OPENBLAS_CORETYPE", coretype ? coretype : ""}}},
       {"gpu", gpu.empty() ? "none" : gpu},
       {"data_dir", std::filesystem::absolute(data_dir).lexically_normal().string()},

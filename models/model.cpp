@@ -10,10 +10,13 @@
 // Hugging Face's OPTDecoder does it (pre-LayerNorm, positions offset by 2, ReLU MLP).
 #include "models/model.h"
 
+#include "core/blas_threads.h"
+
 #include "models/forward_kernels.h"
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -173,18 +176,11 @@ class SmallWorkBlasGuard {
 #ifdef _OPENMP
     if (omp_in_parallel()) return;
 #endif
-    if (largest_gemm_macs >= kBlasThreadingMinMacs) return;
-    saved_ = openblas_get_num_threads();
-    if (saved_ > 1) openblas_set_num_threads(1);
+    if (largest_gemm_macs < kBlasThreadingMinMacs) single_.emplace(1);
   }
-  ~SmallWorkBlasGuard() {
-    if (saved_ > 1) openblas_set_num_threads(saved_);
-  }
-  SmallWorkBlasGuard(const SmallWorkBlasGuard&) = delete;
-  SmallWorkBlasGuard& operator=(const SmallWorkBlasGuard&) = delete;
 
  private:
-  int saved_ = 0;
+  std::optional<BlasThreadsFor> single_;
 };
 
 }  // namespace

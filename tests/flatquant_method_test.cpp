@@ -155,6 +155,34 @@ TEST(FlatquantCalibration, LowersTheBlockMseOverTheSchedule) {
   EXPECT_NEAR(rep.final_mse, evaluate_block(shape, fp, x, y, kT, 2, p, s), 1e-12) << "the report is the evaluation";
 }
 
+// The float training forward and backward (calibration's default) track the double ones the
+// finite-difference tests check: same outputs and parameter gradients to float precision.
+TEST(FlatquantCalibration, Fp32PassesTrackTheFp64Reference) {
+  OneBlock b;
+  std::mt19937_64 rng(12);
+  const BlockShape shape = shape_of(b.m);
+  const FpBlock fp = fp_of(b.m.blocks[0]);
+  QuantSettings s;
+  s.a = s.w = {8, true};  // 8-bit grids: float and double land on the same codes
+  s.k = s.v = {8, false};
+  BlockParams p64 = moved_params(b, s, rng);
+  BlockParams p32 = p64;
+  QuantBlockT<double> d(shape, fp, p64, s);
+  QuantBlockT<float> f(shape, fp, p32, s);
+  const MatD y64 = d.forward(b.x, kT);
+  const MatX<float> y32 = f.forward(b.x.cast<float>(), kT);
+  EXPECT_LE((y32.cast<double>() - y64).norm(), 1e-5 * y64.norm());
+  const MatD g = MatD::Random(y64.rows(), y64.cols());
+  d.backward(g);
+  f.backward(g.cast<float>());
+  const std::vector<Param*> a = p64.all(), c = p32.all();
+  ASSERT_EQ(a.size(), c.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double scale = std::max(1e-3, a[i]->g.norm());
+    EXPECT_LE((a[i]->g - c[i]->g).norm(), 1e-3 * scale) << "parameter " << i;
+  }
+}
+
 const json kTinyJob = {{"epochs", 1}, {"nsamples", 4}, {"seqlen", 32}, {"cali_bsz", 2}};
 
 json with(json p, const json& more) {

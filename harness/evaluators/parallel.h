@@ -4,19 +4,16 @@
 // a time (a calibration site hook, or an attention hook not marked pure).
 #pragma once
 
+#include "core/blas_threads.h"
 #include "core/progress.h"
 #include "models/model.h"
 
 #include <exception>
+#include <optional>
 
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-
-extern "C" {
-int openblas_get_num_threads(void);
-void openblas_set_num_threads(int);
-}
 
 namespace fb {
 
@@ -36,8 +33,8 @@ void for_each_forward(const Model& model, int n, int threads, Progress& progress
 #else
   const int use = 1;
 #endif
-  const int blas_threads = openblas_get_num_threads();
-  if (use > 1) openblas_set_num_threads(1);
+  std::optional<BlasThreadsFor> single_blas;
+  if (use > 1) single_blas.emplace(1);
   long done = 0;
   std::exception_ptr error;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(use) if (use > 1)
@@ -51,7 +48,7 @@ void for_each_forward(const Model& model, int n, int threads, Progress& progress
 #pragma omp critical(for_each_forward_progress)
     progress.step(++done);
   }
-  if (use > 1) openblas_set_num_threads(blas_threads);
+  single_blas.reset();
   if (error) std::rethrow_exception(error);
 }
 

@@ -135,8 +135,22 @@ BlockParams init_block_params(const BlockShape& shape, const FpBlock& fp, const 
   return p;
 }
 
-QuantBlock::QuantBlock(const BlockShape& shape, const FpBlock& fp, BlockParams& params, const QuantSettings& settings)
-    : shape_(shape), fp_(fp), p_(params), s_(settings), eye_hd_(MatD::Identity(shape.head_dim(), shape.head_dim())) {
+namespace {
+// A double matrix (parameter, factor) in the block's scalar; a copy only when S is float.
+template <class S>
+MatX<S> in_s(const MatD& m) {
+  return m.template cast<S>();
+}
+template <class S>
+VecX<S> in_s(const VecD& v) {
+  return v.template cast<S>();
+}
+}  // namespace
+
+template <class S>
+QuantBlockT<S>::QuantBlockT(const BlockShape& shape, const FpBlock& fp, BlockParams& params,
+                            const QuantSettings& settings)
+    : shape_(shape), fp_(fp), p_(params), s_(settings), eye_hd_(Mat::Identity(shape.head_dim(), shape.head_dim())) {
   const QuantSpec off{16, true};
   w_ = s_.quantize ? s_.w : off;
   a_ = s_.quantize ? s_.a : off;
@@ -145,32 +159,38 @@ QuantBlock::QuantBlock(const BlockShape& shape, const FpBlock& fp, BlockParams& 
   v_ = s_.quantize ? s_.v : off;
 }
 
-void QuantBlock::transform_input(const MatD& x, KronTransform& tr, ActSide& side) {
+template <class S>
+void QuantBlockT<S>::transform_input(const Mat& x, KronTransform& tr, ActSide& side) {
   side.x = x;
   if (!s_.linear_transforms()) {
     side.x_d = side.x_t = x;
     return;
   }
-  side.x_d = tr.has_diag() ? MatD(x * tr.diag.v.col(0).asDiagonal()) : x;
-  kron_apply(side.x_d, tr.left.mat, tr.right.mat, side.x_t);
+  side.x_d = tr.has_diag() ? Mat(x * in_s<S>(VecD(tr.diag.v.col(0))).asDiagonal()) : x;
+  kron_apply<S>(side.x_d, in_s<S>(tr.left.mat), in_s<S>(tr.right.mat), side.x_t);
 }
 
-void QuantBlock::transform_input_backward(KronTransform& tr, const ActSide& side, const MatD& g_xt, MatD* g_x) {
+template <class S>
+void QuantBlockT<S>::transform_input_backward(KronTransform& tr, const ActSide& side, const Mat& g_xt, Mat* g_x) {
   if (!s_.linear_transforms()) {
     if (g_x) *g_x += g_xt;
     return;
   }
-  MatD g_xd;
-  kron_backward(side.x_d, tr.left.mat, tr.right.mat, g_xt, &g_xd, &tr.left.g_mat, &tr.right.g_mat);
+  Mat g_xd;
+  Mat g_l = Mat::Zero(tr.left.mat.rows(), tr.left.mat.cols()), g_r = Mat::Zero(tr.right.mat.rows(), tr.right.mat.cols());
+  kron_backward<S>(side.x_d, in_s<S>(tr.left.mat), in_s<S>(tr.right.mat), g_xt, &g_xd, &g_l, &g_r);
+  tr.left.g_mat += g_l.template cast<double>();
+  tr.right.g_mat += g_r.template cast<double>();
   if (tr.has_diag()) {
-    tr.diag.g.col(0) += g_xd.cwiseProduct(side.x).colwise().sum().transpose();
-    if (g_x) *g_x += g_xd * tr.diag.v.col(0).asDiagonal();
+    tr.diag.g.col(0) += g_xd.cwiseProduct(side.x).colwise().sum().transpose().template cast<double>();
+    if (g_x) *g_x += g_xd * in_s<S>(VecD(tr.diag.v.col(0))).asDiagonal();
   } else if (g_x) {
     *g_x += g_xd;
   }
 }
 
-void QuantBlock::weight_forward(const MatD& w, KronTransform* tr, const MatD* inv_l, const MatD* inv_r,
+template <class S>
+void QuantBlockT<S>::weight_forward(const MatD& w, KronTransform* tr, const MatD* inv_l, const MatD* inv_r,
                                 LinearClip& clip, const MatD* out_head, WeightPath& p) {
   p.w_in = (tr && tr->has_diag()) ? MatD(w * tr->diag.v.col(0).cwiseInverse().asDiagonal()) : w;
   if (inv_l) kron_apply(p.w_in, *inv_l, *inv_r, p.w_t);
@@ -189,7 +209,8 @@ void QuantBlock::weight_forward(const MatD& w, KronTransform* tr, const MatD* in
   weight_quant_forward(p.w_o, w_, p.w_q);
 }
 
-void QuantBlock::weight_backward(const MatD& w, KronTransform* tr, const MatD* inv_l, const MatD* inv_r,
+template <class S>
+void QuantBlockT<S>::weight_backward(const MatD& w, KronTransform* tr, const MatD* inv_l, const MatD* inv_r,
                                  LinearClip& clip, const MatD* out_head, const WeightPath& p, const MatD& g_wq,
                                  MatD* g_inv_l, MatD* g_inv_r, MatD* g_out_head) {
   MatD g_wo = MatD::Zero(g_wq.rows(), g_wq.cols());
@@ -224,20 +245,23 @@ void QuantBlock::weight_backward(const MatD& w, KronTransform* tr, const MatD* i
   }
 }
 
-void QuantBlock::linear_forward(const MatD& x, LinearClip& clip, const WeightPath& p, MatD& xq, MatD& y) {
-  act_quant_forward(x, static_cast<int>(x.cols()), a_, lac(clip.amax), lac(clip.amin), xq);
-  y.noalias() = xq * p.w_q.transpose();
+template <class S>
+void QuantBlockT<S>::linear_forward(const Mat& x, LinearClip& clip, const WeightPath& p, Mat& xq, Mat& y) {
+  act_quant_forward<S>(x, static_cast<int>(x.cols()), a_, lac(clip.amax), lac(clip.amin), xq);
+  y.noalias() = xq * in_s<S>(p.w_q).transpose();
 }
 
-MatD QuantBlock::linear_backward(const MatD& x, LinearClip& clip, const WeightPath& p, const MatD& xq,
-                                 const MatD& g_y, MatD& g_x) {
-  MatD g_xq = g_y * p.w_q;
-  act_quant_backward(x, static_cast<int>(x.cols()), a_, lac(clip.amax), lac(clip.amin), g_xq, g_x,
-                     lac_grad(clip.amax), lac_grad(clip.amin));
-  return g_y.transpose() * xq;
+template <class S>
+MatD QuantBlockT<S>::linear_backward(const Mat& x, LinearClip& clip, const WeightPath& p, const Mat& xq,
+                                     const Mat& g_y, Mat& g_x) {
+  Mat g_xq = g_y * in_s<S>(p.w_q);
+  act_quant_backward<S>(x, static_cast<int>(x.cols()), a_, lac(clip.amax), lac(clip.amin), g_xq, g_x,
+                        lac_grad(clip.amax), lac_grad(clip.amin));
+  return (g_y.transpose() * xq).template cast<double>();
 }
 
-MatD QuantBlock::forward(const MatD& x, int T) {
+template <class S>
+MatX<S> QuantBlockT<S>::forward(const Mat& x, int T) {
   T_ = T;
   x_ = x;
   const int hd = shape_.head_dim();
@@ -248,7 +272,7 @@ MatD QuantBlock::forward(const MatD& x, int T) {
   KronTransform* qkv = lt ? &p_.qkv : nullptr;
 
   // attention
-  rmsnorm_forward(x, fp_.attn_gamma, shape_.norm_eps, h1_, rstd1_);
+  rmsnorm_forward<S>(x, in_s<S>(fp_.attn_gamma), shape_.norm_eps, h1_, rstd1_);
   transform_input(h1_, p_.qkv, qkv_in_);
   weight_forward(fp_.wq, qkv, ql, qr, p_.q, nullptr, wq_);
   weight_forward(fp_.wk, qkv, ql, qr, p_.k, nullptr, wk_);
@@ -258,28 +282,28 @@ MatD QuantBlock::forward(const MatD& x, int T) {
   linear_forward(qkv_in_.x_t, p_.v, wv_, xq_v_, v_lin_);
   q_rot_ = q_lin_;
   k_rot_ = k_lin_;
-  rope_apply(q_rot_, T, hd, shape_.rope_theta, shape_.rope_interleaved, false);
-  rope_apply(k_rot_, T, hd, shape_.rope_theta, shape_.rope_interleaved, false);
+  rope_apply<S>(q_rot_, T, hd, shape_.rope_theta, shape_.rope_interleaved, false);
+  rope_apply<S>(k_rot_, T, hd, shape_.rope_theta, shape_.rope_interleaved, false);
   if (kt) {
-    per_head_apply(q_rot_, p_.k_head.inv_t, q2_);
-    per_head_apply(k_rot_, p_.k_head.mat, k2_);
+    per_head_apply<S>(q_rot_, in_s<S>(p_.k_head.inv_t), q2_);
+    per_head_apply<S>(k_rot_, in_s<S>(p_.k_head.mat), k2_);
   } else {
     q2_ = q_rot_, k2_ = k_rot_;
   }
-  act_quant_forward(q2_, hd, q_, lac(p_.q_cache.amax), lac(p_.q_cache.amin), q3_);
-  act_quant_forward(k2_, hd, k_, lac(p_.k_cache.amax), lac(p_.k_cache.amin), k3_);
-  act_quant_forward(v_lin_, hd, v_, lac(p_.v_cache.amax), lac(p_.v_cache.amin), v3_);
-  attention_forward(q3_, k3_, v3_, T, shape_.n_heads, shape_.n_kv_heads, att_, probs_);
-  if (lt) kron_apply(att_, p_.o_heads.mat, eye_hd_, a2_);  // P_oᵀ·A across heads
+  act_quant_forward<S>(q2_, hd, q_, lac(p_.q_cache.amax), lac(p_.q_cache.amin), q3_);
+  act_quant_forward<S>(k2_, hd, k_, lac(p_.k_cache.amax), lac(p_.k_cache.amin), k3_);
+  act_quant_forward<S>(v_lin_, hd, v_, lac(p_.v_cache.amax), lac(p_.v_cache.amin), v3_);
+  attention_forward<S>(q3_, k3_, v3_, T, shape_.n_heads, shape_.n_kv_heads, att_, probs_);
+  if (lt) kron_apply<S>(att_, in_s<S>(p_.o_heads.mat), eye_hd_, a2_);  // P_oᵀ·A across heads
   else a2_ = att_;
   weight_forward(fp_.wo, nullptr, lt ? &p_.o_heads.inv_t : nullptr, lt ? &p_.v_head.inv_t : nullptr, p_.o, nullptr,
                  wo_);
-  MatD o_lin;
+  Mat o_lin;
   linear_forward(a2_, p_.o, wo_, xq_o_, o_lin);
   x2_ = x + o_lin;
 
   // MLP
-  rmsnorm_forward(x2_, fp_.mlp_gamma, shape_.norm_eps, h2_, rstd2_);
+  rmsnorm_forward<S>(x2_, in_s<S>(fp_.mlp_gamma), shape_.norm_eps, h2_, rstd2_);
   transform_input(h2_, p_.upgate, ug_in_);
   KronTransform* ug = lt ? &p_.upgate : nullptr;
   weight_forward(fp_.wgate, ug, lt ? &p_.upgate.left.inv_t : nullptr, lt ? &p_.upgate.right.inv_t : nullptr, p_.gate,
@@ -288,33 +312,34 @@ MatD QuantBlock::forward(const MatD& x, int T) {
                  nullptr, wu_);
   linear_forward(ug_in_.x_t, p_.gate, wg_, xq_g_, gate_);
   linear_forward(ug_in_.x_t, p_.up, wu_, xq_u_, up_);
-  MatD m;
-  swiglu_forward(gate_, up_, m);
+  Mat m;
+  swiglu_forward<S>(gate_, up_, m);
   transform_input(m, p_.down, dn_in_);
   weight_forward(fp_.wdown, lt ? &p_.down : nullptr, lt ? &p_.down.left.inv_t : nullptr,
                  lt ? &p_.down.right.inv_t : nullptr, p_.dn, nullptr, wd_);
-  MatD d_lin;
+  Mat d_lin;
   linear_forward(dn_in_.x_t, p_.dn, wd_, xq_d_, d_lin);
   return x2_ + d_lin;
 }
 
-void QuantBlock::backward(const MatD& g_out) {
+template <class S>
+void QuantBlockT<S>::backward(const Mat& g_out) {
   const int hd = shape_.head_dim();
   const bool lt = s_.linear_transforms(), kt = s_.k_transform(), vt = s_.v_transform();
   auto fac = [&](Factor& f, bool inv) -> MatD* { return lt ? (inv ? &f.g_inv_t : &f.g_mat) : nullptr; };
   auto mat = [&](Factor& f) -> const MatD* { return lt ? &f.inv_t : nullptr; };
 
   // MLP: out = x2 + down(...)
-  MatD g_x2 = g_out;
-  MatD g_dt = MatD::Zero(dn_in_.x_t.rows(), dn_in_.x_t.cols());
+  Mat g_x2 = g_out;
+  Mat g_dt = Mat::Zero(dn_in_.x_t.rows(), dn_in_.x_t.cols());
   MatD g_wd = linear_backward(dn_in_.x_t, p_.dn, wd_, xq_d_, g_out, g_dt);
   weight_backward(fp_.wdown, lt ? &p_.down : nullptr, mat(p_.down.left), mat(p_.down.right), p_.dn, nullptr, wd_,
                   g_wd, fac(p_.down.left, true), fac(p_.down.right, true), nullptr);
-  MatD g_m = MatD::Zero(dn_in_.x.rows(), dn_in_.x.cols());
+  Mat g_m = Mat::Zero(dn_in_.x.rows(), dn_in_.x.cols());
   transform_input_backward(p_.down, dn_in_, g_dt, &g_m);
-  MatD g_gate, g_up;
-  swiglu_backward(gate_, up_, g_m, g_gate, g_up);
-  MatD g_ugt = MatD::Zero(ug_in_.x_t.rows(), ug_in_.x_t.cols());
+  Mat g_gate, g_up;
+  swiglu_backward<S>(gate_, up_, g_m, g_gate, g_up);
+  Mat g_ugt = Mat::Zero(ug_in_.x_t.rows(), ug_in_.x_t.cols());
   MatD g_wg = linear_backward(ug_in_.x_t, p_.gate, wg_, xq_g_, g_gate, g_ugt);
   MatD g_wu = linear_backward(ug_in_.x_t, p_.up, wu_, xq_u_, g_up, g_ugt);
   KronTransform* ug = lt ? &p_.upgate : nullptr;
@@ -322,38 +347,46 @@ void QuantBlock::backward(const MatD& g_out) {
                   fac(p_.upgate.left, true), fac(p_.upgate.right, true), nullptr);
   weight_backward(fp_.wup, ug, mat(p_.upgate.left), mat(p_.upgate.right), p_.up, nullptr, wu_, g_wu,
                   fac(p_.upgate.left, true), fac(p_.upgate.right, true), nullptr);
-  MatD g_h2 = MatD::Zero(h2_.rows(), h2_.cols());
+  Mat g_h2 = Mat::Zero(h2_.rows(), h2_.cols());
   transform_input_backward(p_.upgate, ug_in_, g_ugt, &g_h2);
-  rmsnorm_backward(x2_, fp_.mlp_gamma, rstd2_, g_h2, g_x2);
+  rmsnorm_backward<S>(x2_, in_s<S>(fp_.mlp_gamma), rstd2_, g_h2, g_x2);
 
   // attention: x2 = x + o(...); x itself is a fixed input.
-  MatD g_a2 = MatD::Zero(a2_.rows(), a2_.cols());
+  Mat g_a2 = Mat::Zero(a2_.rows(), a2_.cols());
   MatD g_wo = linear_backward(a2_, p_.o, wo_, xq_o_, g_x2, g_a2);
   weight_backward(fp_.wo, nullptr, mat(p_.o_heads), mat(p_.v_head), p_.o, nullptr, wo_, g_wo, fac(p_.o_heads, true),
                   fac(p_.v_head, true), nullptr);
-  MatD g_att;
-  if (lt) kron_backward<double>(att_, p_.o_heads.mat, eye_hd_, g_a2, &g_att, &p_.o_heads.g_mat, nullptr);
-  else g_att = g_a2;
-  MatD g_q3, g_k3, g_v3;
-  attention_backward(q3_, k3_, v3_, probs_, g_att, T_, shape_.n_heads, shape_.n_kv_heads, g_q3, g_k3, g_v3);
-  MatD g_q2 = MatD::Zero(q2_.rows(), q2_.cols()), g_k2 = MatD::Zero(k2_.rows(), k2_.cols());
-  MatD g_v = MatD::Zero(v_lin_.rows(), v_lin_.cols());
-  act_quant_backward(q2_, hd, q_, lac(p_.q_cache.amax), lac(p_.q_cache.amin), g_q3, g_q2,
+  Mat g_att;
+  if (lt) {
+    Mat g_o = Mat::Zero(p_.o_heads.mat.rows(), p_.o_heads.mat.cols());
+    kron_backward<S>(att_, in_s<S>(p_.o_heads.mat), eye_hd_, g_a2, &g_att, &g_o, nullptr);
+    p_.o_heads.g_mat += g_o.template cast<double>();
+  } else {
+    g_att = g_a2;
+  }
+  Mat g_q3, g_k3, g_v3;
+  attention_backward<S>(q3_, k3_, v3_, probs_, g_att, T_, shape_.n_heads, shape_.n_kv_heads, g_q3, g_k3, g_v3);
+  Mat g_q2 = Mat::Zero(q2_.rows(), q2_.cols()), g_k2 = Mat::Zero(k2_.rows(), k2_.cols());
+  Mat g_v = Mat::Zero(v_lin_.rows(), v_lin_.cols());
+  act_quant_backward<S>(q2_, hd, q_, lac(p_.q_cache.amax), lac(p_.q_cache.amin), g_q3, g_q2,
                      lac_grad(p_.q_cache.amax), lac_grad(p_.q_cache.amin));
-  act_quant_backward(k2_, hd, k_, lac(p_.k_cache.amax), lac(p_.k_cache.amin), g_k3, g_k2,
+  act_quant_backward<S>(k2_, hd, k_, lac(p_.k_cache.amax), lac(p_.k_cache.amin), g_k3, g_k2,
                      lac_grad(p_.k_cache.amax), lac_grad(p_.k_cache.amin));
-  act_quant_backward(v_lin_, hd, v_, lac(p_.v_cache.amax), lac(p_.v_cache.amin), g_v3, g_v,
+  act_quant_backward<S>(v_lin_, hd, v_, lac(p_.v_cache.amax), lac(p_.v_cache.amin), g_v3, g_v,
                      lac_grad(p_.v_cache.amax), lac_grad(p_.v_cache.amin));
-  MatD g_q, g_k;
+  Mat g_q, g_k;
   if (kt) {
-    per_head_backward(q_rot_, p_.k_head.inv_t, g_q2, &g_q, &p_.k_head.g_inv_t);
-    per_head_backward(k_rot_, p_.k_head.mat, g_k2, &g_k, &p_.k_head.g_mat);
+    Mat g_inv = Mat::Zero(hd, hd), g_mat = Mat::Zero(hd, hd);
+    per_head_backward<S>(q_rot_, in_s<S>(p_.k_head.inv_t), g_q2, &g_q, &g_inv);
+    per_head_backward<S>(k_rot_, in_s<S>(p_.k_head.mat), g_k2, &g_k, &g_mat);
+    p_.k_head.g_inv_t += g_inv.template cast<double>();
+    p_.k_head.g_mat += g_mat.template cast<double>();
   } else {
     g_q = std::move(g_q2), g_k = std::move(g_k2);
   }
-  rope_apply(g_q, T_, hd, shape_.rope_theta, shape_.rope_interleaved, true);  // rotation⁻¹ = rotationᵀ
-  rope_apply(g_k, T_, hd, shape_.rope_theta, shape_.rope_interleaved, true);
-  MatD g_xt = MatD::Zero(qkv_in_.x_t.rows(), qkv_in_.x_t.cols());
+  rope_apply<S>(g_q, T_, hd, shape_.rope_theta, shape_.rope_interleaved, true);  // rotation⁻¹ = rotationᵀ
+  rope_apply<S>(g_k, T_, hd, shape_.rope_theta, shape_.rope_interleaved, true);
+  Mat g_xt = Mat::Zero(qkv_in_.x_t.rows(), qkv_in_.x_t.cols());
   MatD g_wq = linear_backward(qkv_in_.x_t, p_.q, wq_, xq_q_, g_q, g_xt);
   MatD g_wk = linear_backward(qkv_in_.x_t, p_.k, wk_, xq_k_, g_k, g_xt);
   MatD g_wv = linear_backward(qkv_in_.x_t, p_.v, wv_, xq_v_, g_v, g_xt);
@@ -368,5 +401,8 @@ void QuantBlock::backward(const MatD& g_out) {
 
   for (Factor* f : p_.factors()) f->backward();
 }
+
+template class QuantBlockT<float>;
+template class QuantBlockT<double>;
 
 }  // namespace fb::flatquant

@@ -81,30 +81,35 @@ struct WeightPath {
   MatD w_in, w_t, w_c, w_o, w_q;  // W⊘d, transformed, clipped, output-transformed, fake-quantized
 };
 
-class QuantBlock {
+// The quantized block's training forward and backward in the scalar S: float for calibration
+// (CalibOptions::fp32), double for the finite-difference tests and the reference run. The
+// parameters, the weight path (transform, LWC, weight fake-quant) and their gradients stay in
+// double either way; activations, attention and their gradients are in S.
+template <class S>
+class QuantBlockT {
  public:
-  QuantBlock(const BlockShape& shape, const FpBlock& fp, BlockParams& params, const QuantSettings& settings);
+  using Mat = MatX<S>;
+  QuantBlockT(const BlockShape& shape, const FpBlock& fp, BlockParams& params, const QuantSettings& settings);
   // Block output for x ((B·T)×dim); materialises the factors and keeps the intermediates.
-  MatD forward(const MatD& x, int T);
+  Mat forward(const Mat& x, int T);
   // Accumulates parameter gradients for the upstream gradient of the last forward's output.
-  void backward(const MatD& g_out);
+  void backward(const Mat& g_out);
 
  private:
   struct ActSide {  // a Kronecker-transformed activation feeding one or more linears
-    MatD x, x_d, x_t;
+    Mat x, x_d, x_t;
   };
-  void transform_input(const MatD& x, KronTransform& tr, ActSide& side);
-  void transform_input_backward(KronTransform& tr, const ActSide& side, const MatD& g_xt, MatD* g_x);
+  void transform_input(const Mat& x, KronTransform& tr, ActSide& side);
+  void transform_input_backward(KronTransform& tr, const ActSide& side, const Mat& g_xt, Mat* g_x);
   void weight_forward(const MatD& w, KronTransform* tr, const MatD* inv_l, const MatD* inv_r, LinearClip& clip,
                       const MatD* out_head, WeightPath& p);
   void weight_backward(const MatD& w, KronTransform* tr, const MatD* inv_l, const MatD* inv_r, LinearClip& clip,
                        const MatD* out_head, const WeightPath& p, const MatD& g_wq, MatD* g_inv_l, MatD* g_inv_r,
                        MatD* g_out_head);
   // y = Q_a(x)·Ŵᵀ for one linear; keeps Q_a(x) in xq.
-  void linear_forward(const MatD& x, LinearClip& clip, const WeightPath& p, MatD& xq, MatD& y);
+  void linear_forward(const Mat& x, LinearClip& clip, const WeightPath& p, Mat& xq, Mat& y);
   // Accumulates into g_x (the quantizer input) and returns the gradient w.r.t. Ŵ.
-  MatD linear_backward(const MatD& x, LinearClip& clip, const WeightPath& p, const MatD& xq, const MatD& g_y,
-                       MatD& g_x);
+  MatD linear_backward(const Mat& x, LinearClip& clip, const WeightPath& p, const Mat& xq, const Mat& g_y, Mat& g_x);
   const double* lac(Param& p) const { return p.v.size() ? p.v.data() : nullptr; }
   double* lac_grad(Param& p) const { return p.v.size() ? p.g.data() : nullptr; }
 
@@ -114,13 +119,14 @@ class QuantBlock {
   const QuantSettings& s_;
   QuantSpec w_, a_, q_, k_, v_;  // the settings' specs, or 16-bit when !s_.quantize
   int T_ = 0;
-  MatD x_, h1_, h2_, x2_, att_, a2_, probs_, xq_o_;
-  VecD rstd1_, rstd2_;
+  Mat x_, h1_, h2_, x2_, att_, a2_, probs_, xq_o_;
+  VecX<S> rstd1_, rstd2_;
   ActSide qkv_in_, ug_in_, dn_in_, o_in_;
-  MatD xq_q_, xq_k_, xq_v_, xq_g_, xq_u_, xq_d_;
-  MatD q_lin_, k_lin_, v_lin_, q_rot_, k_rot_, q2_, k2_, q3_, k3_, v3_, gate_, up_;
+  Mat xq_q_, xq_k_, xq_v_, xq_g_, xq_u_, xq_d_;
+  Mat q_lin_, k_lin_, v_lin_, q_rot_, k_rot_, q2_, k2_, q3_, k3_, v3_, gate_, up_;
   WeightPath wq_, wk_, wv_, wo_, wg_, wu_, wd_;
-  MatD eye_hd_;
+  Mat eye_hd_;
 };
+using QuantBlock = QuantBlockT<double>;
 
 }  // namespace fb::flatquant

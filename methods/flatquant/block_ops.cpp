@@ -3,10 +3,12 @@
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace fb::flatquant {
 
-void rmsnorm_forward(const MatD& x, const VecD& gamma, double eps, MatD& y, VecD& rstd) {
+template <class S>
+void rmsnorm_forward(const MatX<S>& x, const VecX<S>& gamma, double eps, MatX<S>& y, VecX<S>& rstd) {
   const long D = x.cols();
   y.resize(x.rows(), D);
   rstd.resize(x.rows());
@@ -17,36 +19,43 @@ void rmsnorm_forward(const MatD& x, const VecD& gamma, double eps, MatD& y, VecD
 }
 
 // y = x·r·γ with r = (mean(x²) + eps)^(−1/2): gx = r·(γ⊙gy) − x·r³/D·Σ(γ⊙gy⊙x).
-void rmsnorm_backward(const MatD& x, const VecD& gamma, const VecD& rstd, const MatD& gy, MatD& gx) {
+template <class S>
+void rmsnorm_backward(const MatX<S>& x, const VecX<S>& gamma, const VecX<S>& rstd, const MatX<S>& gy, MatX<S>& gx) {
   const long D = x.cols();
   for (long t = 0; t < x.rows(); ++t) {
-    Eigen::RowVectorXd gg = gy.row(t).cwiseProduct(gamma.transpose());
-    double r = rstd(t), dot = gg.dot(x.row(t));
+    Eigen::Matrix<S, 1, Eigen::Dynamic> gg = gy.row(t).cwiseProduct(gamma.transpose());
+    const S r = rstd(t), dot = gg.dot(x.row(t));
     gx.row(t) += r * gg - x.row(t) * (r * r * r * dot / D);
   }
 }
 
-void rope_apply(MatD& x, int T, int head_dim, double theta, bool interleaved, bool inverse) {
+template <class S>
+void rope_apply(MatX<S>& x, int T, int head_dim, double theta, bool interleaved, bool inverse) {
   const long C = x.cols();
   const int half = head_dim / 2;
+  // cos / sin of every (position, frequency) once per call, in double as the reference computes them.
+  std::vector<double> cos_t(size_t(T) * half), sin_t(size_t(T) * half);
+  for (int pos = 0; pos < T; ++pos)
+    for (int i = 0; i < half; ++i) {
+      const double angle = pos * std::pow(theta, -2.0 * i / head_dim) * (inverse ? -1.0 : 1.0);
+      cos_t[size_t(pos) * half + i] = std::cos(angle), sin_t[size_t(pos) * half + i] = std::sin(angle);
+    }
   for (long row = 0; row < x.rows(); ++row) {
-    const double pos = static_cast<double>(row % T);
-    for (long h0 = 0; h0 < C; h0 += head_dim) {
+    const double* c = &cos_t[size_t(row % T) * half];
+    const double* sn = &sin_t[size_t(row % T) * half];
+    for (long h0 = 0; h0 < C; h0 += head_dim)
       for (int i = 0; i < half; ++i) {
-        double freq = std::pow(theta, -2.0 * i / head_dim);
-        double angle = pos * freq * (inverse ? -1.0 : 1.0);
-        double c = std::cos(angle), s = std::sin(angle);
         long a = h0 + (interleaved ? 2 * i : i), b = h0 + (interleaved ? 2 * i + 1 : i + half);
         double xa = x(row, a), xb = x(row, b);
-        x(row, a) = xa * c - xb * s;
-        x(row, b) = xa * s + xb * c;
+        x(row, a) = S(xa * c[i] - xb * sn[i]);
+        x(row, b) = S(xa * sn[i] + xb * c[i]);
       }
-    }
   }
 }
 
 namespace {
-void check_heads(const MatD& q, const MatD& k, int n_heads, int n_kv_heads) {
+template <class S>
+void check_heads(const MatX<S>& q, const MatX<S>& k, int n_heads, int n_kv_heads) {
   if (n_heads % n_kv_heads != 0 || q.cols() % n_heads != 0 || k.cols() != q.cols() / n_heads * n_kv_heads)
     throw std::invalid_argument("flatquant attention: q has " + std::to_string(q.cols()) + " columns, k " +
                                 std::to_string(k.cols()) + ", heads " + std::to_string(n_heads) + "/" +
@@ -59,11 +68,12 @@ void check_heads(const MatD& q, const MatD& k, int n_heads, int n_kv_heads) {
 // T×T products are full GEMMs (BLAS picks the machine's vector width at run time, where this
 // file's own loops get SSE2 only); the softmax and its backward touch the causal triangle row
 // by row and zero the rest of each row, so the full products add nothing from above it.
-void attention_forward(const MatD& q, const MatD& k, const MatD& v, int T, int n_heads, int n_kv_heads, MatD& out,
-                       MatD& probs) {
+template <class S>
+void attention_forward(const MatX<S>& q, const MatX<S>& k, const MatX<S>& v, int T, int n_heads, int n_kv_heads, MatX<S>& out,
+                       MatX<S>& probs) {
   check_heads(q, k, n_heads, n_kv_heads);
   const long hd = q.cols() / n_heads, B = q.rows() / T, group = n_heads / n_kv_heads;
-  const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
+  const S scale = S(1.0 / std::sqrt(static_cast<double>(hd)));
   out.resize(q.rows(), q.cols());
   probs.resize(B * n_heads * T, T);
 #pragma omp parallel for schedule(static) if (B * n_kv_heads > 1)
@@ -85,10 +95,11 @@ void attention_forward(const MatD& q, const MatD& k, const MatD& v, int T, int n
   }
 }
 
-void attention_backward(const MatD& q, const MatD& k, const MatD& v, const MatD& probs, const MatD& gout, int T,
-                        int n_heads, int n_kv_heads, MatD& gq, MatD& gk, MatD& gv) {
+template <class S>
+void attention_backward(const MatX<S>& q, const MatX<S>& k, const MatX<S>& v, const MatX<S>& probs, const MatX<S>& gout, int T,
+                        int n_heads, int n_kv_heads, MatX<S>& gq, MatX<S>& gk, MatX<S>& gv) {
   const long hd = q.cols() / n_heads, B = q.rows() / T, group = n_heads / n_kv_heads;
-  const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
+  const S scale = S(1.0 / std::sqrt(static_cast<double>(hd)));
   gq.resize(q.rows(), q.cols());
   gk.setZero(k.rows(), k.cols());
   gv.setZero(v.rows(), v.cols());
@@ -97,7 +108,7 @@ void attention_backward(const MatD& q, const MatD& k, const MatD& v, const MatD&
     const long b = task / n_kv_heads, kvh = task % n_kv_heads;
     auto kh = k.block(b * T, kvh * hd, T, hd);
     auto vh = v.block(b * T, kvh * hd, T, hd);
-    MatD gS(T, T);
+    MatX<S> gS(T, T);
     for (long h = kvh * group; h < (kvh + 1) * group; ++h) {
       auto P = probs.middleRows((b * n_heads + h) * T, T);
       auto go = gout.block(b * T, h * hd, T, hd);
@@ -118,12 +129,14 @@ void attention_backward(const MatD& q, const MatD& k, const MatD& v, const MatD&
   }
 }
 
-void swiglu_forward(const MatD& gate, const MatD& up, MatD& y) {
-  y = gate.unaryExpr([](double g) { return g / (1.0 + std::exp(-g)); }).cwiseProduct(up);
+template <class S>
+void swiglu_forward(const MatX<S>& gate, const MatX<S>& up, MatX<S>& y) {
+  y = gate.unaryExpr([](S g) { return S(g / (1 + std::exp(-g))); }).cwiseProduct(up);
 }
 
 // d silu(g)/dg = σ(g)·(1 + g·(1 − σ(g))).
-void swiglu_backward(const MatD& gate, const MatD& up, const MatD& gy, MatD& ggate, MatD& gup) {
+template <class S>
+void swiglu_backward(const MatX<S>& gate, const MatX<S>& up, const MatX<S>& gy, MatX<S>& ggate, MatX<S>& gup) {
   ggate.resize(gate.rows(), gate.cols());
   gup.resize(up.rows(), up.cols());
   for (long i = 0; i < gate.size(); ++i) {
@@ -133,20 +146,39 @@ void swiglu_backward(const MatD& gate, const MatD& up, const MatD& gy, MatD& gga
   }
 }
 
-void per_head_apply(const MatD& x, const MatD& M, MatD& y) {
+template <class S>
+void per_head_apply(const MatX<S>& x, const MatX<S>& M, MatX<S>& y) {
   const long hd = M.rows(), rows = x.size() / hd;
   y.resize(x.rows(), x.cols());
-  Eigen::Map<MatD>(y.data(), rows, hd).noalias() = Eigen::Map<const MatD>(x.data(), rows, hd) * M;
+  Eigen::Map<MatX<S>>(y.data(), rows, hd).noalias() = Eigen::Map<const MatX<S>>(x.data(), rows, hd) * M;
 }
 
-void per_head_backward(const MatD& x, const MatD& M, const MatD& gy, MatD* gx, MatD* gM) {
+template <class S>
+void per_head_backward(const MatX<S>& x, const MatX<S>& M, const MatX<S>& gy, MatX<S>* gx, MatX<S>* gM) {
   const long hd = M.rows(), rows = x.size() / hd;
-  Eigen::Map<const MatD> xr(x.data(), rows, hd), gyr(gy.data(), rows, hd);
+  Eigen::Map<const MatX<S>> xr(x.data(), rows, hd), gyr(gy.data(), rows, hd);
   if (gM) gM->noalias() += xr.transpose() * gyr;
   if (gx) {
     gx->resize(x.rows(), x.cols());
-    Eigen::Map<MatD>(gx->data(), rows, hd).noalias() = gyr * M.transpose();
+    Eigen::Map<MatX<S>>(gx->data(), rows, hd).noalias() = gyr * M.transpose();
   }
 }
+
+// Calibration runs in float, the finite-difference tests in double.
+#define FB_FLATQUANT_BLOCK_OPS(S)                                                                             \
+  template void rmsnorm_forward<S>(const MatX<S>&, const VecX<S>&, double, MatX<S>&, VecX<S>&);                 \
+  template void rmsnorm_backward<S>(const MatX<S>&, const VecX<S>&, const VecX<S>&, const MatX<S>&, MatX<S>&);  \
+  template void rope_apply<S>(MatX<S>&, int, int, double, bool, bool);                                          \
+  template void attention_forward<S>(const MatX<S>&, const MatX<S>&, const MatX<S>&, int, int, int, MatX<S>&,   \
+                                     MatX<S>&);                                                                 \
+  template void attention_backward<S>(const MatX<S>&, const MatX<S>&, const MatX<S>&, const MatX<S>&,          \
+                                      const MatX<S>&, int, int, int, MatX<S>&, MatX<S>&, MatX<S>&);             \
+  template void swiglu_forward<S>(const MatX<S>&, const MatX<S>&, MatX<S>&);                                    \
+  template void swiglu_backward<S>(const MatX<S>&, const MatX<S>&, const MatX<S>&, MatX<S>&, MatX<S>&);         \
+  template void per_head_apply<S>(const MatX<S>&, const MatX<S>&, MatX<S>&);                                    \
+  template void per_head_backward<S>(const MatX<S>&, const MatX<S>&, const MatX<S>&, MatX<S>*, MatX<S>*);
+FB_FLATQUANT_BLOCK_OPS(float)
+FB_FLATQUANT_BLOCK_OPS(double)
+#undef FB_FLATQUANT_BLOCK_OPS
 
 }  // namespace fb::flatquant

@@ -1,5 +1,6 @@
 // Forward and hand-written backward passes of the operators in one LLaMA decoder block,
-// for FlatQuant's block-wise calibration (double precision throughout).
+// for FlatQuant's block-wise calibration, in the scalar S: float for calibration (fast), double
+// for the finite-difference tests (instantiated for both in block_ops.cpp).
 //
 // Why llm.c-style explicit backward functions rather than a reverse-mode tape:
 //  * the graph is fixed (one decoder block, the same ~40 ops every step), so a tape's
@@ -24,29 +25,38 @@
 namespace fb::flatquant {
 
 // y = x / rms(x) ⊙ γ; `rstd` receives 1/rms per row.
-void rmsnorm_forward(const MatD& x, const VecD& gamma, double eps, MatD& y, VecD& rstd);
+template <class S>
+void rmsnorm_forward(const MatX<S>& x, const VecX<S>& gamma, double eps, MatX<S>& y, VecX<S>& rstd);
 // Accumulates the input gradient into gx.
-void rmsnorm_backward(const MatD& x, const VecD& gamma, const VecD& rstd, const MatD& gy, MatD& gx);
+template <class S>
+void rmsnorm_backward(const MatX<S>& x, const VecX<S>& gamma, const VecX<S>& rstd, const MatX<S>& gy, MatX<S>& gx);
 
 // Rotary embedding applied in place to every head of x ((B·T)×(H·hd)), positions 0..T−1
 // inside each window. interleaved: rotate pairs (2i, 2i+1) (llama2.c); otherwise pairs
 // (i, i + hd/2) (Hugging Face rotate_half). inverse = rotate by −angle (the backward pass).
-void rope_apply(MatD& x, int T, int head_dim, double theta, bool interleaved, bool inverse);
+template <class S>
+void rope_apply(MatX<S>& x, int T, int head_dim, double theta, bool interleaved, bool inverse);
 
 // Causal multi-head attention with grouped KV heads (query head h uses kv head h / (H/KVH)),
 // scores scaled by 1/sqrt(hd). `probs` caches the softmax ((B·H)·T × T) for the backward.
-void attention_forward(const MatD& q, const MatD& k, const MatD& v, int T, int n_heads, int n_kv_heads, MatD& out,
-                       MatD& probs);
+template <class S>
+void attention_forward(const MatX<S>& q, const MatX<S>& k, const MatX<S>& v, int T, int n_heads, int n_kv_heads, MatX<S>& out,
+                       MatX<S>& probs);
 // Overwrites gq, gk, gv.
-void attention_backward(const MatD& q, const MatD& k, const MatD& v, const MatD& probs, const MatD& gout, int T,
-                        int n_heads, int n_kv_heads, MatD& gq, MatD& gk, MatD& gv);
+template <class S>
+void attention_backward(const MatX<S>& q, const MatX<S>& k, const MatX<S>& v, const MatX<S>& probs, const MatX<S>& gout, int T,
+                        int n_heads, int n_kv_heads, MatX<S>& gq, MatX<S>& gk, MatX<S>& gv);
 
 // y = silu(gate) ⊙ up.
-void swiglu_forward(const MatD& gate, const MatD& up, MatD& y);
-void swiglu_backward(const MatD& gate, const MatD& up, const MatD& gy, MatD& ggate, MatD& gup);
+template <class S>
+void swiglu_forward(const MatX<S>& gate, const MatX<S>& up, MatX<S>& y);
+template <class S>
+void swiglu_backward(const MatX<S>& gate, const MatX<S>& up, const MatX<S>& gy, MatX<S>& ggate, MatX<S>& gup);
 
 // x·M for every head block of hd columns (M: hd×hd); backward accumulates gM, overwrites gx.
-void per_head_apply(const MatD& x, const MatD& M, MatD& y);
-void per_head_backward(const MatD& x, const MatD& M, const MatD& gy, MatD* gx, MatD* gM);
+template <class S>
+void per_head_apply(const MatX<S>& x, const MatX<S>& M, MatX<S>& y);
+template <class S>
+void per_head_backward(const MatX<S>& x, const MatX<S>& M, const MatX<S>& gy, MatX<S>* gx, MatX<S>* gM);
 
 }  // namespace fb::flatquant

@@ -1,5 +1,7 @@
 #include "methods/flatquant/calibrate.h"
 
+#include "core/blas_threads.h"
+
 #include <chrono>
 #include <cmath>
 #include <numbers>
@@ -39,23 +41,68 @@ double scheduled_lr(double group_base, double base, long t, long t_max, bool war
 
 namespace {
 
-MatD rows_of(const MatD& m, long first, long count) { return m.middleRows(first, count); }
-
 double group_lr(Group g, double lr) { return (g == Group::wclip || g == Group::aclip) ? 10 * lr : lr; }
 
-}  // namespace
-
-double evaluate_block(const BlockShape& shape, const FpBlock& fp, const MatD& x, const MatD& y_fp, int T, int batch,
-                      BlockParams& params, const QuantSettings& settings) {
-  QuantBlock qb(shape, fp, params, settings);
+// Mean MSE of the block in scalar S against y_fp over whole batches (x and y_fp already in S).
+template <class S>
+double evaluate_in(QuantBlockT<S>& qb, const MatX<S>& x, const MatX<S>& y_fp, int T, int batch) {
   const long windows = x.rows() / T, rows = static_cast<long>(batch) * T;
   double sum = 0;
   long steps = 0;
   for (long w = 0; w + batch <= windows; w += batch, ++steps) {
-    MatD y = qb.forward(rows_of(x, w * T, rows), T);
-    sum += (y - rows_of(y_fp, w * T, rows)).squaredNorm() / y.size();
+    const MatX<S> y = qb.forward(x.middleRows(w * T, rows), T);
+    sum += double((y - y_fp.middleRows(w * T, rows)).squaredNorm()) / double(y.size());
   }
   return steps ? sum / steps : 0.0;
+}
+
+template <class S>
+BlockCalibReport calibrate_in(const BlockShape& shape, const FpBlock& fp, const MatX<S>& x, const MatX<S>& y_fp, int T,
+                              BlockParams& params, const QuantSettings& settings, const CalibOptions& opt) {
+  auto start = std::chrono::steady_clock::now();
+  const long windows = x.rows() / T;
+  BlockCalibReport rep;
+  rep.n_params = params.count();
+  QuantBlockT<S> qb(shape, fp, params, settings);
+  rep.init_mse = evaluate_in(qb, x, y_fp, T, opt.batch);
+
+  std::vector<Param*> trained;
+  for (Param* p : params.all())
+    if (opt.train_transforms || p->group != Group::transform) trained.push_back(p);
+  AdamW adam(trained, opt.weight_decay);
+  const long steps_per_epoch = windows / opt.batch, t_max = opt.epochs * steps_per_epoch;
+  const long rows = static_cast<long>(opt.batch) * T;
+  long t = 0;
+  for (int epoch = 0; epoch < opt.epochs; ++epoch) {
+    double sum = 0;
+    for (long j = 0; j < steps_per_epoch; ++j, ++t) {
+      MatX<S> diff = qb.forward(x.middleRows(j * rows, rows), T) - y_fp.middleRows(j * rows, rows);
+      const double loss = double(diff.squaredNorm()) / double(diff.size());
+      sum += loss;
+      // d(loss)/dy = 2·diff/size; loss / loss.detach() divides it by the loss value.
+      const double norm = (opt.loss_normalise && loss > 0) ? loss : 1.0;
+      adam.zero_grad();
+      qb.backward(diff * S(2.0 / (double(diff.size()) * norm)));
+      adam.step([&](Group g) { return scheduled_lr(group_lr(g, opt.lr), opt.lr, t, t_max, opt.warmup); });
+    }
+    rep.epoch_mse.push_back(sum / steps_per_epoch);
+  }
+  rep.final_mse = evaluate_in(qb, x, y_fp, T, opt.batch);
+  rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return rep;
+}
+
+}  // namespace
+
+double evaluate_block(const BlockShape& shape, const FpBlock& fp, const MatD& x, const MatD& y_fp, int T, int batch,
+                      BlockParams& params, const QuantSettings& settings, bool fp32) {
+  const BlasThreadsFor single_blas(1);  // the attention threads over (window, kv head) itself
+  if (fp32) {
+    QuantBlockT<float> qb(shape, fp, params, settings);
+    return evaluate_in<float>(qb, x.cast<float>(), y_fp.cast<float>(), T, batch);
+  }
+  QuantBlockT<double> qb(shape, fp, params, settings);
+  return evaluate_in<double>(qb, x, y_fp, T, batch);
 }
 
 BlockCalibReport calibrate_block(const BlockShape& shape, const FpBlock& fp, const MatD& x, const MatD& y_fp, int T,
@@ -64,38 +111,9 @@ BlockCalibReport calibrate_block(const BlockShape& shape, const FpBlock& fp, con
   if (opt.batch <= 0 || windows < opt.batch)
     throw std::invalid_argument("flatquant calibration: " + std::to_string(windows) + " windows, batch " +
                                 std::to_string(opt.batch) + " (nsamples must be ≥ cali_bsz)");
-  auto start = std::chrono::steady_clock::now();
-  BlockCalibReport rep;
-  rep.n_params = params.count();
-  rep.init_mse = evaluate_block(shape, fp, x, y_fp, T, opt.batch, params, settings);
-
-  std::vector<Param*> trained;
-  for (Param* p : params.all())
-    if (opt.train_transforms || p->group != Group::transform) trained.push_back(p);
-  AdamW adam(trained, opt.weight_decay);
-  QuantBlock qb(shape, fp, params, settings);
-  const long steps_per_epoch = windows / opt.batch, t_max = opt.epochs * steps_per_epoch;
-  const long rows = static_cast<long>(opt.batch) * T;
-  long t = 0;
-  for (int epoch = 0; epoch < opt.epochs; ++epoch) {
-    double sum = 0;
-    for (long j = 0; j < steps_per_epoch; ++j, ++t) {
-      MatD target = rows_of(y_fp, j * rows, rows);
-      MatD y = qb.forward(rows_of(x, j * rows, rows), T);
-      MatD diff = y - target;
-      const double loss = diff.squaredNorm() / diff.size();
-      sum += loss;
-      // d(loss)/dy = 2·diff/size; loss / loss.detach() divides it by the loss value.
-      const double norm = (opt.loss_normalise && loss > 0) ? loss : 1.0;
-      adam.zero_grad();
-      qb.backward(diff * (2.0 / (diff.size() * norm)));
-      adam.step([&](Group g) { return scheduled_lr(group_lr(g, opt.lr), opt.lr, t, t_max, opt.warmup); });
-    }
-    rep.epoch_mse.push_back(sum / steps_per_epoch);
-  }
-  rep.final_mse = evaluate_block(shape, fp, x, y_fp, T, opt.batch, params, settings);
-  rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return rep;
+  const BlasThreadsFor single_blas(1);  // the attention threads over (window, kv head) itself
+  if (opt.fp32) return calibrate_in<float>(shape, fp, x.cast<float>(), y_fp.cast<float>(), T, params, settings, opt);
+  return calibrate_in<double>(shape, fp, x, y_fp, T, params, settings, opt);
 }
 
 }  // namespace fb::flatquant

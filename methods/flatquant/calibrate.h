@@ -20,6 +20,9 @@ struct CalibOptions {
   bool loss_normalise = true;  // back-propagate loss / loss.detach() (pitfall 12)
   bool warmup = false;         // linear 0.01 → 1 over the first 16 steps
   bool train_transforms = true;  // cali_trans: false keeps factors at their random start
+  // Activations, attention and their gradients in float (the parameters, the weight path and
+  // AdamW stay in double); false: everything in double, the reference the tests hold it to.
+  bool fp32 = true;
 };
 
 // AdamW with torch.optim.AdamW's update (β = (0.9, 0.999), eps 1e-8, decoupled decay).
@@ -57,8 +60,8 @@ struct BlockCalibReport {
 BlockCalibReport calibrate_block(const BlockShape& shape, const FpBlock& fp, const MatD& x, const MatD& y_fp, int T,
                                  BlockParams& params, const QuantSettings& settings, const CalibOptions& opt);
 
-// Mean MSE of the quantized block against y_fp, batch by batch (no gradients).
+// Mean MSE of the quantized block against y_fp, batch by batch (no gradients), in float or double.
 double evaluate_block(const BlockShape& shape, const FpBlock& fp, const MatD& x, const MatD& y_fp, int T, int batch,
-                      BlockParams& params, const QuantSettings& settings);
+                      BlockParams& params, const QuantSettings& settings, bool fp32 = true);
 
 }  // namespace fb::flatquant

@@ -39,12 +39,15 @@ inline double sigmoid(double a) { return 1.0 / (1.0 + std::exp(-a)); }
 
 // Activation quantizer (ActivationQuantizer): dynamic per group of `group` consecutive
 // values of each row (group = row length: per token; group = head_dim: KV per head).
-// With LAC (logits non-null) the group's max/min are scaled by σ(amax)/σ(amin).
-void act_quant_forward(const MatD& x, int group, const QuantSpec& spec, const double* amax, const double* amin,
-                       MatD& y);
+// With LAC (logits non-null) the group's max/min are scaled by σ(amax)/σ(amin). S is float
+// (calibration) or double (tests); the range and scale are computed in double either way.
+template <class S>
+void act_quant_forward(const MatX<S>& x, int group, const QuantSpec& spec, const double* amax, const double* amin,
+                       MatX<S>& y);
 // Accumulates into gx (same shape as x) and, with LAC, into *g_amax / *g_amin.
-void act_quant_backward(const MatD& x, int group, const QuantSpec& spec, const double* amax, const double* amin,
-                        const MatD& gy, MatD& gx, double* g_amax, double* g_amin);
+template <class S>
+void act_quant_backward(const MatX<S>& x, int group, const QuantSpec& spec, const double* amax, const double* amin,
+                        const MatX<S>& gy, MatX<S>& gx, double* g_amax, double* g_amin);
 
 // Weight quantizer (WeightQuantizer, per output row, scale clamped ≥ 1e-5).
 void weight_quant_forward(const MatD& w, const QuantSpec& spec, MatD& y);

@@ -44,6 +44,8 @@ ParamSchema flatquant_schema() {
       {"loss_normalise", T::Bool, true, "back-propagate loss / loss.detach() as the official code"},
       {"warmup", T::Bool, false, "linear warm-up 0.01 → 1 over the first 16 steps"},
       {"cali_trans", T::Bool, true, "learn the transforms (false: random orthogonal, fixed)"},
+      {"cali_dtype", T::String, "fp32", "calibration arithmetic: fp32 activations and gradients (parameters, weight path and "
+       "AdamW in float64), or fp64 throughout (the reference; several times slower)", {"fp32", "fp64"}},
       {"add_diag", T::Bool, true, "per-channel scaling d before each Kronecker transform"},
       {"lwc", T::Bool, true, "learnable weight clipping (per output row)"},
       {"lac", T::Bool, true, "learnable activation clipping (one pair per quantizer)"},
@@ -85,6 +87,7 @@ CalibOptions options_from(const json& p) {
   o.loss_normalise = param_bool(p, "loss_normalise");
   o.warmup = param_bool(p, "warmup");
   o.train_transforms = param_bool(p, "cali_trans");
+  o.fp32 = param_string(p, "cali_dtype") == "fp32";
   return o;
 }
 
@@ -231,7 +234,7 @@ void apply_flatquant(Model& m, MethodContext& ctx, JobResult& r) {
     if (opt.epochs > 0) {
       rep = calibrate_block(shape, fp, x, y, T, params, s, opt);
     } else {
-      rep.init_mse = rep.final_mse = evaluate_block(shape, fp, x, y, T, opt.batch, params, s);
+      rep.init_mse = rep.final_mse = evaluate_block(shape, fp, x, y, T, opt.batch, params, s, opt.fp32);
       rep.n_params = params.count();
     }
     deploy_block(m, l, shape, merge_block(shape, fp, params, s), params, s, dep, hook);

@@ -13,6 +13,8 @@ namespace fb::flatquant {
 
 template <class S>
 using MatX = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <class S>
+using VecX = Eigen::Matrix<S, Eigen::Dynamic, 1>;
 using MatD = MatX<double>;
 using VecD = Eigen::VectorXd;
 
