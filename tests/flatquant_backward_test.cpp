@@ -109,6 +109,30 @@ TEST(FlatquantBackward, CausalGqaAttention) {
   expect_grad(v, gv, loss, "v");
 }
 
+// Windows longer than the attention's causal chunk (64 query rows): the chunk edges, a partial
+// last chunk, and the forward against the unchunked masked softmax.
+TEST(FlatquantBackward, CausalAttentionAcrossChunks) {
+  std::mt19937_64 rng(15);
+  const int T = 150, H = 2, KVH = 1, hd = 4;
+  MatD q = random_mat(T, H * hd, rng), k = random_mat(T, KVH * hd, rng), v = random_mat(T, KVH * hd, rng);
+  MatD w = random_mat(T, H * hd, rng), out, probs, gq, gk, gv;
+  attention_forward(q, k, v, T, H, KVH, out, probs);
+  for (int h = 0; h < H; ++h) {
+    MatD S = q.middleCols(h * hd, hd) * k.transpose() / std::sqrt(double(hd));
+    for (int i = 0; i < T; ++i) {
+      for (int j = i + 1; j < T; ++j) S(i, j) = -1e300;
+      S.row(i) = (S.row(i).array() - S.row(i).maxCoeff()).exp().matrix();
+      S.row(i) /= S.row(i).sum();
+    }
+    EXPECT_LE((out.middleCols(h * hd, hd) - S * v).cwiseAbs().maxCoeff(), 1e-12) << "head " << h;
+  }
+  attention_backward(q, k, v, probs, w, T, H, KVH, gq, gk, gv);
+  auto loss = [&] { MatD o, p; attention_forward(q, k, v, T, H, KVH, o, p); return weighted(o, w); };
+  expect_grad(q, gq, loss, "q");
+  expect_grad(k, gk, loss, "k");
+  expect_grad(v, gv, loss, "v");
+}
+
 TEST(FlatquantBackward, SwiGluAndPerHead) {
   std::mt19937_64 rng(6);
   MatD g = random_mat(3, 6, rng), u = random_mat(3, 6, rng), w = random_mat(3, 6, rng), gg, gu;

@@ -271,7 +271,7 @@ TEST_F(ReportTables, FlatQuantComparisonMatchesPaperRowsAndSumsCalibrationTimePe
   auto tables = build_tables(db.store, "flatquant");
   ASSERT_EQ(tables.size(), 2u);
   const Table& t = tables[0];
-  EXPECT_EQ(find_row(t, "Llama-3-8b", column(t, "W quant"), "GPTQ"), nullptr) << "FlatQuant has no GPTQ variant";
+  EXPECT_EQ(find_row(t, "Llama-3-8b", column(t, "W quant"), "GPTQ"), nullptr) << "no job here ran FlatQuant's GPTQ";
   auto tuned = find_row(t, "Llama-3-8b", column(t, "PPL"), "7.1");
   EXPECT_EQ(cell(t, tuned, "calibration s"), "10");  // the total wins
   EXPECT_EQ(cell(t, tuned, "bits"), "W4A4KV4");     // the defaults, filled in from the schema
@@ -282,6 +282,8 @@ TEST_F(ReportTables, FlatQuantComparisonMatchesPaperRowsAndSumsCalibrationTimePe
   EXPECT_EQ(cell(t, ours, "W quant"), "RTN");
   EXPECT_EQ(cell(t, ours, "PPL"), "5.9");
   EXPECT_EQ(cell(t, ours, "calibration s"), "5");
+  EXPECT_EQ(cell(t, ours, "÷ fp16 PPL pass"), "5.0×") << "5 s of calibration over the run's 1 s fp16 PPL job";
+  EXPECT_EQ(cell(t, tuned, "÷ fp16 PPL pass"), "") << "no fp16 PPL job of Llama-3-8b in the run";
   EXPECT_EQ(cell(t, ours, "paper PPL"), "5.79");
   auto base = find_row(t, "Llama-2-7b-hf", column(t, "bits"), "FP16");
   EXPECT_EQ(cell(t, base, "paper PPL"), "5.47");

@@ -1,5 +1,6 @@
 #include "methods/flatquant/block_ops.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -63,11 +64,16 @@ void check_heads(const MatX<S>& q, const MatX<S>& k, int n_heads, int n_kv_heads
 }
 }  // namespace
 
+// Query rows per causal chunk: chunk c multiplies against keys 0..(c+1)·64 only, so the products
+// skip most of what lies above the diagonal (56% of the full work at T = 512).
+constexpr long kCausalChunk = 64;
+
 // Both passes run one (window, kv head) pair per task, on OpenMP's threads: a pair owns its rows
 // of out / gk / gv and every query head of its group, so no two tasks write the same entry. The
-// T×T products are full GEMMs (BLAS picks the machine's vector width at run time, where this
-// file's own loops get SSE2 only); the softmax and its backward touch the causal triangle row
-// by row and zero the rest of each row, so the full products add nothing from above it.
+// products are BLAS GEMMs over causal chunks of query rows (BLAS picks the machine's vector
+// width at run time, where this file's own loops get SSE2 only); the softmax and its backward
+// touch the causal triangle row by row and zero the rest of each chunk's rows, so the products
+// add nothing from above the diagonal. Entries of `probs` right of a chunk are never written.
 template <class S>
 void attention_forward(const MatX<S>& q, const MatX<S>& k, const MatX<S>& v, int T, int n_heads, int n_kv_heads, MatX<S>& out,
                        MatX<S>& probs) {
@@ -81,17 +87,19 @@ void attention_forward(const MatX<S>& q, const MatX<S>& k, const MatX<S>& v, int
     const long b = task / n_kv_heads, kvh = task % n_kv_heads;
     auto kh = k.block(b * T, kvh * hd, T, hd);
     auto vh = v.block(b * T, kvh * hd, T, hd);
-    for (long h = kvh * group; h < (kvh + 1) * group; ++h) {
-      auto P = probs.middleRows((b * n_heads + h) * T, T);
-      P.noalias() = q.block(b * T, h * hd, T, hd) * kh.transpose();
-      for (long i = 0; i < T; ++i) {
-        auto row = P.row(i).head(i + 1);
-        row = ((row.array() - row.maxCoeff()) * scale).exp().matrix();
-        row /= row.sum();
-        P.row(i).tail(T - i - 1).setZero();
+    for (long h = kvh * group; h < (kvh + 1) * group; ++h)
+      for (long r0 = 0; r0 < T; r0 += kCausalChunk) {
+        const long rows = std::min(kCausalChunk, T - r0), width = r0 + rows;  // keys 0..width−1 are visible
+        auto P = probs.block((b * n_heads + h) * T + r0, 0, rows, width);
+        P.noalias() = q.block(b * T + r0, h * hd, rows, hd) * kh.topRows(width).transpose();
+        for (long i = 0; i < rows; ++i) {
+          auto row = P.row(i).head(r0 + i + 1);
+          row = ((row.array() - row.maxCoeff()) * scale).exp().matrix();
+          row /= row.sum();
+          P.row(i).tail(rows - i - 1).setZero();
+        }
+        out.block(b * T + r0, h * hd, rows, hd).noalias() = P * vh.topRows(width);
       }
-      out.block(b * T, h * hd, T, hd).noalias() = P * vh;
-    }
   }
 }
 
@@ -108,24 +116,26 @@ void attention_backward(const MatX<S>& q, const MatX<S>& k, const MatX<S>& v, co
     const long b = task / n_kv_heads, kvh = task % n_kv_heads;
     auto kh = k.block(b * T, kvh * hd, T, hd);
     auto vh = v.block(b * T, kvh * hd, T, hd);
-    MatX<S> gS(T, T);
-    for (long h = kvh * group; h < (kvh + 1) * group; ++h) {
-      auto P = probs.middleRows((b * n_heads + h) * T, T);
-      auto go = gout.block(b * T, h * hd, T, hd);
-      gv.block(b * T, kvh * hd, T, hd).noalias() += P.transpose() * go;
-      // softmax backward: gS = P ⊙ (gP − rowsum(gP ⊙ P)), gP = go·vᵀ, on the causal triangle.
-      gS.noalias() = go * vh.transpose();
-      for (long i = 0; i < T; ++i) {
-        auto g = gS.row(i).head(i + 1);
-        const auto p = P.row(i).head(i + 1);
-        g = g.cwiseProduct(p);
-        g -= p * g.sum();
-        g *= scale;
-        gS.row(i).tail(T - i - 1).setZero();
+    MatX<S> gS;
+    for (long h = kvh * group; h < (kvh + 1) * group; ++h)
+      for (long r0 = 0; r0 < T; r0 += kCausalChunk) {
+        const long rows = std::min(kCausalChunk, T - r0), width = r0 + rows;
+        auto P = probs.block((b * n_heads + h) * T + r0, 0, rows, width);
+        auto go = gout.block(b * T + r0, h * hd, rows, hd);
+        gv.block(b * T, kvh * hd, width, hd).noalias() += P.transpose() * go;
+        // softmax backward: gS = P ⊙ (gP − rowsum(gP ⊙ P)), gP = go·vᵀ, on the causal triangle.
+        gS.noalias() = go * vh.topRows(width).transpose();
+        for (long i = 0; i < rows; ++i) {
+          auto g = gS.row(i).head(r0 + i + 1);
+          const auto p = P.row(i).head(r0 + i + 1);
+          g = g.cwiseProduct(p);
+          g -= p * g.sum();
+          g *= scale;
+          gS.row(i).tail(rows - i - 1).setZero();
+        }
+        gq.block(b * T + r0, h * hd, rows, hd).noalias() = gS * kh.topRows(width);
+        gk.block(b * T, kvh * hd, width, hd).noalias() += gS.transpose() * q.block(b * T + r0, h * hd, rows, hd);
       }
-      gq.block(b * T, h * hd, T, hd).noalias() = gS * kh;
-      gk.block(b * T, kvh * hd, T, hd).noalias() += gS.transpose() * q.block(b * T, h * hd, T, hd);
-    }
   }
 }
 

@@ -3,6 +3,7 @@
 #include "core/blas_threads.h"
 
 #include <chrono>
+#include <deque>
 #include <cmath>
 #include <numbers>
 #include <stdexcept>
@@ -43,9 +44,59 @@ namespace {
 
 double group_lr(Group g, double lr) { return (g == Group::wclip || g == Group::aclip) ? 10 * lr : lr; }
 
-// Mean MSE of the block in scalar S against y_fp over whole batches (x and y_fp already in S).
+// One training step's forward and backward over a batch, window by window on OpenMP's threads:
+// each window has its own copy of the parameters (values copied from the master before the
+// forward, gradients summed into it in window order after the backward), so the gradient does
+// not depend on how many threads ran. The weight path is computed once per window (it is small
+// next to a window's activations).
 template <class S>
-double evaluate_in(QuantBlockT<S>& qb, const MatX<S>& x, const MatX<S>& y_fp, int T, int batch) {
+class WindowParallelStep {
+ public:
+  WindowParallelStep(const BlockShape& shape, const FpBlock& fp, BlockParams& master, const QuantSettings& settings,
+                     int batch)
+      : master_(master), locals_(batch, master) {
+    for (BlockParams& p : locals_) blocks_.emplace_back(shape, fp, p, settings);
+  }
+
+  MatX<S> forward(const MatX<S>& x, int T) {
+    const std::vector<Param*> from = master_.all();
+    for (BlockParams& p : locals_) {
+      const std::vector<Param*> to = p.all();
+      for (size_t i = 0; i < to.size(); ++i) to[i]->v = from[i]->v;
+    }
+    MatX<S> y(x.rows(), x.cols());
+    const long n = long(blocks_.size());
+#pragma omp parallel for schedule(static)
+    for (long w = 0; w < n; ++w) y.middleRows(w * T, T) = blocks_[w].forward(x.middleRows(w * T, T), T);
+    T_ = T;
+    return y;
+  }
+
+  // Accumulates the batch's parameter gradients into the master's.
+  void backward(const MatX<S>& g) {
+    const long n = long(blocks_.size());
+#pragma omp parallel for schedule(static)
+    for (long w = 0; w < n; ++w) {
+      for (Param* p : locals_[w].all()) p->zero_grad();
+      blocks_[w].backward(g.middleRows(w * T_, T_));
+    }
+    const std::vector<Param*> to = master_.all();
+    for (BlockParams& p : locals_) {
+      const std::vector<Param*> from = p.all();
+      for (size_t i = 0; i < to.size(); ++i) to[i]->g += from[i]->g;
+    }
+  }
+
+ private:
+  BlockParams& master_;
+  std::vector<BlockParams> locals_;   // sized once: the blocks hold references into it
+  std::deque<QuantBlockT<S>> blocks_;
+  int T_ = 0;
+};
+
+// Mean MSE of the block in scalar S against y_fp over whole batches (x and y_fp already in S).
+template <class S, class Block>
+double evaluate_in(Block& qb, const MatX<S>& x, const MatX<S>& y_fp, int T, int batch) {
   const long windows = x.rows() / T, rows = static_cast<long>(batch) * T;
   double sum = 0;
   long steps = 0;
@@ -63,8 +114,8 @@ BlockCalibReport calibrate_in(const BlockShape& shape, const FpBlock& fp, const 
   const long windows = x.rows() / T;
   BlockCalibReport rep;
   rep.n_params = params.count();
-  QuantBlockT<S> qb(shape, fp, params, settings);
-  rep.init_mse = evaluate_in(qb, x, y_fp, T, opt.batch);
+  WindowParallelStep<S> step(shape, fp, params, settings, opt.batch);
+  rep.init_mse = evaluate_in<S>(step, x, y_fp, T, opt.batch);
 
   std::vector<Param*> trained;
   for (Param* p : params.all())
@@ -76,18 +127,18 @@ BlockCalibReport calibrate_in(const BlockShape& shape, const FpBlock& fp, const 
   for (int epoch = 0; epoch < opt.epochs; ++epoch) {
     double sum = 0;
     for (long j = 0; j < steps_per_epoch; ++j, ++t) {
-      MatX<S> diff = qb.forward(x.middleRows(j * rows, rows), T) - y_fp.middleRows(j * rows, rows);
+      MatX<S> diff = step.forward(x.middleRows(j * rows, rows), T) - y_fp.middleRows(j * rows, rows);
       const double loss = double(diff.squaredNorm()) / double(diff.size());
       sum += loss;
       // d(loss)/dy = 2·diff/size; loss / loss.detach() divides it by the loss value.
       const double norm = (opt.loss_normalise && loss > 0) ? loss : 1.0;
       adam.zero_grad();
-      qb.backward(diff * S(2.0 / (double(diff.size()) * norm)));
+      step.backward(diff * S(2.0 / (double(diff.size()) * norm)));
       adam.step([&](Group g) { return scheduled_lr(group_lr(g, opt.lr), opt.lr, t, t_max, opt.warmup); });
     }
     rep.epoch_mse.push_back(sum / steps_per_epoch);
   }
-  rep.final_mse = evaluate_in(qb, x, y_fp, T, opt.batch);
+  rep.final_mse = evaluate_in<S>(step, x, y_fp, T, opt.batch);
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return rep;
 }
@@ -98,11 +149,11 @@ double evaluate_block(const BlockShape& shape, const FpBlock& fp, const MatD& x,
                       BlockParams& params, const QuantSettings& settings, bool fp32) {
   const BlasThreadsFor single_blas(1);  // the attention threads over (window, kv head) itself
   if (fp32) {
-    QuantBlockT<float> qb(shape, fp, params, settings);
-    return evaluate_in<float>(qb, x.cast<float>(), y_fp.cast<float>(), T, batch);
+    WindowParallelStep<float> step(shape, fp, params, settings, batch);
+    return evaluate_in<float>(step, x.cast<float>(), y_fp.cast<float>(), T, batch);
   }
-  QuantBlockT<double> qb(shape, fp, params, settings);
-  return evaluate_in<double>(qb, x, y_fp, T, batch);
+  WindowParallelStep<double> step(shape, fp, params, settings, batch);
+  return evaluate_in<double>(step, x, y_fp, T, batch);
 }
 
 BlockCalibReport calibrate_block(const BlockShape& shape, const FpBlock& fp, const MatD& x, const MatD& y_fp, int T,
