@@ -2,6 +2,8 @@
 // (kernels/fused_quant.h). The fast kernels are in kernels/fused_quant_avx512.cpp.
 #include "kernels/fused_quant.h"
 
+#include "kernels/kron_dims.h"
+
 #include "kernels/fused_quant_tiles.h"
 
 #include <algorithm>
@@ -161,13 +163,7 @@ void flatten_quantize(const float* A, long T, const FlattenPlan& plan, float sca
                        long(plan.src.size()), plan.k_out, inv_scale, qmax, Q + t * plan.k_out);
 }
 
-std::pair<long, long> kron_factor_sizes(long K) {
-  if (K < 1) fail("width must be positive, got " + std::to_string(K));
-  long n1 = 1;
-  for (long d = 1; d * d <= K; ++d)
-    if (K % d == 0) n1 = d;
-  return {n1, K / n1};
-}
+std::pair<long, long> kron_factor_sizes(long K) { return flatquant_kron_dims(K); }
 
 void kron_transform_ref(const float* X, long T, const KronFactors& f, float* Y) {
   const long K = f.n1 * f.n2;

@@ -58,7 +58,8 @@ struct KronFactors {
   std::vector<float> p2;  // n2×n2 row-major
 };
 
-// FlatQuant's factor sizes: n1 the largest divisor of K with n1 ≤ sqrt(K), n2 = K / n1.
+// FlatQuant's factor sizes, by the method's own rule (kernels/kron_dims.h): the benchmarks time
+// the split the method deploys (172 → 2×86, not the 4×43 of "the largest divisor ≤ √K").
 std::pair<long, long> kron_factor_sizes(long K);
 
 // Q (T × K int8 codes) and scales (T) from X (T × K fp32), K = n1·n2; clip ∈ (0, 1].

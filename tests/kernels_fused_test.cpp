@@ -1,6 +1,7 @@
 // The fused activation operators (kernels/fused_quant.h): references on hand-worked cases,
 // fast kernels bit-identical to the references on odd shapes.
 #include "kernels/fused_quant.h"
+#include "methods/flatquant/kron.h"
 
 #include <gtest/gtest.h>
 
@@ -144,6 +145,14 @@ TEST(KernelsFused, KronFactorSizesMatchFlatQuant) {
   EXPECT_EQ(kron_factor_sizes(28672), (std::pair<long, long>{128, 224}));
   EXPECT_EQ(kron_factor_sizes(5120), (std::pair<long, long>{64, 80}));
   EXPECT_EQ(kron_factor_sizes(13), (std::pair<long, long>{1, 13}));
+  // The method's rule, not "the largest divisor ≤ √K" (which gives 4×43 and 25×40).
+  EXPECT_EQ(kron_factor_sizes(172), (std::pair<long, long>{2, 86}));
+  EXPECT_EQ(kron_factor_sizes(1000), (std::pair<long, long>{20, 50}));
+  for (long K : {64L, 172L, 176L, 4096L, 11008L}) {
+    const auto [n1, n2] = flatquant::decompose_dim(int(K));
+    EXPECT_EQ(kron_factor_sizes(K), (std::pair<long, long>{n1, n2})) << K;
+  }
+  EXPECT_THROW(kron_factor_sizes(86), std::invalid_argument) << "86 ≡ 2 (mod 4) has no FlatQuant split";
 }
 
 TEST(KernelsFused, KronTransformEqualsKroneckerProduct) {
@@ -179,7 +188,7 @@ TEST(KernelsFused, KronQuantizeRefScaleAndCodes) {
 
 TEST(KernelsFused, KronQuantizeFastMatchesReference) {
   if (!fused_quant_fast_path()) GTEST_SKIP() << "no AVX-512 here: kron_quantize runs the reference itself";
-  for (long K : {4096L, 1000L, 13L * 7L}) {  // (64, 64), (25, 40), (7, 13): odd, unmasked and masked widths
+  for (long K : {4096L, 1000L, 13L * 7L}) {  // (64, 64), (20, 50), (7, 13): odd, unmasked and masked widths
     const auto [n1, n2] = kron_factor_sizes(K);
     KronFactors f{n1, n2, random_floats(n1 * n1, -0.3f, 0.3f, 5), random_floats(n2 * n2, -0.3f, 0.3f, 6)};
     const long T = 5;

@@ -2,6 +2,8 @@
 // CPU `gemm` evaluator's layers_of): hidden size d, MLP width h, heads, key/value heads.
 #pragma once
 
+#include "kernels/kron_dims.h"
+
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -57,13 +59,12 @@ inline LinearShapes linear_shapes(const ArchDims& a) {
   return s;
 }
 
-// The most balanced K = n1·n2 with n1 ≤ n2 ≤ 128 (the fused Kronecker kernel's limit),
-// or {0, 0} when K has none.
+// FlatQuant's split of K (kernels/kron_dims.h, what the method deploys), or {0, 0} when K has
+// none or its larger factor exceeds 128 (the fused Kronecker kernel's limit).
 inline std::pair<int, int> kron_factors(long k) {
-  std::pair<int, int> best{0, 0};
-  for (long n1 = 1; n1 * n1 <= k; ++n1)
-    if (k % n1 == 0 && k / n1 <= 128) best = {int(n1), int(k / n1)};
-  return best;
+  if (k <= 0 || k % 4 == 2) return {0, 0};
+  const auto [n1, n2] = flatquant_kron_dims(k);
+  return n2 <= 128 ? std::pair<int, int>{int(n1), int(n2)} : std::pair<int, int>{0, 0};
 }
 
 }  // namespace fb::cuda

@@ -18,9 +18,8 @@ using VecX = Eigen::Matrix<S, Eigen::Dynamic, 1>;
 using MatD = MatX<double>;
 using VecD = Eigen::VectorXd;
 
-// Official get_decompose_dim: the smallest a ≥ ceil(sqrt(n)) with a² − n = b² a perfect
-// square; returns (a − b, a + b): n1·n2 = n, n1 ≤ n2, as square as possible. Throws for
-// n ≡ 2 (mod 4), which has no such split (the official loop would not terminate).
+// Official get_decompose_dim (kernels/kron_dims.h, shared with the kernels' benchmarks):
+// n1·n2 = n, n1 ≤ n2, as square as possible; throws for n ≡ 2 (mod 4).
 std::pair<int, int> decompose_dim(int n);
 
 // y = x·(A⊗B) for every row of x (T×K, K = n1·n2, element k = i·n2 + j ↦ X[i, j]).
