@@ -111,7 +111,7 @@ int cmd_list(Options& o) {
   auto jobs = shard_jobs(cfg.jobs, o.run.shard_index, o.run.shard_count);
   std::map<std::string, std::string> status;
   std::map<std::string, bool> alive;
-  if (fs::exists(o.db)) {
+  if (holds_results(o.db)) {
     Store store(o.db, /*read_only=*/true, /*leave_no_files=*/true);
     status = store.job_statuses();
     alive = store.running_owner_alive();
@@ -141,7 +141,7 @@ JobRow the_job(const Store& store, const std::string& prefix, const std::string&
 
 int cmd_show(Options& o) {
   if (o.job.empty()) throw CLI::ValidationError("JOB", "is empty: give a job key prefix or row id (flatbench list CONFIG)");
-  if (!fs::exists(o.db)) throw std::runtime_error("no results database at " + o.db);
+  if (!holds_results(o.db)) throw std::runtime_error("no results in " + o.db + " (run a sweep first)");
   Store store(o.db, true);
   const std::optional<JobRow> row = the_job(store, o.job, o.db);  // always set: the_job throws instead
   const std::string problem = row->status == "done" ? row_problem(load_row(store, *row)) : "";
@@ -203,7 +203,7 @@ int cmd_show(Options& o) {
 }
 
 int cmd_report(Options& o) {
-  if (!fs::exists(o.db)) throw std::runtime_error("no results database at " + o.db + " (run a sweep first)");
+  if (!holds_results(o.db)) throw std::runtime_error("no results in " + o.db + " (run a sweep first)");
   if (!o.table.empty()) return report_table_command(o.db, o.table, o.format);
   Store store(o.db, true);
   std::vector<Table> tables;

@@ -244,7 +244,7 @@ bool parse_shard(const std::string& text, int& index, int& count) {
 // Newest status per job key of an existing DB, opened read-only leaving no file behind; none
 // when there is no DB yet.
 std::map<std::string, std::string> existing_job_statuses(const std::filesystem::path& db) {
-  if (!std::filesystem::exists(db)) return {};
+  if (!holds_results(db)) return {};
   return Store(db, /*read_only=*/true, /*leave_no_files=*/true).job_statuses();
 }
 

@@ -1061,6 +1061,14 @@ struct ScratchFile {
 };
 }  // namespace
 
+bool holds_results(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return false;
+  if (std::filesystem::is_regular_file(path, ec) && std::filesystem::file_size(path, ec) == 0 && !ec) return false;
+  check_results_database(path);
+  return true;
+}
+
 long Store::merge_from(const std::filesystem::path& other, std::vector<std::string>* skipped) {
   check_results_database(other);
   const Store source(other, true, true);

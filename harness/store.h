@@ -217,6 +217,11 @@ std::string db_path_problem(const std::filesystem::path& path);
 // this build reads: missing, not SQLite, another program's SQLite file, newer schema, corrupt.
 void check_results_database(const std::filesystem::path& path);
 
+// Whether `path` holds results to read: false for a missing or empty file (no jobs yet: `run`
+// makes an empty file a database); throws, naming the file, for anything that is not a
+// readable flatbench results database (check_results_database).
+bool holds_results(const std::filesystem::path& path);
+
 // Current UTC time as ISO-8601 with milliseconds.
 std::string now_iso8601();
 // 128 random bits as 32 hex characters.

@@ -20,7 +20,7 @@ namespace {
 
 void require_db(const std::string& db) {
   if (std::string why = db_path_problem(db); !why.empty()) throw CLI::ValidationError("--db", why);
-  if (!fs::exists(db)) throw std::runtime_error("no results database at " + db + " (run a sweep first, or pass --db)");
+  if (!holds_results(db)) throw std::runtime_error("no results in " + db + " (run a sweep first, or pass --db)");
 }
 
 void add_thresholds(CLI::App* cmd, CheckOptions& c) {

@@ -18,7 +18,7 @@ namespace fb {
 namespace {
 
 long max_job_id(const std::filesystem::path& db) {
-  if (!std::filesystem::exists(db)) return 0;
+  if (!holds_results(db)) return 0;
   return Store(db, true).max_job_id();
 }
 

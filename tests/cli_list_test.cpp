@@ -42,5 +42,25 @@ TEST(CliList, RunningRowsOfDeadOwnersAreMarkedAndNoFileIsLeft) {
   EXPECT_FALSE(std::filesystem::exists(dir / "r.db-shm")) << "list changed the database folder";
 }
 
+// An empty file where the DB goes (`touch results/flatbench.db`) is an empty database: `run`
+// makes it one, so `list` shows every job pending (it failed with "no such table: jobs"). A file
+// that is not a flatbench DB is refused, naming it.
+TEST(CliList, AnEmptyDbFileListsEveryJobPendingAndAForeignFileIsNamed) {
+  TempDir dir;
+  test::put(dir / "s.yaml", "evaluations:\n  - name: selftest\n");
+  test::put(dir / "empty.db", "");
+  test::CliResult r = test::run_flatbench({"list", (dir / "s.yaml").string(), "--db", (dir / "empty.db").string(),
+                                           "--data-dir", dir.path.string()});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("pending"), std::string::npos) << r.output;
+  EXPECT_EQ(std::filesystem::file_size(dir / "empty.db"), 0u) << "list reads, never writes";
+  test::put(dir / "notes.db", "these are my notes, not SQLite\n");
+  r = test::run_flatbench({"list", (dir / "s.yaml").string(), "--db", (dir / "notes.db").string(), "--data-dir",
+                           dir.path.string()});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("notes.db"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("not a readable flatbench results database"), std::string::npos) << r.output;
+}
+
 }  // namespace
 }  // namespace fb

@@ -38,7 +38,9 @@ ParamSchema flatquant_schema() {
       {"nsamples", T::Int, 128, "calibration windows (official 128)", {}, {}, at_least(1)},
       {"seqlen", T::Int, 2048, "tokens per calibration window (official 2048; must fit the model context)", {}, {}, at_least(2)},
       {"cali_bsz", T::Int, 4, "windows per optimisation step (official 4)", {}, {}, at_least(1)},
-      {"cali_dataset", T::String, "wikitext2-valid", "calibration corpus (name or path under the data dir)", {}, ParamRole::corpus, {}},
+      {"cali_dataset", T::String, "wikitext2-valid", "calibration corpus: wikitext2-valid (the official uses WikiText-2 "
+       "train, not in the data here), tinystories (in-domain for TinyStories models), or a path under the data dir", {},
+       ParamRole::corpus, {}},
       {"flat_lr", T::Float, 5e-3, "learning rate of transforms, σ and d (clipping logits: 10×)", {}, {}, between(0, 10)},
       {"weight_decay", T::Float, 0.01, "AdamW weight decay on every parameter (torch default, as the official code)", {}, {}, between(0, 10)},
       {"loss_normalise", T::Bool, true, "back-propagate loss / loss.detach() as the official code"},
@@ -215,6 +217,14 @@ void apply_flatquant(Model& m, MethodContext& ctx, JobResult& r) {
   MatD x = embed(m, windows);
   r.info["flatquant_calibration"] = fmt::format("{} windows × {} tokens of {}, seed {}", windows.size(), T,
                                                 ctx.tokenizer ? cc.dataset : "random tokens", ctx.seed);
+  // Which text calibrated, beside the official choice: its WikiText-2 train split is not in the data here.
+  r.info["calibration_split"] =
+      !ctx.tokenizer                    ? "random tokens (the model has no tokenizer)"
+      : cc.dataset == "wikitext2-valid" ? "WikiText-2 validation (the official code calibrates on WikiText-2 train)"
+      : cc.dataset == "tinystories"     ? "TinyStories validation excerpt (in-domain text for TinyStories models)"
+      : cc.dataset == "wikitext2"       ? "WikiText-2 test: the PPL evaluation's own text (calibrating on it flatters PPL)"
+                                        : cc.dataset;
+  r.info["calibration_dtype"] = opt.fp32 ? "fp32 activations and gradients, float64 parameters" : "float64";
 
   std::mt19937_64 rng(ctx.seed);
   FlatQuantAttentionHook hook;
