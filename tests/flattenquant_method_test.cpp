@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include <set>
 
 namespace fb {
@@ -72,8 +74,14 @@ TEST(FlattenQuantMethod, BetaOneEqualsPlainPerTensorRtn) {  // F-4 through both 
   }
 }
 
+// Every real-quant operator (integer GEMM) equals its fake-quant twin to float rounding (3e-7
+// here). End to end that is no longer so: a value within 3e-7 of a rounding boundary of a static
+// per-tensor INT4 scale flips its code, and later layers carry the flip on (measured: 1.8% of the
+// logits with the staggered split, 30% of the W4A4 error itself), so the end-to-end check only
+// bounds the drift by the quantization error.
 TEST(FlattenQuantMethod, FakeQuantEqualsRealQuantOnStories260K) {
   FB_REQUIRE_DATA(kStories);
+  const auto fp = test::load_stories260k();
   for (const char* split : {"equal", "staggered"}) {
     auto a = test::load_stories260k(), b = test::load_stories260k();
     const json p = quick({{"bits_mode", "kl"}, {"gamma", 0.1}, {"beta", 0.25}, {"w_quantizer", "gptq"}, {"split", split}});
@@ -84,8 +92,21 @@ TEST(FlattenQuantMethod, FakeQuantEqualsRealQuantOnStories260K) {
     EXPECT_GT(metric(rf, "n_int4"), 0) << split;
     EXPECT_GT(metric(rf, "n_int8"), 0) << split;
     EXPECT_EQ(metric(rf, "n_int4"), metric(rr, "n_int4")) << split;
-    EXPECT_LT(rel_diff(logits_of(b.model, 3), logits_of(a.model, 3)), 1e-4) << split;
-    EXPECT_NE(b.model.sites()[0]->op->describe().find("real-quant"), std::string::npos);
+    std::mt19937 rng(3);
+    for (size_t i = 0; i < a.model.sites().size(); ++i) {
+      const LinearSite& fake = *a.model.sites()[i];
+      const LinearSite& real = *b.model.sites()[i];
+      ASSERT_NE(real.op->describe().find("real-quant"), std::string::npos) << real.op->describe();
+      Mat x(7, fake.in_features());
+      std::normal_distribution<float> n(0.f, 3.f);
+      for (long k = 0; k < x.size(); ++k) x.data()[k] = n(rng);
+      Mat yf, yr;
+      fake.op->forward(x, yf);
+      real.op->forward(x, yr);
+      EXPECT_LT(rel_diff(yr, yf), 1e-5) << split << " site " << i;
+    }
+    const double quant_error = rel_diff(logits_of(a.model, 3), logits_of(fp.model, 3));
+    EXPECT_LT(rel_diff(logits_of(b.model, 3), logits_of(a.model, 3)), 0.5 * quant_error) << split;
   }
 }
 

@@ -160,7 +160,7 @@ SiteRecord make_record(const LinearSite& s, const QuantRecipe& r, const Quantize
 
 }  // namespace
 
-QuantizedWeights gptq_in_sequence(Model& m, const std::vector<std::vector<int>>& windows, const QuantSpec& spec,
+QuantizedWeights gptq_in_sequence(Model& m, const std::vector<std::vector<int>>& windows, const GptqTargetOf& target,
                                   const GptqOptions& gptq, const GptqInstall& install, JobResult* result) {
   QuantizedWeights out;
   int dead_total = 0;
@@ -179,9 +179,11 @@ QuantizedWeights gptq_in_sequence(Model& m, const std::vector<std::vector<int>>&
       SiteStatsMap stats = collect_site_stats(m, windows, opt);
       for (Role role : stage) {
         LinearSite& s = m.site({l, role});
+        const std::optional<GptqTarget> t = target(s);
+        if (!t) continue;
         const SiteStats& st = stats.at(site_key(s.id));
         GptqInfo info;
-        QuantizedWeight w = gptq_quantize(s.W, st.xtx, st.tokens, spec, gptq, &info);
+        QuantizedWeight w = gptq_quantize(t->W, st.xtx, st.tokens, t->spec, gptq, &info);
         dead_total += info.dead_columns;
         s.op = install(s, w);  // later stages see the quantized weight
         out.emplace(site_key(s.id), std::move(w));
@@ -194,7 +196,7 @@ QuantizedWeights gptq_in_sequence(Model& m, const std::vector<std::vector<int>>&
 QuantizedWeights gptq_quantize_model(Model& m, const std::vector<std::vector<int>>& windows, const QuantRecipe& r,
                                      JobResult* result) {
   return gptq_in_sequence(
-      m, windows, r.w, r.gptq,
+      m, windows, [&](const LinearSite& s) { return std::optional<GptqTarget>(GptqTarget{s.W, r.w}); }, r.gptq,
       [](const LinearSite& s, const QuantizedWeight& w) { return std::make_shared<FakeQuantLinear>(w, s.b, no_act()); },
       result);
 }

@@ -13,6 +13,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 
 namespace fb {
@@ -47,14 +48,21 @@ GptqOptions gptq_options_from(const json& params);
 // Weights already quantized by a calibration-driven quantizer (GPTQ), keyed by site_key.
 using QuantizedWeights = std::map<int, QuantizedWeight>;
 
+// What GPTQ quantizes at a site: the weight its GEMM multiplies (site.W, or FlattenQuant's
+// expanded one) at the spec it is stored at; none leaves the site as it is (kept in float).
+struct GptqTarget {
+  Mat W;
+  QuantSpec spec;
+};
+using GptqTargetOf = std::function<std::optional<GptqTarget>(const LinearSite&)>;
 // The operator a site gets once GPTQ has quantized its weight (`site.op` is the one before).
 using GptqInstall = std::function<std::shared_ptr<const LinearOp>(const LinearSite&, const QuantizedWeight&)>;
 
-// GPTQ in GPTQ's sequential order (per layer: k/v/q → o → up/gate (fc1) → down (fc2)) of site.W
-// at `spec`: each stage's Hessians come from the model whose earlier stages are already
-// quantized, over the rows each operator's GEMM multiplies (LinearOp::hessian_rows), and each
-// quantized weight is installed by `install` before the next stage runs.
-QuantizedWeights gptq_in_sequence(Model& m, const std::vector<std::vector<int>>& windows, const QuantSpec& spec,
+// GPTQ in GPTQ's sequential order (per layer: k/v/q → o → up/gate (fc1) → down (fc2)): each
+// stage's Hessians come from the model whose earlier stages are already quantized, over the rows
+// each operator's GEMM multiplies (LinearOp::hessian_rows), and each quantized weight is
+// installed by `install` before the next stage runs. Returns the weights by site_key.
+QuantizedWeights gptq_in_sequence(Model& m, const std::vector<std::vector<int>>& windows, const GptqTargetOf& target,
                                   const GptqOptions& opt, const GptqInstall& install, JobResult* result = nullptr);
 
 // The recipe's GPTQ: gptq_in_sequence with weight-only operators (float inputs, as the GPTQ repo),

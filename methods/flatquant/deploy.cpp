@@ -135,7 +135,7 @@ void FlatQuantLinear::set_weight(QuantizedWeight w) {
   }
 }
 
-std::shared_ptr<const FlatQuantLinear> FlatQuantLinear::with_weight(QuantizedWeight w) const {
+std::shared_ptr<const FlatQuantLinear> FlatQuantLinear::with_weight(QuantizedWeight w, bool real_quant) const {
   if (!w_spec_.enabled() || w.rows() != w_hat_.rows() || w.cols() != w_hat_.cols())
     throw std::invalid_argument(fmt::format("FlatQuantLinear: a {}×{} quantized weight for a {}×{} site at {}", w.rows(),
                                             w.cols(), w_hat_.rows(), w_hat_.cols(), w_spec_.describe()));
@@ -146,7 +146,7 @@ std::shared_ptr<const FlatQuantLinear> FlatQuantLinear::with_weight(QuantizedWei
   auto op = std::make_shared<FlatQuantLinear>(left_, right_, a_, clip_, Mat(w.rows(), w.cols()), off, bias_, false,
                                               holds_transform_);
   op->w_spec_ = w_spec_;
-  op->real_ = real_;
+  op->real_ = real_quant;
   op->transform_values_ = transform_values_;
   op->set_weight(std::move(w));
   return op;

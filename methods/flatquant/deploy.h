@@ -56,8 +56,9 @@ class FlatQuantLinear : public LinearOp {
   Mat transform(const Mat& x) const;  // x·(L⊗R)
   // Q_a(x·(L⊗R)): what the GEMM multiplies, the rows of GPTQ's Hessian (official gptq_fwrd).
   Mat hessian_rows(const Mat& x) const override;
-  // The same operator with `w` (quantized at w_bits, e.g. by GPTQ, from this site's merged weight).
-  std::shared_ptr<const FlatQuantLinear> with_weight(QuantizedWeight w) const;
+  // The same transform and quantizers with `w` (quantized at w_bits, e.g. by GPTQ, from this
+  // site's merged weight), as an integer-GEMM operator or a fake-quant one.
+  std::shared_ptr<const FlatQuantLinear> with_weight(QuantizedWeight w, bool real_quant) const;
   const Mat& weight() const { return w_hat_; }  // the weight the GEMM uses (dequantized)
   bool real_quant() const { return real_; }
 

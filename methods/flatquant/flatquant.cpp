@@ -159,18 +159,24 @@ void record_sites(const Model& m, int l, const BlockParams& p, const QuantSettin
 // windows; each quantized weight replaces the RTN one in its FlatQuantLinear. The site records
 // say which quantizer made the weights.
 void gptq_merged_weights(Model& m, const std::vector<std::vector<int>>& windows, const QuantSettings& s,
-                         const GptqOptions& opt, MethodContext& ctx, JobResult& r) {
+                         const GptqOptions& opt, bool real_quant, MethodContext& ctx, JobResult& r) {
   if (!s.w.enabled()) throw std::invalid_argument("flatquant: w_quantizer: gptq needs w_bits < 16");
   ctx.progress.message(fmt::format("flatquant gptq: {} layers on {} windows", m.cfg.n_layers, windows.size()));
   const auto t0 = std::chrono::steady_clock::now();
-  gptq_in_sequence(
-      m, windows, to_common_spec(s.w, true), opt,
+  const fb::QuantSpec spec = to_common_spec(s.w, true);
+  const QuantizedWeights weights = gptq_in_sequence(
+      m, windows, [&](const LinearSite& site) { return std::optional<GptqTarget>(GptqTarget{site.W, spec}); }, opt,
+      // Fake-quant operators while GPTQ runs, whatever real_quant says: the Hessians, and so the
+      // weights, must not depend on the GEMM kernel the operator deploys with.
       [](const LinearSite& site, const QuantizedWeight& w) -> std::shared_ptr<const LinearOp> {
         auto* op = dynamic_cast<const FlatQuantLinear*>(site.op.get());
         if (!op) throw std::logic_error("flatquant gptq: a site without its FlatQuantLinear");
-        return op->with_weight(w);
+        return op->with_weight(w, false);
       },
       &r);
+  if (real_quant)
+    for (LinearSite* site : m.sites())
+      site->op = dynamic_cast<const FlatQuantLinear&>(*site->op).with_weight(weights.at(site_key(site->id)), true);
   r.add("gptq_seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), "s");
   for (const LinearSite* site : std::as_const(m).sites())
     for (SiteRecord& rec : r.sites)
@@ -262,7 +268,7 @@ void apply_flatquant(Model& m, MethodContext& ctx, JobResult& r) {
     ctx.progress.step(l + 1);
   }
   ctx.progress.end();
-  if (param_string(p, "w_quantizer") == "gptq") gptq_merged_weights(m, windows, s, gptq_options_from(p), ctx, r);
+  if (param_string(p, "w_quantizer") == "gptq") gptq_merged_weights(m, windows, s, gptq_options_from(p), dep.real_quant, ctx, r);
   if (s.k_transform() || s.q.enabled() || s.k.enabled() || s.v.enabled()) {
     // Per-head transforms and fake quantization of the matrices it is given: a pure function.
     AttentionOpHook deployed{std::make_shared<FlatQuantAttentionHook>(std::move(hook))};

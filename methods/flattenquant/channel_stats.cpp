@@ -37,10 +37,6 @@ void ChannelStats::rescale(const Vec& s) {
   for (Vec* v : {&absmax, &percentile, &seq_mean_max})
     if (v->size()) *v = v->cwiseProduct(inv);
   if (rows.size()) rows = rows * inv.asDiagonal();
-  if (xtx.size()) {
-    const Eigen::VectorXd d = inv.cast<double>();
-    xtx = d.asDiagonal() * xtx * d.asDiagonal();
-  }
 }
 
 namespace {
@@ -78,16 +74,14 @@ struct Collector {
   std::vector<std::priority_queue<float, std::vector<float>, std::greater<float>>> top;  // min-heaps
   Vec absmax, max_sum;
   std::vector<Eigen::RowVectorXf> rows;
-  Eigen::MatrixXd xtx;
   long tokens = 0;
   int windows = 0;
 
-  void add(const Mat& x, long stride, int max_rows, bool hessian) {
+  void add(const Mat& x, long stride, int max_rows) {
     const long K = x.cols();
     if (absmax.size() == 0) {
       absmax = max_sum = Vec::Zero(K);
       top.resize(keep_top ? size_t(K) : 0);
-      if (hessian) xtx = Eigen::MatrixXd::Zero(K, K);
     }
     const Vec window_max = x.cwiseAbs().colwise().maxCoeff().transpose();
     absmax = absmax.cwiseMax(window_max);
@@ -98,7 +92,6 @@ struct Collector {
         for (long k = 0; k < K; ++k) push_top(top[size_t(k)], std::fabs(x(t, k)));
     for (long t = 0; t < x.rows(); ++t)
       if ((tokens + t) % stride == 0 && int(rows.size()) < max_rows) rows.push_back(x.row(t));
-    if (hessian) xtx.selfadjointView<Eigen::Lower>().rankUpdate(x.cast<double>().transpose());
     tokens += x.rows();
   }
 
@@ -111,7 +104,7 @@ struct Collector {
     }
   }
 
-  ChannelStats finish(double p, bool hessian) {
+  ChannelStats finish(double p) {
     ChannelStats st;
     st.absmax = absmax;
     st.seq_mean_max = max_sum / float(std::max(windows, 1));
@@ -137,7 +130,6 @@ struct Collector {
     }
     st.rows.resize(long(rows.size()), absmax.size());
     for (size_t i = 0; i < rows.size(); ++i) st.rows.row(long(i)) = rows[i];
-    if (hessian) st.xtx = xtx.selfadjointView<Eigen::Lower>();
     return st;
   }
 };
@@ -159,11 +151,11 @@ ChannelStatsMap collect_channel_stats(Model& m, const std::vector<std::vector<in
     if (lead.role != id.role) return;  // the leader already saw this tensor
     Collector& c = acc[site_key(id)];
     c.keep_top = keep_top;
-    c.add(x, stride, opt.max_rows, opt.hessian);
+    c.add(x, stride, opt.max_rows);
   });
 
   ChannelStatsMap out;
-  for (auto& [key, c] : acc) out[key] = c.finish(opt.percentile, opt.hessian);
+  for (auto& [key, c] : acc) out[key] = c.finish(opt.percentile);
   return out;
 }
 

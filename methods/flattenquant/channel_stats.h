@@ -1,6 +1,7 @@
 // Calibration statistics of FlattenQuant (docs/methods.md §1.3): per input channel of each linear
 // input, the channel magnitude m_k as one of three statistics, plus a sample of input rows
-// (reconstruction-error records) and XᵀX (GPTQ on the expanded weights).
+// (reconstruction-error records). GPTQ collects its own Hessians, stage by stage, from the
+// quantized model (pipeline.cpp gptq_expanded_weights).
 //
 //   max           m_k = max_t |x[t,k]|                       (SmoothQuant's running max)
 //   percentile    m_k = the p-th percentile of |x[:,k]|      (robust: exact, from the top values),
@@ -38,7 +39,6 @@ struct ChannelStats {
   long tokens = 0;
   int windows = 0;
   Mat rows;            // evenly strided sample of input rows
-  Eigen::MatrixXd xtx; // Σ x_tᵀ x_t (only when requested)
 
   const Vec& magnitude(ChannelStat stat) const;
   // Inputs divided per channel by s (after smoothing): every statistic scales with 1/s_k.
@@ -50,7 +50,6 @@ using ChannelStatsMap = std::map<int, ChannelStats>;  // site_key(leader) → st
 struct ChannelStatsOptions {
   double percentile = -1;  // p in (0, 100] to compute the percentile statistic; ≤ 0: skip
   int max_rows = 1024;
-  bool hessian = false;
 };
 
 // Runs the model over the windows (all the same length or not) with a site hook on the leaders.

@@ -85,20 +85,24 @@ void FlattenQuantLinear::forward(const Mat& x, Mat& y) const {
   if (x.cols() != act_.plan.k_in)
     throw std::invalid_argument(fmt::format("FlattenQuantLinear: input has {} channels, plan expects {}", x.cols(),
                                             act_.plan.k_in));
-  const Mat xc = act_.clipped(x);
-  if (!act_.quantized()) {
-    y.noalias() = flatten_activations(xc, act_.plan) * W_hat_.transpose();
-  } else {
+  if (real_ && act_.quantized()) {
     float a_scale = 1;
-    const std::vector<int8_t> q = act_.codes(xc, a_scale);
-    if (real_) return real_forward(q, x.rows(), a_scale, y);
-    Mat x_hat = Eigen::Map<const Eigen::Matrix<int8_t, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(
-                    q.data(), x.rows(), act_.plan.k_out)
-                    .cast<float>() *
-                a_scale;
-    y.noalias() = x_hat * W_hat_.transpose();
+    const std::vector<int8_t> q = act_.codes(act_.clipped(x), a_scale);
+    return real_forward(q, x.rows(), a_scale, y);
   }
+  y.noalias() = hessian_rows(x) * W_hat_.transpose();  // the rows the fake-quant GEMM multiplies
   if (bias_.size()) y.rowwise() += bias_.transpose();
+}
+
+Mat FlattenQuantLinear::hessian_rows(const Mat& x) const {
+  const Mat xc = act_.clipped(x);
+  if (!act_.quantized()) return flatten_activations(xc, act_.plan);
+  float a_scale = 1;
+  const std::vector<int8_t> q = act_.codes(xc, a_scale);
+  return Eigen::Map<const Eigen::Matrix<int8_t, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(q.data(), x.rows(),
+                                                                                                   act_.plan.k_out)
+             .cast<float>() *
+         a_scale;
 }
 
 void FlattenQuantLinear::real_forward(const std::vector<int8_t>& q, long T, float a_scale, Mat& y) const {

@@ -50,6 +50,9 @@ class FlattenQuantLinear : public LinearOp {
   void forward(const Mat& x, Mat& y) const override;
   std::string describe() const override;
   OpFootprint footprint() const override;
+  // The clipped, flattened (and, when quantized, per-tensor quantized) input the GEMM multiplies:
+  // GPTQ's Hessian rows, K'' wide like the expanded weight.
+  Mat hessian_rows(const Mat& x) const override;
 
   const FlattenActivation& activation() const { return act_; }
   const Mat& weight() const { return W_hat_; }  // dequantized (or float) W', empty in real mode

@@ -80,13 +80,4 @@ Mat flatten_activations(const Mat& X, const FlattenPlan& plan) {
   return out;
 }
 
-Eigen::MatrixXd expand_hessian(const Eigen::MatrixXd& H, const FlattenPlan& plan) {
-  const long kf = flat_width(plan);
-  Eigen::MatrixXd out = Eigen::MatrixXd::Zero(plan.k_out, plan.k_out);
-  for (long i = 0; i < kf; ++i)
-    for (long j = 0; j < kf; ++j)
-      out(i, j) = double(plan.inv_div[size_t(i)]) * double(plan.inv_div[size_t(j)]) * H(plan.src[size_t(i)], plan.src[size_t(j)]);
-  return out;
-}
-
 }  // namespace fb

@@ -39,8 +39,6 @@ float flattened_range(const Vec& magnitudes, const FlattenPlan& plan);
 Mat expand_weight(const Mat& W, const FlattenPlan& plan);
 // X' (T × K''): column j = X[:, src[j]] · inv_div[j], zero for the padding (float reference of the runtime op).
 Mat flatten_activations(const Mat& X, const FlattenPlan& plan);
-// H' = G·H·Gᵀ for the expansion G (K'' × K, G[j, src[j]] = inv_div[j]): X'ᵀX' from XᵀX, for GPTQ.
-Eigen::MatrixXd expand_hessian(const Eigen::MatrixXd& xtx, const FlattenPlan& plan);
 
 // Per input channel k: how many copies the plan holds (n_k).
 std::vector<int> plan_copies(const FlattenPlan& plan);

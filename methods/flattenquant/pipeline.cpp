@@ -219,14 +219,7 @@ QuantSpec weight_spec(int bits, const FlattenQuantConfig& cfg) {
   return s;
 }
 
-QuantizedWeight quantize_expanded(const Mat& W_exp, int bits, const ChannelStats& st, const FlattenPlan& plan,
-                                  const FlattenQuantConfig& cfg) {
-  const QuantSpec spec = weight_spec(bits, cfg);
-  if (!cfg.gptq) return quantize_weight_rtn(W_exp, spec, cfg.w_mse);
-  return gptq_quantize(W_exp, expand_hessian(st.xtx, plan), st.tokens, spec, cfg.gptq_opt);
-}
-
-std::shared_ptr<const LinearOp> make_site_op(const LinearSite& s, const InputPlan& ip, int bits, const ChannelStats& st,
+std::shared_ptr<const LinearOp> make_site_op(const LinearSite& s, const InputPlan& ip, int bits,
                                              const FlattenQuantConfig& cfg, QuantizedWeight* w_out = nullptr) {
   FlattenActivation act = ip.act;
   const Mat W_exp = expand_weight(s.W, act.plan);
@@ -235,10 +228,35 @@ std::shared_ptr<const LinearOp> make_site_op(const LinearSite& s, const InputPla
     return std::make_shared<FlattenQuantLinear>(act, W_exp, s.b);
   }
   act.bits = bits;
-  QuantizedWeight w = quantize_expanded(W_exp, bits, st, act.plan, cfg);
+  QuantizedWeight w = quantize_weight_rtn(W_exp, weight_spec(bits, cfg), cfg.w_mse);
   auto op = std::make_shared<FlattenQuantLinear>(act, w, s.b, cfg.real_quant);
   if (w_out) *w_out = std::move(w);
   return op;
+}
+
+// GPTQ over the expanded weights in GPTQ's sequence (docs/methods.md §3.4): each stage's Hessian
+// from the flattened, clipped, quantized inputs the site's operator really multiplies, in the
+// model whose earlier stages are already quantized; sites left in float are skipped.
+QuantizedWeights gptq_expanded_weights(Model& m, const std::vector<std::vector<int>>& windows,
+                                       const std::map<int, int>& bits_of, const FlattenQuantConfig& cfg,
+                                       JobResult& result) {
+  auto flatten_op = [](const LinearSite& s) -> const FlattenQuantLinear& {
+    return dynamic_cast<const FlattenQuantLinear&>(*s.op);
+  };
+  return gptq_in_sequence(
+      m, windows,
+      [&](const LinearSite& s) -> std::optional<GptqTarget> {
+        const int bits = bits_of.at(site_key(s.id));
+        if (bits >= 16) return std::nullopt;
+        return GptqTarget{expand_weight(s.W, flatten_op(s).activation().plan), weight_spec(bits, cfg)};
+      },
+      cfg.gptq_opt,
+      // Fake-quant operators while GPTQ runs, whatever real_quant says: the Hessians, and so the
+      // weights, must not depend on the GEMM kernel the operator deploys with.
+      [&](const LinearSite& s, const QuantizedWeight& w) -> std::shared_ptr<const LinearOp> {
+        return std::make_shared<FlattenQuantLinear>(flatten_op(s).activation(), w, s.b, false);
+      },
+      &result);
 }
 
 // ---- records and metrics ----------------------------------------------------
@@ -401,7 +419,6 @@ ChannelStatsMap smoothed_channel_stats(Model& m, const std::vector<std::vector<i
   ChannelStatsOptions so;
   so.percentile = cfg.effective_stat() == ChannelStat::percentile ? cfg.percentile : -1;
   so.max_rows = cfg.calib.max_rows;
-  so.hessian = cfg.gptq && cfg.bits_mode != BitsMode::none;
   ChannelStatsMap stats = collect_channel_stats(m, windows, so);
   if (cfg.smooth) {
     smooth_norm_inputs(m, stats, cfg, smooth_scales);
@@ -442,7 +459,7 @@ KlScores site_kl(const LinearSite& s, const InputPlan& ip, const ChannelStats& s
   } else if (cfg.bits_mode != BitsMode::none) {
     FlattenQuantConfig rtn = cfg;
     rtn.gptq = false;  // the decision uses a quick RTN INT4 operator
-    kl.kl4 = output_kl(s, *make_site_op(s, ip, 4, st, rtn), st.rows, cfg.kl_bins);
+    kl.kl4 = output_kl(s, *make_site_op(s, ip, 4, rtn), st.rows, cfg.kl_bins);
   }
   return kl;
 }
@@ -501,16 +518,35 @@ std::vector<double> quantize_flattened_sites(Model& m, const std::vector<std::ve
   std::map<int, Histogram> hists;
   if (uses_input_kl(cfg)) hists = input_histograms(m, windows, plans, cfg);
 
+  // Bits per site from the KL scores, with an RTN operator each; then GPTQ in sequence replaces
+  // the quantized weights; then every site is measured and recorded as it ends up.
+  std::map<int, SiteOutcome> outcomes;
+  std::map<int, int> bits_of;
+  FlattenQuantConfig first = cfg;
+  first.real_quant = cfg.real_quant && !cfg.gptq;  // GPTQ runs on fake-quant operators
+  for (LinearSite* s : m.sites()) {
+    const int lead = site_key(input_leader(s->id));
+    SiteOutcome& out = outcomes[site_key(s->id)];
+    out.kl = site_kl(*s, plans.at(lead), stats.at(lead), uses_input_kl(cfg) ? &hists.at(lead) : nullptr, cfg);
+    out.bits = bits_for(cfg, out.kl.kl4);
+    bits_of[site_key(s->id)] = out.bits;
+    s->op = make_site_op(*s, plans.at(lead), out.bits, first, &out.w);
+  }
+  if (cfg.gptq) {
+    for (auto& [key, w] : gptq_expanded_weights(m, windows, bits_of, cfg, result)) outcomes.at(key).w = std::move(w);
+    if (cfg.real_quant)
+      for (LinearSite* s : m.sites())
+        if (bits_of.at(site_key(s->id)) < 16)
+          s->op = std::make_shared<FlattenQuantLinear>(dynamic_cast<const FlattenQuantLinear&>(*s->op).activation(),
+                                                       outcomes.at(site_key(s->id)).w, s->b, true);
+  }
+
   std::vector<double> rel_errors;
   for (LinearSite* s : m.sites()) {
     const int lead = site_key(input_leader(s->id));
     const InputPlan& ip = plans.at(lead);
     const ChannelStats& st = stats.at(lead);
-
-    SiteOutcome out;
-    out.kl = site_kl(*s, ip, st, uses_input_kl(cfg) ? &hists.at(lead) : nullptr, cfg);
-    out.bits = bits_for(cfg, out.kl.kl4);
-    s->op = make_site_op(*s, ip, out.bits, st, cfg, &out.w);
+    SiteOutcome& out = outcomes.at(site_key(s->id));
     out.errors = reconstruction_errors(*s, *s->op, st.rows);
     if (out.errors.rel >= 0) rel_errors.push_back(out.errors.rel);
     out.act_err = activation_rel_error(*s, ip, out.bits, st.rows);
