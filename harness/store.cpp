@@ -925,12 +925,16 @@ std::vector<std::string> text_column(sqlite3* db, const char* sql, const std::st
 }  // namespace
 
 std::vector<std::string> Store::runs_with_uuid_prefix(const std::string& prefix) const {
-  return text_column(db_, "SELECT uuid FROM runs WHERE uuid LIKE ?1 || '%' ORDER BY started_at", prefix);
+  // A case-insensitive plain prefix: substr, not LIKE, whose '%' and '_' would be wildcards.
+  return text_column(db_, "SELECT uuid FROM runs WHERE lower(substr(uuid, 1, length(?1))) = lower(?1) ORDER BY started_at",
+                     prefix);
 }
 
 std::vector<std::string> Store::runs_of_commit(const std::string& commit_prefix) const {
   return text_column(
-      db_, "SELECT uuid FROM runs WHERE json_extract(provenance, '$.git.commit') LIKE ?1 || '%' ORDER BY started_at",
+      db_,
+      "SELECT uuid FROM runs WHERE lower(substr(json_extract(provenance, '$.git.commit'), 1, length(?1))) = lower(?1) "
+      "ORDER BY started_at",
       commit_prefix);
 }
 
@@ -945,7 +949,10 @@ std::vector<JobRow> Store::done_jobs(const DoneJobsFilter& f) const {
   if (!f.run_uuid.empty()) add(" AND run_uuid = ?", f.run_uuid);
   if (f.after_id > 0) add(" AND id > CAST(? AS INTEGER)", std::to_string(f.after_id));
   if (f.before_id > 0) add(" AND id < CAST(? AS INTEGER)", std::to_string(f.before_id));
-  if (!f.run_uuid_prefix.empty()) add(" AND run_uuid LIKE ? || '%'", f.run_uuid_prefix);
+  if (!f.run_uuid_prefix.empty()) {  // a plain prefix, as runs_with_uuid_prefix
+    add(" AND lower(substr(run_uuid, 1, length(?))) = lower(?)", f.run_uuid_prefix);
+    args.push_back(f.run_uuid_prefix);
+  }
   if (!f.not_run_uuid.empty()) add(" AND run_uuid != ?", f.not_run_uuid);
   return select_jobs(db_, where + (f.newest_first ? " ORDER BY id DESC" : " ORDER BY id"), args);
 }

@@ -159,12 +159,12 @@ class Store {
   // What reports read, so that no SQL text lives outside the store.
   long max_job_id() const;              // the newest row id, 0 in an empty DB
   std::string latest_run_uuid() const;  // the run started last, or ""
-  // Uuids of the runs whose uuid / provenance git commit starts with `prefix` (SQL LIKE, so
-  // case-insensitive), oldest first.
+  // Uuids of the runs whose uuid / provenance git commit starts with `prefix` (case-insensitive;
+  // '%' and '_' are plain characters, not wildcards), oldest first.
   std::vector<std::string> runs_with_uuid_prefix(const std::string& prefix) const;
   std::vector<std::string> runs_of_commit(const std::string& commit_prefix) const;
   // Done rows, oldest first (or newest first): all of them, or those of one key / one run / a
-  // run whose uuid starts with a prefix (SQL LIKE) / not of one run / after or before a row id.
+  // run whose uuid starts with a plain, case-insensitive prefix / not of one run / after or before a row id.
   struct DoneJobsFilter {
     std::string key, run_uuid;
     long after_id = 0;

@@ -6,6 +6,7 @@
 
 #include <sqlite3.h>
 
+#include <cctype>
 #include <set>
 
 namespace fb {
@@ -225,6 +226,11 @@ TEST(StoreFields, MergesASchemaOneSourceWithoutTheLeaseColumns) {
   expect_same_gemms(dst.gemms(jobs[0].id), full_result().gemms);
 }
 
+std::string upper(std::string s) {
+  for (char& c : s) c = char(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
 TEST(StoreQueries, AnswerWhatReportsAsk) {
   TempDir dir;
   Store s(dir / "q.db");
@@ -251,6 +257,13 @@ TEST(StoreQueries, AnswerWhatReportsAsk) {
   EXPECT_EQ(s.runs_with_uuid_prefix(new_run.uuid.substr(0, 6)), std::vector<std::string>{new_run.uuid});
   EXPECT_EQ(s.runs_of_commit("FEDCBA"), std::vector<std::string>{new_run.uuid}) << "LIKE: case-insensitive";
   EXPECT_TRUE(s.runs_of_commit("999").empty());
+  // '%' and '_' are characters of a prefix, not wildcards (with LIKE, "%" named every run).
+  EXPECT_TRUE(s.runs_with_uuid_prefix("%").empty());
+  EXPECT_TRUE(s.runs_with_uuid_prefix(std::string(new_run.uuid.size(), '_')).empty());
+  EXPECT_TRUE(s.runs_of_commit("%").empty());
+  EXPECT_EQ(s.runs_with_uuid_prefix(upper(new_run.uuid.substr(0, 6))), std::vector<std::string>{new_run.uuid})
+      << "still case-insensitive";
+  EXPECT_TRUE(s.done_jobs({.run_uuid_prefix = "%"}).empty());
 
   auto ids = [](const std::vector<JobRow>& rows) {
     std::vector<long> out;
