@@ -171,11 +171,19 @@ bool run_claimed(const Job& job, long id, Store& store, const Config& cfg, Model
                  RunCounts& counts) {
   auto t0 = std::chrono::steady_clock::now();
   std::string infrastructure_error;
+  // Another process reclaimed the row meanwhile (it took this one for dead): the job is its now.
+  auto taken_over = [&](const JobReclaimed& e) {
+    progress.message(fmt::format("  taken over by another process, not written here: {}", e.what()));
+    ++counts.running_elsewhere;
+    return true;
+  };
   try {
     JobResult r = run_job(job, cfg, cache, progress);
     store.finish_job(id, r, seconds_since(t0));
     ++counts.ran;
     return true;
+  } catch (const JobReclaimed& e) {
+    return taken_over(e);
   } catch (const std::exception& e) {
     if (is_infrastructure_error(e)) {
       infrastructure_error = e.what();
@@ -186,6 +194,8 @@ bool run_claimed(const Job& job, long id, Store& store, const Config& cfg, Model
         progress.message(fmt::format("  FAILED: {}", error));
         ++counts.failed;
         return true;
+      } catch (const JobReclaimed& r) {
+        return taken_over(r);
       } catch (const std::exception& f) {
         if (!is_infrastructure_error(f)) throw;
         infrastructure_error = std::string(e.what()) + "; recording that failed too: " + f.what();

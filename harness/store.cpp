@@ -835,9 +835,9 @@ void Store::finish_job(long job_id, const JobResult& r, double duration_s) {
   mark.bind(5, job_id).bind(6, owner_);
   mark.step();
   if (sqlite3_changes(db_) != 1)
-    throw std::runtime_error(path_.string() + ": job row " + std::to_string(job_id) +
-                             " is no longer this process's running row (another process reclaimed it); "
-                             "its outcome is not written");
+    throw JobReclaimed(path_.string() + ": job row " + std::to_string(job_id) +
+                       " is no longer this process's running row (another process reclaimed it); "
+                       "its outcome is not written");
   for (const Metric& m : r.metrics) insert_record(db_, metric_fields(), m, job_id);
   for (const SiteRecord& x : r.sites) insert_record(db_, site_fields(), x, job_id);
   for (const GemmRecord& g : r.gemms) insert_record(db_, gemm_fields(), g, job_id);
@@ -850,6 +850,10 @@ void Store::fail_job(long job_id, const std::string& error, double duration_s) {
          "WHERE id=? AND status='running' AND owner=?");
   s.bind(1, error).bind(2, now_iso8601()).bind(3, duration_s).bind(4, job_id).bind(5, owner_);
   s.step();
+  if (sqlite3_changes(db_) != 1)
+    throw JobReclaimed(path_.string() + ": job row " + std::to_string(job_id) +
+                       " is no longer this process's running row (another process reclaimed it); its failure is "
+                       "not written");
 }
 
 namespace {

@@ -33,6 +33,13 @@ inline constexpr const char* kDefaultDbPath = "results/flatbench.db";
 
 // An error SQLite reported, with its primary result code, so a caller can tell the machine's
 // trouble (a full disk, a lock held too long, an I/O error) from a job's own failure.
+// Our running row was reclaimed by another process (which took this one for dead): the job is
+// theirs now, so its outcome here is neither written nor this job's failure.
+class JobReclaimed : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 class StoreError : public std::runtime_error {
  public:
   StoreError(const std::string& what, int sqlite_code) : std::runtime_error(what), code_(sqlite_code) {}
@@ -130,7 +137,8 @@ class Store {
   // claim_job that redoes done and failed jobs; throws if a live process is running the key.
   long start_job(const std::string& run_uuid, const std::string& key, const json& spec, const std::string& label = "");
   // Writes the whole outcome in one transaction and marks the job done (or failed). Only our
-  // own running row is written: a row another process has reclaimed throws and is left alone.
+  // own running row is written: a row another process has reclaimed throws JobReclaimed and is
+  // left alone (that process runs the job now).
   void finish_job(long job_id, const JobResult& result, double duration_s);
   void fail_job(long job_id, const std::string& error, double duration_s);
   // Forgets our running row (an infrastructure failure: nothing of the job is recorded, and

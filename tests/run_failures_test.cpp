@@ -5,13 +5,17 @@
 #include "app/cli.h"
 #include "cli_test_util.h"
 #include "harness/store.h"
+#include "harness/runner.h"
+#include "harness/config.h"
 #include "store_rows_test_util.h"
 #include "test_util.h"
 
 #include <sqlite3.h>
 
+#include <chrono>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace fb {
@@ -75,6 +79,35 @@ int limit_db_size(sqlite3* db, char**, const void*) {
   if (g_max_pages > 0)
     sqlite3_exec(db, ("PRAGMA max_page_count = " + std::to_string(g_max_pages)).c_str(), nullptr, nullptr, nullptr);
   return SQLITE_OK;
+}
+
+// A row another process reclaimed while this one ran the job (it took this process for dead)
+// belongs to that process: this run writes nothing and counts the job as running elsewhere,
+// not as failed (it was reported FAILED, with an exit code of 1, before).
+TEST(RunFailures, AJobReclaimedMeanwhileIsTheOtherProcessesNotAFailure) {
+  TempDir dir;
+  const auto cfg_path = write_config(dir, "evaluations:\n  - name: selftest\n    sleep_ms: 1500\n");
+  const Config cfg = load_config(cfg_path, dir.path);
+  RunOptions opt;
+  opt.db_path = dir / "r.db";
+  opt.quiet = true;
+  RunCounts counts;
+  std::thread runner([&] {
+    Store store(opt.db_path);
+    counts = run_sweep(cfg, opt, store);
+  });
+  // Once our row runs, a process on another host reclaims it (deletes ours, inserts its own).
+  for (int i = 0; i < 200 && sql_count(dir / "r.db", "SELECT COUNT(*) FROM jobs WHERE status = 'running'") < 1; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  test::raw_sql(dir / "r.db", "UPDATE jobs SET owner = 'elsewhere:1:1', heartbeat_at = strftime('%Y-%m-%dT%H:%M:%fZ') "
+                              "WHERE status = 'running'");
+  runner.join();
+  EXPECT_EQ(counts.failed, 0) << "the job is the other process's now";
+  EXPECT_EQ(counts.ran, 0);
+  EXPECT_EQ(counts.running_elsewhere, 1);
+  EXPECT_EQ(sql_count(dir / "r.db", "SELECT COUNT(*) FROM jobs WHERE status = 'running' AND owner = 'elsewhere:1:1'"), 1)
+      << "its row is left to it";
+  EXPECT_EQ(sql_count(dir / "r.db", "SELECT COUNT(*) FROM metrics"), 0) << "nothing of this run's outcome is written";
 }
 
 TEST(RunFailures, DiskFullWhileWritingAJobIsNotRememberedAsItsFailure) {
