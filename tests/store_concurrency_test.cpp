@@ -243,9 +243,9 @@ TEST(StoreClaims, OutcomesAreWrittenOnlyToOurOwnRunningRow) {
             SQLITE_OK);
   JobResult r;
   r.add("a", 1.0);
-  EXPECT_THROW(s.finish_job(id, r, 0.1), std::runtime_error);
+  EXPECT_THROW(s.finish_job(id, r, 0.1), JobReclaimed);
   EXPECT_TRUE(s.metrics(id).empty());
-  s.fail_job(id, "boom", 0.1);
+  EXPECT_THROW(s.fail_job(id, "boom", 0.1), JobReclaimed) << "the failure is not ours to write either";
   s.release_job(id);
   auto rows = test::rows_with_id(s, id);
   ASSERT_EQ(rows.size(), 1u) << "another's row is not released";
