@@ -139,9 +139,14 @@ JobRow the_job(const Store& store, const std::string& prefix, const std::string&
                                        prefix, db, rows.size(), list));
 }
 
+// The read-only commands' guard: a DB with results in it, else an error that says what to do.
+void require_results(const std::string& db) {
+  if (!holds_results(db)) throw std::runtime_error("no results in " + db + " (run a sweep first)");
+}
+
 int cmd_show(Options& o) {
   if (o.job.empty()) throw CLI::ValidationError("JOB", "is empty: give a job key prefix or row id (flatbench list CONFIG)");
-  if (!holds_results(o.db)) throw std::runtime_error("no results in " + o.db + " (run a sweep first)");
+  require_results(o.db);
   Store store(o.db, true);
   const std::optional<JobRow> row = the_job(store, o.job, o.db);  // always set: the_job throws instead
   const std::string problem = row->status == "done" ? row_problem(load_row(store, *row)) : "";
@@ -203,7 +208,7 @@ int cmd_show(Options& o) {
 }
 
 int cmd_report(Options& o) {
-  if (!holds_results(o.db)) throw std::runtime_error("no results in " + o.db + " (run a sweep first)");
+  require_results(o.db);
   if (!o.table.empty()) return report_table_command(o.db, o.table, o.format);
   Store store(o.db, true);
   std::vector<Table> tables;

@@ -30,6 +30,13 @@ namespace {
 
 void rekey_jobs(sqlite3* db);
 
+// The `name` of one part of a job spec ("model", "method", "eval"), "" when the part is absent
+// or null: what the jobs table's name columns hold.
+std::string part_name_of(const json& spec, const char* part) {
+  if (!spec.contains(part) || !spec[part].is_object()) return "";
+  return spec[part].value("name", "");
+}
+
 // Each entry migrates schema version i → i+1: its SQL, then its code step (or none). Never edit a
 // shipped entry: append a new one.
 struct Migration {
@@ -172,9 +179,6 @@ void rekey_jobs(sqlite3* db) {
       rows.push_back({s.integer(0), s.text(1), s.text(2), s.text(3), std::move(spec)});
     }
   }
-  auto name_of = [](const json& spec, const char* part) {
-    return spec[part].is_object() ? spec[part]["name"].get<std::string>() : std::string();
-  };
   std::map<std::pair<std::string, std::string>, std::pair<long, std::string>> kept;  // (run, key) → (id, status)
   auto remove = [&](long id) {
     Stmt d(db, "DELETE FROM jobs WHERE id = ?");
@@ -193,8 +197,8 @@ void rekey_jobs(sqlite3* db) {
       it->second = {r.id, r.status};
     }
     Stmt u(db, "UPDATE jobs SET key = ?, spec = ?, model = ?, method = ?, evaluation = ? WHERE id = ?");
-    u.bind(1, key).bind(2, r.spec.dump()).bind(3, name_of(r.spec, "model")).bind(4, name_of(r.spec, "method"));
-    u.bind(5, name_of(r.spec, "eval")).bind(6, r.id);
+    u.bind(1, key).bind(2, r.spec.dump()).bind(3, part_name_of(r.spec, "model")).bind(4, part_name_of(r.spec, "method"));
+    u.bind(5, part_name_of(r.spec, "eval")).bind(6, r.id);
     u.step();
   }
 }
@@ -763,10 +767,6 @@ std::map<std::string, bool> Store::running_owner_alive() const {
 
 Claim Store::claim_job(const std::string& run_uuid, const std::string& key, const json& spec,
                        const std::string& label, const ClaimPolicy& policy) {
-  auto name_of = [&](const char* part) -> std::string {
-    if (!spec.contains(part) || spec[part].is_null()) return "";
-    return spec[part].value("name", "");
-  };
   Transaction tx(db_);  // IMMEDIATE: no other process claims between our check and our insert
   std::vector<KeyRow> rows;
   {
@@ -793,7 +793,8 @@ Claim Store::claim_job(const std::string& run_uuid, const std::string& key, cons
   Stmt s(db_,
          "INSERT INTO jobs(run_uuid, key, model, method, evaluation, label, spec, status, started_at, owner, "
          "heartbeat_at) VALUES (?,?,?,?,?,?,?,'running',?,?,?)");
-  s.bind(1, run_uuid).bind(2, key).bind(3, name_of("model")).bind(4, name_of("method")).bind(5, name_of("eval"));
+  s.bind(1, run_uuid).bind(2, key).bind(3, part_name_of(spec, "model")).bind(4, part_name_of(spec, "method"))
+      .bind(5, part_name_of(spec, "eval"));
   s.bind(6, label).bind(7, spec.dump()).bind(8, now).bind(9, owner_).bind(10, now);
   s.step();
   long id = sqlite3_last_insert_rowid(db_);
