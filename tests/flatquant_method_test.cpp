@@ -19,21 +19,6 @@ using fb::test::tiny_synthetic;
 
 constexpr int kT = 16;  // tokens per window
 
-BlockShape shape_of(const Model& m) {
-  BlockShape s;
-  s.dim = m.cfg.dim, s.hidden = m.cfg.hidden_dim, s.n_heads = m.cfg.n_heads, s.n_kv_heads = m.cfg.n_kv_heads;
-  s.norm_eps = m.cfg.norm_eps, s.rope_theta = m.cfg.rope_theta;
-  return s;
-}
-
-FpBlock fp_of(const Block& b) {
-  FpBlock f;
-  f.attn_gamma = b.attn_norm.gamma.cast<double>(), f.mlp_gamma = b.mlp_norm.gamma.cast<double>();
-  f.wq = b.q.W.cast<double>(), f.wk = b.k.W.cast<double>(), f.wv = b.v.W.cast<double>(), f.wo = b.o.W.cast<double>();
-  f.wgate = b.gate.W.cast<double>(), f.wup = b.up.W.cast<double>(), f.wdown = b.down.W.cast<double>();
-  return f;
-}
-
 // A one-block llama-tiny, a window of tokens and its embedded input.
 struct OneBlock {
   Model m = [] {
@@ -66,8 +51,8 @@ double rel_error(const Mat& got, const Mat& want) { return double((got - want).n
 
 // Learned-looking parameters: σ off 1 and clipping logits off their start, so the merge has work to do.
 BlockParams moved_params(const OneBlock& b, const QuantSettings& s, std::mt19937_64& rng) {
-  const BlockShape shape = shape_of(b.m);
-  const FpBlock fp = fp_of(b.m.blocks[0]);
+  const BlockShape shape = block_shape_of(b.m.cfg);
+  const FpBlock fp = fp_block_of(b.m.blocks[0]);
   InputStats stats;
   fp_block_forward(shape, fp, b.x, kT, &stats);
   BlockParams p = init_block_params(shape, fp, stats, s, true, 0.3, rng);
@@ -91,8 +76,8 @@ TEST(FlatquantDeploy, DeployedModelEqualsTheTrainingForward) {
     s.w = {8, true};
     s.k = s.v = {8, false};
     BlockParams p = moved_params(b, s, rng);
-    const BlockShape shape = shape_of(b.m);
-    const FpBlock fp = fp_of(b.m.blocks[0]);
+    const BlockShape shape = block_shape_of(b.m.cfg);
+    const FpBlock fp = fp_block_of(b.m.blocks[0]);
     QuantBlock trained(shape, fp, p, s);
     const Mat want = b.logits_after(trained.forward(b.x, kT));
 
@@ -113,8 +98,8 @@ TEST(FlatquantDeploy, IntegerOperatorsEqualFakeQuantPerSite) {
   QuantSettings s;
   s.a = {8, true};
   BlockParams p = moved_params(b, s, rng);
-  const BlockShape shape = shape_of(b.m);
-  const FpBlock fp = fp_of(b.m.blocks[0]);
+  const BlockShape shape = block_shape_of(b.m.cfg);
+  const FpBlock fp = fp_block_of(b.m.blocks[0]);
   const MergedBlock merged = merge_block(shape, fp, p, s);
   Model real = b.m, fake = b.m;
   FlatQuantAttentionHook h1, h2;
@@ -137,8 +122,8 @@ TEST(FlatquantDeploy, IntegerOperatorsEqualFakeQuantPerSite) {
 TEST(FlatquantCalibration, LowersTheBlockMseOverTheSchedule) {
   OneBlock b;
   std::mt19937_64 rng(2);
-  const BlockShape shape = shape_of(b.m);
-  const FpBlock fp = fp_of(b.m.blocks[0]);
+  const BlockShape shape = block_shape_of(b.m.cfg);
+  const FpBlock fp = fp_block_of(b.m.blocks[0]);
   MatD x(4 * kT, shape.dim);
   for (int w = 0; w < 4; ++w) x.middleRows(w * kT, kT) = b.x + test::random_mat(kT, shape.dim, rng, 0.1);
   InputStats stats;
@@ -160,8 +145,8 @@ TEST(FlatquantCalibration, LowersTheBlockMseOverTheSchedule) {
 TEST(FlatquantCalibration, Fp32PassesTrackTheFp64Reference) {
   OneBlock b;
   std::mt19937_64 rng(12);
-  const BlockShape shape = shape_of(b.m);
-  const FpBlock fp = fp_of(b.m.blocks[0]);
+  const BlockShape shape = block_shape_of(b.m.cfg);
+  const FpBlock fp = fp_block_of(b.m.blocks[0]);
   QuantSettings s;
   s.a = s.w = {8, true};  // 8-bit grids: float and double land on the same codes
   s.k = s.v = {8, false};

@@ -52,6 +52,24 @@ void init_clip(LinearClip& c, long rows, const QuantSettings& s) {
 
 }  // namespace
 
+BlockShape block_shape_of(const ModelConfig& c) {
+  BlockShape s;
+  s.dim = c.dim, s.hidden = c.hidden_dim, s.n_heads = c.n_heads, s.n_kv_heads = c.n_kv_heads;
+  s.norm_eps = c.norm_eps, s.rope_theta = c.rope_theta;
+  s.rope_interleaved = true;
+  return s;
+}
+
+FpBlock fp_block_of(const Block& b) {
+  FpBlock f;
+  f.attn_gamma = b.attn_norm.gamma.cast<double>();
+  f.mlp_gamma = b.mlp_norm.gamma.cast<double>();
+  f.wq = b.q.W.cast<double>(), f.wk = b.k.W.cast<double>(), f.wv = b.v.W.cast<double>();
+  f.wo = b.o.W.cast<double>(), f.wgate = b.gate.W.cast<double>(), f.wup = b.up.W.cast<double>();
+  f.wdown = b.down.W.cast<double>();
+  return f;
+}
+
 MatD fp_block_forward(const BlockShape& shape, const FpBlock& fp, const MatD& x, int T, InputStats* stats) {
   MatD h, q, k, v, att, probs, gate, up, m;
   VecD rstd;

@@ -12,6 +12,7 @@
 
 #include "methods/flatquant/fake_quant.h"
 #include "methods/flatquant/params.h"
+#include "models/model.h"
 
 #include <random>
 #include <vector>
@@ -36,6 +37,11 @@ struct FpBlock {
 struct InputStats {
   VecD qkv, upgate, down;
 };
+
+// The shape and the float64 weights of a runtime model's block, as calibration reads them (the
+// runtime rotates llama2.c pairs, HF weights being permuted on load, so RoPE is interleaved).
+BlockShape block_shape_of(const ModelConfig& c);
+FpBlock fp_block_of(const Block& b);
 
 // The original block on B windows of T tokens (x: (B·T)×dim); updates *stats when given.
 MatD fp_block_forward(const BlockShape& shape, const FpBlock& fp, const MatD& x, int T, InputStats* stats);

@@ -93,24 +93,6 @@ CalibOptions options_from(const json& p) {
   return o;
 }
 
-BlockShape shape_of(const ModelConfig& c) {
-  BlockShape s;
-  s.dim = c.dim, s.hidden = c.hidden_dim, s.n_heads = c.n_heads, s.n_kv_heads = c.n_kv_heads;
-  s.norm_eps = c.norm_eps, s.rope_theta = c.rope_theta;
-  s.rope_interleaved = true;  // the runtime rotates llama2.c pairs (HF weights are permuted on load)
-  return s;
-}
-
-FpBlock fp_block_of(const Block& b) {
-  FpBlock f;
-  f.attn_gamma = b.attn_norm.gamma.cast<double>();
-  f.mlp_gamma = b.mlp_norm.gamma.cast<double>();
-  f.wq = b.q.W.cast<double>(), f.wk = b.k.W.cast<double>(), f.wv = b.v.W.cast<double>();
-  f.wo = b.o.W.cast<double>(), f.wgate = b.gate.W.cast<double>(), f.wup = b.up.W.cast<double>();
-  f.wdown = b.down.W.cast<double>();
-  return f;
-}
-
 MatD embed(const Model& m, const std::vector<std::vector<int>>& windows) {
   const long T = static_cast<long>(windows.front().size());
   MatD x(static_cast<long>(windows.size()) * T, m.cfg.dim);
@@ -205,7 +187,7 @@ void apply_flatquant(Model& m, MethodContext& ctx, JobResult& r) {
   const CalibOptions opt = options_from(p);
   DeployOptions dep;
   dep.real_quant = param_bool(p, "real_quant");
-  const BlockShape shape = shape_of(m.cfg);
+  const BlockShape shape = block_shape_of(m.cfg);
   const int seqlen = param_int(p, "seqlen");
   if (seqlen > m.cfg.max_seq_len)
     throw std::invalid_argument(fmt::format("flatquant: seqlen {} exceeds the model context {} (set params.seqlen)",
