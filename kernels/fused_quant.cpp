@@ -34,17 +34,18 @@ inline int8_t quantize_value(float x, float inv_scale, float qmax, float offset 
   return int8_t(std::nearbyint(std::clamp(x * inv_scale + offset, -qmax - 1, qmax)));
 }
 
-void check_kron(const KronFactors& f, float clip) {
+void check_kron(const KronFactors& f, ClipRatios clip) {
   if (f.n1 <= 0 || f.n2 <= 0) fail("Kronecker factor sizes must be positive");
   if (long(f.p1.size()) != f.n1 * f.n1 || long(f.p2.size()) != f.n2 * f.n2)
     fail("P1 must hold n1·n1 and P2 n2·n2 values");
-  if (!(clip > 0 && clip <= 1)) fail("clip ratio must be in (0, 1], got " + std::to_string(clip));
+  for (float r : {clip.hi, clip.lo})
+    if (!(r > 0 && r <= 1)) fail("clip ratio must be in (0, 1], got " + std::to_string(r));
 }
 
-float quantize_row_ref(const float* y, long len, float qmax, float clip, int8_t* q) {
-  float absmax = 0;
-  for (long i = 0; i < len; ++i) absmax = std::max(absmax, std::fabs(y[i]));
-  const float scale = absmax / qmax * clip;
+float quantize_row_ref(const float* y, long len, float qmax, ClipRatios clip, int8_t* q) {
+  float max = 0, min = 0;
+  for (long i = 0; i < len; ++i) max = std::max(max, y[i]), min = std::min(min, y[i]);
+  const float scale = lac_symmetric_range(max, min, clip) / qmax;
   const float inv = scale > 0 ? 1.0f / scale : 0.0f;
   for (long i = 0; i < len; ++i) q[i] = quantize_value(y[i], inv, qmax);
   return scale;
@@ -175,7 +176,7 @@ void kron_transform_ref(const float* X, long T, const KronFactors& f, float* Y) 
   }
 }
 
-void kron_quantize_ref(const float* X, long T, const KronFactors& f, int bits, float clip, int8_t* Q,
+void kron_quantize_ref(const float* X, long T, const KronFactors& f, int bits, ClipRatios clip, int8_t* Q,
                        float* scales) {
   check_kron(f, clip);
   const float qmax = qmax_of(bits);
@@ -187,8 +188,8 @@ void kron_quantize_ref(const float* X, long T, const KronFactors& f, int bits, f
   }
 }
 
-void kron_quantize(const float* X, long T, const KronFactors& f, int bits, float clip, int8_t* Q, float* scales,
-                   int threads) {
+void kron_quantize(const float* X, long T, const KronFactors& f, int bits, ClipRatios clip, int8_t* Q,
+                   float* scales, int threads) {
   if (!fused_quant_fast_path()) return kron_quantize_ref(X, T, f, bits, clip, Q, scales);
   check_kron(f, clip);
   const float qmax = qmax_of(bits);

@@ -6,8 +6,8 @@
 //   A staggered plan adds a constant offset (in quantization steps) to each copy before rounding.
 //
 //   FlatQuant (docs/methods.md §2.2): for each token x (width K = n1·n2) viewed row-major as
-//   X (n1×n2), Y = P1ᵀ · X · P2, then per-token symmetric quantization with
-//   scale = absmax(Y)/qmax · clip.
+//   X (n1×n2), Y = P1ᵀ · X · P2, then per-token symmetric quantization with the learned
+//   clipping the method deploys (kernels/lac.h): scale = max(max(Y)·hi, −min(Y)·lo)/qmax.
 //
 // Rounding is half to even (std::nearbyint / vcvtps2dq under the default rounding mode).
 // Quantization multiplies by inv_scale = 1/scale (float), in both reference and fast code:
@@ -15,6 +15,8 @@
 // The matrix products accumulate k = 0, 1, … with one fused multiply-add per term in both
 // versions, so the fast kernels match the references exactly, not just closely.
 #pragma once
+
+#include "kernels/lac.h"
 
 #include <cstdint>
 #include <string>
@@ -62,12 +64,12 @@ struct KronFactors {
 // the split the method deploys (172 → 2×86, not the 4×43 of "the largest divisor ≤ √K").
 std::pair<long, long> kron_factor_sizes(long K);
 
-// Q (T × K int8 codes) and scales (T) from X (T × K fp32), K = n1·n2; clip ∈ (0, 1].
+// Q (T × K int8 codes) and scales (T) from X (T × K fp32), K = n1·n2; both ratios ∈ (0, 1].
 // An all-zero token gets scale 0 and codes 0.
-void kron_quantize_ref(const float* X, long T, const KronFactors& f, int bits, float clip, int8_t* Q,
+void kron_quantize_ref(const float* X, long T, const KronFactors& f, int bits, ClipRatios clip, int8_t* Q,
                        float* scales);
-void kron_quantize(const float* X, long T, const KronFactors& f, int bits, float clip, int8_t* Q, float* scales,
-                   int threads = 1);
+void kron_quantize(const float* X, long T, const KronFactors& f, int bits, ClipRatios clip, int8_t* Q,
+                   float* scales, int threads = 1);
 // The transform alone (Y = P1ᵀ·X·P2 per token, reference order), for checks.
 void kron_transform_ref(const float* X, long T, const KronFactors& f, float* Y);
 

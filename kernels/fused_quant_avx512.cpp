@@ -64,13 +64,16 @@ void small_sgemm_avx512(const float* A, long lda, const float* B, long ldb, floa
   for (; i < m; ++i) sgemm_block<1>(A + i * lda, lda, B, ldb, C + i * ldc, ldc, n, k);
 }
 
-float quantize_row_avx512(const float* y, long len, float qmax, float clip, int8_t* q) {
-  __m512 absmax = _mm512_setzero_ps();
-  for (long i = 0; i < len; i += 16)
-    absmax = _mm512_max_ps(absmax, _mm512_abs_ps(_mm512_maskz_loadu_ps(lane_mask(len - i), y + i)));
-  alignas(64) float lanes[16];
-  _mm512_store_ps(lanes, absmax);
-  const float scale = *std::max_element(lanes, lanes + 16) / qmax * clip;
+float quantize_row_avx512(const float* y, long len, float qmax, ClipRatios clip, int8_t* q) {
+  __m512 vmax = _mm512_setzero_ps(), vmin = _mm512_setzero_ps();  // masked-off lanes load 0, as max/min start
+  for (long i = 0; i < len; i += 16) {
+    const __m512 v = _mm512_maskz_loadu_ps(lane_mask(len - i), y + i);
+    vmax = _mm512_max_ps(vmax, v), vmin = _mm512_min_ps(vmin, v);
+  }
+  alignas(64) float maxes[16], mins[16];  // not _mm512_reduce_*: GCC 12 warns inside them (-Wuninitialized)
+  _mm512_store_ps(maxes, vmax), _mm512_store_ps(mins, vmin);
+  const float scale =
+      lac_symmetric_range(*std::max_element(maxes, maxes + 16), *std::min_element(mins, mins + 16), clip) / qmax;
   const __m512 inv = _mm512_set1_ps(scale > 0 ? 1.0f / scale : 0.0f);
   const __m512 lo = _mm512_set1_ps(-qmax - 1), hi = _mm512_set1_ps(qmax);
   for (long i = 0; i < len; i += 16) {

@@ -3,11 +3,11 @@
 // INT8 GEMM of the same shape:
 //   flatten_quant — FlattenQuant's gather+scale+per-tensor INT8 quantize, with a plan that
 //                   splits every 64th channel in two (flatten ratio ≈ 1.6%, K'' padded to 32)
-//   kron_quant    — FlatQuant's P1ᵀ·X·P2 (n1·n2 = K, n1 the largest divisor ≤ √K) +
-//                   per-token INT8 quantize
+//   kron_quant    — FlatQuant's P1ᵀ·X·P2 (n1·n2 = K split as the method splits it) +
+//                   per-token INT8 quantize with learned clipping (LAC, kernels/lac.h)
 // verify() first demands bit-identical codes from the reference kernel (else it reports an
-// error of 1), then returns the quantization error relative to the fp32 values, which must
-// stay within half a quantization step.
+// error of 1), then returns the quantization error relative to the fp32 values (clipped to
+// the code range, as LAC clips them), which must stay within half a quantization step.
 #include "kernels/fused_quant.h"
 #include "kernels/gemm_backend.h"
 #include "kernels/gemm_backends_int.h"
@@ -71,14 +71,14 @@ class KronQuantProblem : public GemmProblem {
     for (auto& v : f_.p1) v /= std::sqrt(float(n1));  // keep the transform's scale near 1
     for (auto& v : f_.p2) v /= std::sqrt(float(n2));
   }
-  void run() override { kron_quantize(X_.data(), m_, f_, kBits, 1.0f, Q_.data(), scales_.data(), threads_); }
+  void run() override { kron_quantize(X_.data(), m_, f_, kBits, kBenchmarkClip, Q_.data(), scales_.data(), threads_); }
   // On the first rows only: the reference transform costs 2·K·(n1+n2) scalar flops a token.
   double verify() override {
     run();
     const long rows = std::min(m_, kVerifyRows);
     std::vector<int8_t> want(size_t(rows * k_));
     std::vector<float> want_scales(rows), Y(size_t(rows * k_));
-    kron_quantize_ref(X_.data(), rows, f_, kBits, 1.0f, want.data(), want_scales.data());
+    kron_quantize_ref(X_.data(), rows, f_, kBits, kBenchmarkClip, want.data(), want_scales.data());
     if (!std::equal(want.begin(), want.end(), Q_.begin()) ||
         !std::equal(want_scales.begin(), want_scales.end(), scales_.begin()))
       return 1.0;
@@ -86,8 +86,9 @@ class KronQuantProblem : public GemmProblem {
     double worst = 0;
     for (long t = 0; t < rows; ++t) {
       double max_err = 0, max_val = 0;
+      const double s = scales_[t];
       for (long j = 0; j < k_; ++j) {
-        const double y = Y[t * k_ + j];
+        const double y = std::clamp(double(Y[t * k_ + j]), -(kQmax + 1) * s, kQmax * s);
         max_err = std::max(max_err, std::fabs(y - double(Q_[t * k_ + j]) * scales_[t]));
         max_val = std::max(max_val, std::fabs(y));
       }

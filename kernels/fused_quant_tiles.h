@@ -2,6 +2,8 @@
 // compiled with AVX-512 flags; called only when the CPU has AVX-512F).
 #pragma once
 
+#include "kernels/lac.h"
+
 #include <cstdint>
 
 namespace fb::fused_detail {
@@ -24,6 +26,6 @@ void small_sgemm_avx512(const float* A, long lda, const float* B, long ldb, floa
                         long k);
 
 // Symmetric per-row quantization of one row y (len values); returns the scale.
-float quantize_row_avx512(const float* y, long len, float qmax, float clip, int8_t* q);
+float quantize_row_avx512(const float* y, long len, float qmax, ClipRatios clip, int8_t* q);
 
 }  // namespace fb::fused_detail

@@ -1,6 +1,7 @@
 // The fused activation operators (kernels/fused_quant.h): references on hand-worked cases,
 // fast kernels bit-identical to the references on odd shapes.
 #include "kernels/fused_quant.h"
+#include "methods/flatquant/deploy.h"
 #include "methods/flatquant/kron.h"
 
 #include <gtest/gtest.h>
@@ -132,8 +133,8 @@ TEST(KernelsFused, FusedOperatorsThreadedMatchReference) {
   auto X = random_floats(tokens * 4096, -1.0f, 1.0f, 13);
   std::vector<int8_t> qw(tokens * 4096), qg(tokens * 4096);
   std::vector<float> sw(tokens), sg(tokens);
-  kron_quantize_ref(X.data(), tokens, f, 4, 1.0f, qw.data(), sw.data());
-  kron_quantize(X.data(), tokens, f, 4, 1.0f, qg.data(), sg.data(), 2);
+  kron_quantize_ref(X.data(), tokens, f, 4, ClipRatios{}, qw.data(), sw.data());
+  kron_quantize(X.data(), tokens, f, 4, ClipRatios{}, qg.data(), sg.data(), 2);
   EXPECT_EQ(qg, qw);
   EXPECT_EQ(sg, sw);
 }
@@ -176,14 +177,48 @@ TEST(KernelsFused, KronQuantizeRefScaleAndCodes) {
   std::vector<float> X = {0.5f, -7.0f, 3.5f, 0.0f, 0, 0, 0, 0};
   std::vector<int8_t> Q(8);
   std::vector<float> s(2);
-  kron_quantize_ref(X.data(), 2, f, 4, 1.0f, Q.data(), s.data());
+  kron_quantize_ref(X.data(), 2, f, 4, ClipRatios{}, Q.data(), s.data());
   EXPECT_FLOAT_EQ(s[0], 1.0f);
   EXPECT_EQ(std::vector<int8_t>(Q.begin(), Q.begin() + 4), (std::vector<int8_t>{0, -7, 4, 0}));  // 3.5 → 4 (even)
   EXPECT_FLOAT_EQ(s[1], 0.0f);
   EXPECT_EQ(std::vector<int8_t>(Q.begin() + 4, Q.end()), (std::vector<int8_t>{0, 0, 0, 0}));
-  kron_quantize_ref(X.data(), 1, f, 4, 0.5f, Q.data(), s.data());  // clip: scale 0.5, −7 saturates at −8
+  kron_quantize_ref(X.data(), 1, f, 4, {0.5f, 0.5f}, Q.data(), s.data());  // clip: scale 0.5, −7 saturates at −8
   EXPECT_FLOAT_EQ(s[0], 0.5f);
   EXPECT_EQ(Q[1], -8);
+  // LAC is two-sided: the max shrinks by hi, the min by lo, and the larger magnitude sets the scale.
+  kron_quantize_ref(X.data(), 1, f, 4, {1.0f, 0.25f}, Q.data(), s.data());  // max(3.5·1, 7·0.25) / 7
+  EXPECT_FLOAT_EQ(s[0], 0.5f);
+  kron_quantize_ref(X.data(), 1, f, 4, {0.25f, 1.0f}, Q.data(), s.data());  // max(3.5·0.25, 7·1) / 7
+  EXPECT_FLOAT_EQ(s[0], 1.0f);
+}
+
+// The kernel the benchmarks time quantizes as the method's deployed operator does
+// (methods/flatquant/deploy.cpp): with identity factors, the same scales for the same learned
+// clipping ratios, and the same codes except where x/s and x·(1/s) round to different sides of a tie.
+TEST(KernelsFused, KronQuantizeClipsAsFlatQuantDeploys) {
+  const long T = 64, K = 96;
+  const auto [n1, n2] = kron_factor_sizes(K);
+  std::vector<float> p1(n1 * n1, 0.0f), p2(n2 * n2, 0.0f);
+  for (long i = 0; i < n1; ++i) p1[i * n1 + i] = 1;
+  for (long i = 0; i < n2; ++i) p2[i * n2 + i] = 1;
+  const KronFactors f{n1, n2, p1, p2};
+  const auto X = random_floats(T * K, -1.5f, 1.0f, 21);  // asymmetric, so max·hi and −min·lo compete
+  QuantSpec spec;
+  spec.bits = 4, spec.sym = true, spec.granularity = Granularity::per_token;
+  for (ClipRatios clip : {ClipRatios{0.98f, 0.90f}, ClipRatios{0.6f, 0.95f}}) {
+    std::vector<int8_t> q(T * K);
+    std::vector<float> scales(T);
+    kron_quantize(X.data(), T, f, 4, clip, q.data(), scales.data(), 1);
+    const Mat x = Eigen::Map<const Mat>(X.data(), T, K);
+    const flatquant::TokenCodes want = flatquant::quantize_groups(x, int(K), spec, clip);
+    EXPECT_EQ(scales, want.scale) << clip.hi << "/" << clip.lo;
+    long differ = 0;
+    for (long i = 0; i < T * K; ++i) {
+      EXPECT_LE(std::abs(int(q[i]) - int(want.codes[i])), 1) << i;
+      differ += q[i] != want.codes[i];
+    }
+    EXPECT_LE(differ, T * K / 1000) << "more than ties differ";
+  }
 }
 
 TEST(KernelsFused, KronQuantizeFastMatchesReference) {
@@ -196,8 +231,8 @@ TEST(KernelsFused, KronQuantizeFastMatchesReference) {
     for (int bits : {4, 8}) {
       std::vector<int8_t> want(T * K), got(T * K, 9);
       std::vector<float> sw(T), sg(T);
-      kron_quantize_ref(X.data(), T, f, bits, 0.9f, want.data(), sw.data());
-      kron_quantize(X.data(), T, f, bits, 0.9f, got.data(), sg.data(), 2);
+      kron_quantize_ref(X.data(), T, f, bits, {0.9f, 0.8f}, want.data(), sw.data());
+      kron_quantize(X.data(), T, f, bits, {0.9f, 0.8f}, got.data(), sg.data(), 2);
       EXPECT_EQ(got, want) << "K=" << K << " bits=" << bits;
       EXPECT_EQ(sg, sw) << "K=" << K << " bits=" << bits;
     }

@@ -169,7 +169,7 @@ std::vector<GemmRecord> run_gemm_sweep(const SweepOptions& opt, const std::strin
         const KronQuantPlan kp = make_kron_quant_plan(n1, n2, 8);
         GemmRecord g = timer.time("ours_kron_quant", gemm_dtype::kKronQuantInt8, m, n, k, 2 * mk + mk + 4.0 * m,
                                   [&](cudaStream_t s) {
-                                    kron_quantize(kp, pool.a16.get(), m, pool.p1.get(), pool.p2.get(), pool.a8.get(),
+                                    kron_quantize(kp, pool.a16.get(), m, pool.p1.get(), pool.p2.get(), kBenchmarkClip, pool.a8.get(),
                                                   pool.sa.get(), s);
                                   });
         g.gops = 2.0 * m * k * (n1 + n2) / (g.median_ms * 1e-3) / 1e9;  // the transform's own operations

@@ -20,6 +20,7 @@
 
 using namespace fb::cuda;
 namespace ref = fb::cuda_ref;
+using fb::ClipRatios;
 
 namespace {
 
@@ -191,7 +192,8 @@ void test_kron(long tokens, int n1, int n2, int bits) {
   };
   const auto p1 = transform(n1), p2 = transform(n2);
   std::vector<float> want_scales;
-  const auto want = ref::kron_quantize(x, tokens, n1, n2, p1, p2, bits, want_scales);
+  const ClipRatios clip{0.95f, 0.8f};  // learned clipping, two-sided (kernels/lac.h)
+  const auto want = ref::kron_quantize(x, tokens, n1, n2, p1, p2, bits, clip, want_scales);
 
   const KronQuantPlan plan = make_kron_quant_plan(n1, n2, bits);
   DeviceBuffer<__half> dx(to_half(x)), dp1(to_half(p1)), dp2(to_half(p2));
@@ -200,7 +202,7 @@ void test_kron(long tokens, int n1, int n2, int bits) {
   DeviceBuffer<float> ds{size_t(tokens)};
   dq.poison(0x55);
   ds.poison();
-  kron_quantize(plan, dx.get(), tokens, dp1.get(), dp2.get(), dq.get(), ds.get(), nullptr);
+  kron_quantize(plan, dx.get(), tokens, dp1.get(), dp2.get(), clip, dq.get(), ds.get(), nullptr);
   FB_CUDA_CHECK(cudaDeviceSynchronize());
   const auto q = dq.download();
   const auto scales = ds.download();
@@ -290,6 +292,9 @@ int main() {
     test_kron(7, 64, 64, 8);
     test_kron(5, 86, 128, 4);
     expect_invalid("kron rejects n2 > 128", [] { make_kron_quant_plan(64, 224, 8); });
+    expect_invalid("kron rejects a clip ratio of 0", [] {
+      kron_quantize(make_kron_quant_plan(8, 8, 8), nullptr, 1, nullptr, nullptr, {1.0f, 0.0f}, nullptr, nullptr, nullptr);
+    });
   } catch (const std::exception& e) {
     std::printf("FAIL  exception: %s\n", e.what());
     ++g_failures;

@@ -65,7 +65,7 @@ struct KronSmem {
   __device__ __host__ int p2p() const { return n2p + 8; }  // P2 pitch
   __device__ __host__ int yp() const { return n2p + 4; }   // Y pitch (floats)
   __device__ __host__ int x_elems() const { return n1p * xp(); }
-  // fp16: X, T = X·P2, P1, P2; fp32: Y, one 16×16 scratch per warp, the absmax word.
+  // fp16: X, T = X·P2, P1, P2; fp32: Y, one 16×16 scratch per warp, the two range words.
   __device__ __host__ int bytes() const {
     return 2 * (2 * x_elems() + n1p * p1p() + n2p * p2p()) + 4 * n1p * yp() + 4 * 256 * kKronWarps + 64;
   }
@@ -142,6 +142,7 @@ __global__ void __launch_bounds__(kKronThreads) kron_quantize_kernel(const __hal
                                                                      int n1, int n2, int n1p, int n2p,
                                                                      const __half* __restrict__ p1,
                                                                      const __half* __restrict__ p2, int bits,
+                                                                     float clip_hi, float clip_lo,
                                                                      void* __restrict__ q, float* __restrict__ scales) {
   using namespace nvcuda;
   extern __shared__ __align__(128) uint8_t smem[];
@@ -153,7 +154,7 @@ __global__ void __launch_bounds__(kKronThreads) kron_quantize_kernel(const __hal
   float* sy = reinterpret_cast<float*>(sp2 + n2p * L.p2p());
   float* scratch = sy + n1p * L.yp();
   const int xp = L.xp(), p1p = L.p1p(), p2p = L.p2p(), yp = L.yp();
-  unsigned* absmax_bits = reinterpret_cast<unsigned*>(scratch + 256 * kKronWarps);
+  unsigned* range_bits = reinterpret_cast<unsigned*>(scratch + 256 * kKronWarps);  // max(Y, 0), max(−Y, 0)
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int k = n1 * n2;
   const float qmax = bits == 8 ? 127.0f : 7.0f;
@@ -166,7 +167,7 @@ __global__ void __launch_bounds__(kKronThreads) kron_quantize_kernel(const __hal
 
   for (long t = blockIdx.x; t < tokens; t += gridDim.x) {
     load_token(sx, x + t * k, n1, n2, xp);
-    if (threadIdx.x == 0) *absmax_bits = 0;
+    if (threadIdx.x == 0) range_bits[0] = range_bits[1] = 0;
     __syncthreads();
     // T = X · P2, one 16×16 output tile per warp at a time.
     for (int tile = warp; tile < tiles_r * tiles_c; tile += kKronWarps) {
@@ -188,7 +189,7 @@ __global__ void __launch_bounds__(kKronThreads) kron_quantize_kernel(const __hal
     }
     __syncthreads();
     // Y = P1ᵀ · T: P1 row-major read as column-major is P1ᵀ.
-    float m = 0.0f;
+    float top = 0.0f, bottom = 0.0f;  // max(Y) and −min(Y), both ≥ 0 (padding is zero)
     for (int tile = warp; tile < tiles_r * tiles_c; tile += kKronWarps) {
       const int tr = tile / tiles_c, tc = tile % tiles_c;
       wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
@@ -200,13 +201,16 @@ __global__ void __launch_bounds__(kKronThreads) kron_quantize_kernel(const __hal
         wmma::load_matrix_sync(fb, st + kk * xp + tc * 16, xp);
         wmma::mma_sync(acc, fa, fb, acc);
       }
-      for (int e = 0; e < acc.num_elements; ++e) m = fmaxf(m, fabsf(acc.x[e]));
+      for (int e = 0; e < acc.num_elements; ++e) top = fmaxf(top, acc.x[e]), bottom = fmaxf(bottom, -acc.x[e]);
       wmma::store_matrix_sync(sy + tr * 16 * yp + tc * 16, acc, yp, wmma::mem_row_major);
     }
-    m = warp_absmax(m);
-    if (lane == 0) atomicMax(absmax_bits, __float_as_uint(m));  // non-negative floats order as integers
+    top = warp_absmax(top), bottom = warp_absmax(bottom);
+    if (lane == 0) {  // non-negative floats order as integers
+      atomicMax(range_bits, __float_as_uint(top));
+      atomicMax(range_bits + 1, __float_as_uint(bottom));
+    }
     __syncthreads();
-    m = __uint_as_float(*absmax_bits);
+    const float m = fmaxf(__uint_as_float(range_bits[0]) * clip_hi, __uint_as_float(range_bits[1]) * clip_lo);
     const float s = m > 0.0f ? m / qmax : 1.0f;
     if (threadIdx.x == 0) scales[t] = s;
     store_codes(sy, n1, n2, yp, 1.0f / s, qmax, bits,
@@ -250,10 +254,12 @@ KronQuantPlan make_kron_quant_plan(int n1, int n2, int bits) {
 }
 
 void kron_quantize(const KronQuantPlan& plan, const __half* x, long tokens, const __half* p1, const __half* p2,
-                   void* q, float* scales, cudaStream_t stream) {
+                   ClipRatios clip, void* q, float* scales, cudaStream_t stream) {
+  for (float r : {clip.hi, clip.lo})
+    if (!(r > 0 && r <= 1)) throw std::invalid_argument("kron_quantize: clip ratio " + std::to_string(r) + " outside (0, 1]");
   const unsigned blocks = unsigned(std::min<long>(tokens, plan.blocks));
   kron_quantize_kernel<<<blocks, kKronThreads, plan.smem_bytes, stream>>>(x, tokens, plan.n1, plan.n2, plan.n1_pad,
-                                                                         plan.n2_pad, p1, p2, plan.bits, q, scales);
+                                                                         plan.n2_pad, p1, p2, plan.bits, clip.hi, clip.lo, q, scales);
   FB_CUDA_CHECK_LAUNCH();
 }
 

@@ -8,10 +8,13 @@
 // kron_quantize (FlatQuant's online transform plus per-token quantizer):
 //   X_t = x_t reshaped n1×n2 (row-major), Y_t = P1ᵀ · X_t · P2 (fp16 operands on the tensor
 //   cores, fp32 accumulation; the intermediate X_t·P2 is rounded to fp16),
-//   s_t = max|Y_t| / qmax (1 if 0), Q = clamp(rint(Y_t · (1/s_t)), −qmax−1, qmax)
+//   s_t = max(max(Y_t)·hi, −min(Y_t)·lo) / qmax (1 if 0), the learned clipping (LAC) the
+//   method deploys (kernels/lac.h), Q = clamp(rint(Y_t · (1/s_t)), −qmax−1, qmax)
 //   bits 8: int8 codes, row stride K; bits 4: packed int4 (even k in the low nibble), row
 //   stride K/2. Limits: n1, n2 ≤ 128 (shared memory), K even for bits 4.
 #pragma once
+
+#include "kernels/lac.h"
 
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -32,8 +35,8 @@ struct KronQuantPlan {
 // Validates the shape (std::invalid_argument) and sizes the launch.
 KronQuantPlan make_kron_quant_plan(int n1, int n2, int bits);
 
-// p1: n1×n1, p2: n2×n2, row-major fp16. scales: one float per token (out).
+// p1: n1×n1, p2: n2×n2, row-major fp16. scales: one float per token (out). Ratios in (0, 1].
 void kron_quantize(const KronQuantPlan& plan, const __half* x, long tokens, const __half* p1, const __half* p2,
-                   void* q, float* scales, cudaStream_t stream);
+                   ClipRatios clip, void* q, float* scales, cudaStream_t stream);
 
 }  // namespace fb::cuda

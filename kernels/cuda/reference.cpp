@@ -42,7 +42,7 @@ std::vector<int8_t> flatten_quantize(const std::vector<float>& a, long tokens, l
 
 std::vector<int8_t> kron_quantize(const std::vector<float>& x, long tokens, int n1, int n2,
                                   const std::vector<float>& p1, const std::vector<float>& p2, int bits,
-                                  std::vector<float>& scales) {
+                                  ClipRatios clip, std::vector<float>& scales) {
   const long k = long(n1) * n2;
   const float qmax = bits == 8 ? 127.0f : 7.0f;
   std::vector<int8_t> q(size_t(tokens * k));
@@ -56,15 +56,16 @@ std::vector<int8_t> kron_quantize(const std::vector<float>& x, long tokens, int 
         for (int l = 0; l < n2; ++l) s += double(xt[i * n2 + l]) * p2[size_t(l) * n2 + j];
         t_mat[size_t(i) * n2 + j] = round_to_half(float(s));
       }
-    float absmax = 0;
+    float max = 0, min = 0;
     for (int i = 0; i < n1; ++i)  // Y = P1ᵀ·T
       for (int j = 0; j < n2; ++j) {
         double s = 0;
         for (int l = 0; l < n1; ++l) s += double(p1[size_t(l) * n1 + i]) * t_mat[size_t(l) * n2 + j];
         y[size_t(i) * n2 + j] = float(s);
-        absmax = std::max(absmax, std::fabs(float(s)));
+        max = std::max(max, float(s)), min = std::min(min, float(s));
       }
-    const float scale = absmax > 0 ? absmax / qmax : 1.0f;
+    const float range = lac_symmetric_range(max, min, clip);
+    const float scale = range > 0 ? range / qmax : 1.0f;
     scales[t] = scale;
     const float inv_scale = 1.0f / scale;  // the GPU multiplies by the reciprocal too
     for (long e = 0; e < k; ++e) q[t * k + e] = code(y[e] * inv_scale, qmax);

@@ -3,6 +3,8 @@
 // CPU suite's scalar kernels (kernels/gemm_ref.h), so CPU and GPU share one definition.
 #pragma once
 
+#include "kernels/lac.h"
+
 #include <cstdint>
 #include <vector>
 
@@ -24,7 +26,7 @@ std::vector<int8_t> flatten_quantize(const std::vector<float>& a, long tokens, l
 // element (int4 codes unpacked, in −8..7) and fills scales (one per token).
 std::vector<int8_t> kron_quantize(const std::vector<float>& x, long tokens, int n1, int n2,
                                   const std::vector<float>& p1, const std::vector<float>& p2, int bits,
-                                  std::vector<float>& scales);
+                                  ClipRatios clip, std::vector<float>& scales);
 
 // Rounds to the nearest fp16 value (round-to-nearest-even), kept as float.
 float round_to_half(float v);

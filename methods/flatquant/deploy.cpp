@@ -18,13 +18,13 @@ struct GroupScale {
 GroupScale group_scale(const float* x, int n, const fb::QuantSpec& spec, ClipRatios clip) {
   float mx = 0, mn = 0;
   for (int k = 0; k < n; ++k) mx = std::max(mx, x[k]), mn = std::min(mn, x[k]);
-  float hi = mx * clip.hi, lo = mn * clip.lo;
   GroupScale g;
   if (spec.sym) {
-    const float m = std::max(std::abs(lo), hi);
+    const float m = lac_symmetric_range(mx, mn, clip);
     g.s = m == 0 ? 1.f : m / spec.qmax();
     return g;
   }
+  float hi = mx * clip.hi, lo = mn * clip.lo;
   if (hi == 0 && lo == 0) hi = 1, lo = -1;
   g.s = (hi - lo) / spec.qmax();
   g.z = std::nearbyint(-lo / g.s);

@@ -8,6 +8,7 @@
 #pragma once
 
 #include "kernels/gemm_s8.h"
+#include "kernels/lac.h"
 #include "kernels/quant.h"
 #include "methods/common/quant_linear.h"
 #include "methods/flatquant/block.h"
@@ -22,9 +23,7 @@ namespace fb::flatquant {
 using MatF = MatX<float>;
 
 // LAC at inference: one (hi, lo) ratio pair, σ of the learned logits (1, 1 without LAC).
-struct ClipRatios {
-  float hi = 1, lo = 1;
-};
+using fb::ClipRatios;
 
 // Per-token (per-group) dynamic quantization with LAC ratios, as the deployed kernel does it:
 // codes (int8 storage, grid convention of kernels/quant.h) and one scale/zero per group.
