@@ -2,6 +2,7 @@
 
 #include "methods/flatquant/block_ops.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -70,9 +71,20 @@ FpBlock fp_block_of(const Block& b) {
   return f;
 }
 
-MatD fp_block_forward(const BlockShape& shape, const FpBlock& fp, const MatD& x, int T, InputStats* stats) {
+namespace {
+
+// Softmax bytes one chunk of windows may hold: all 128 calibration windows at once would keep
+// (B·H)·T×T doubles (2.1 GB for stories260K at T = 512), faulted in afresh for every block.
+constexpr long kFpChunkProbBytes = 32L << 20;
+
+struct FpScratch {
   MatD h, q, k, v, att, probs, gate, up, m;
   VecD rstd;
+};
+
+MatD fp_block_forward_windows(const BlockShape& shape, const FpBlock& fp, const MatD& x, int T, InputStats* stats,
+                              FpScratch& s) {
+  auto& [h, q, k, v, att, probs, gate, up, m, rstd] = s;
   rmsnorm_forward(x, fp.attn_gamma, shape.norm_eps, h, rstd);
   if (stats) update_absmax(stats->qkv, h);
   q = h * fp.wq.transpose();
@@ -89,6 +101,23 @@ MatD fp_block_forward(const BlockShape& shape, const FpBlock& fp, const MatD& x,
   swiglu_forward(gate, up, m);
   if (stats) update_absmax(stats->down, m);
   return x2 + m * fp.wdown.transpose();
+}
+
+}  // namespace
+
+// Chunks of whole windows: every op is row-wise or within one window, so the result and the
+// statistics (running maxima) are those of one pass over all rows.
+MatD fp_block_forward(const BlockShape& shape, const FpBlock& fp, const MatD& x, int T, InputStats* stats) {
+  const long windows = x.rows() / T;
+  const long probs_per_window = long(shape.n_heads) * T * T * long(sizeof(double));
+  const long chunk = std::clamp(kFpChunkProbBytes / std::max(probs_per_window, 1L), 1L, std::max(windows, 1L));
+  MatD y(x.rows(), x.cols());
+  FpScratch scratch;
+  for (long w = 0; w < windows; w += chunk) {
+    const long n = std::min(chunk, windows - w);
+    y.middleRows(w * T, n * T) = fp_block_forward_windows(shape, fp, x.middleRows(w * T, n * T), T, stats, scratch);
+  }
+  return y;
 }
 
 std::vector<Param*> BlockParams::all() {
