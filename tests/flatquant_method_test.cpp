@@ -168,6 +168,32 @@ TEST(FlatquantCalibration, Fp32PassesTrackTheFp64Reference) {
   }
 }
 
+// The calibration's batch step (windows on threads, one shared weight side whose backward runs on
+// the summed gradients) equals one block over the whole batch: outputs and every gradient.
+TEST(FlatquantCalibration, BatchStepEqualsOneBlockOverTheBatch) {
+  OneBlock b;
+  std::mt19937_64 rng(5);
+  const BlockShape shape = block_shape_of(b.m.cfg);
+  const FpBlock fp = fp_block_of(b.m.blocks[0]);
+  QuantSettings s;
+  BlockParams whole = moved_params(b, s, rng);
+  BlockParams batched = whole;
+  MatD x(3 * kT, b.x.cols());  // three windows: the first, then two perturbed copies
+  for (int w = 0; w < 3; ++w) x.middleRows(w * kT, kT) = b.x.array() * (1.0 + 0.1 * w) + 0.01 * w;
+  const MatD g = MatD::Random(x.rows(), x.cols());
+  QuantBlock one(shape, fp, whole, s);
+  const MatD y_one = one.forward(x, kT);
+  one.backward(g);
+  const MatD y_batch = batch_forward_backward(shape, fp, x, g, kT, batched, s);
+  EXPECT_LE((y_batch - y_one).norm(), 1e-12 * y_one.norm());
+  const std::vector<Param*> a = whole.all(), c = batched.all();
+  ASSERT_EQ(a.size(), c.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    ASSERT_GT(a[i]->g.norm(), 0) << "parameter " << i << " got no gradient: the check would be empty";
+    EXPECT_LE((a[i]->g - c[i]->g).norm(), 1e-9 * a[i]->g.norm()) << "parameter " << i;
+  }
+}
+
 const json kTinyJob = {{"epochs", 1}, {"nsamples", 4}, {"seqlen", 32}, {"cali_bsz", 2}};
 
 json with(json p, const json& more) {

@@ -308,25 +308,68 @@ MatD QuantBlockT<S>::linear_backward(const Mat& x, LinearClip& clip, const Weigh
 }
 
 template <class S>
-MatX<S> QuantBlockT<S>::forward(const Mat& x, int T) {
-  T_ = T;
-  x_ = x;
-  const int hd = shape_.head_dim();
-  const bool lt = s_.linear_transforms(), kt = s_.k_transform(), vt = s_.v_transform();
+void QuantBlockT<S>::prepare_weights() {
+  const bool lt = s_.linear_transforms(), vt = s_.v_transform();
   for (Factor* f : p_.factors()) f->materialise();
   const MatD* ql = lt ? &p_.qkv.left.inv_t : nullptr;
   const MatD* qr = lt ? &p_.qkv.right.inv_t : nullptr;
   KronTransform* qkv = lt ? &p_.qkv : nullptr;
+  Weights& w = own_;
+  weight_forward(fp_.wq, qkv, ql, qr, p_.q, nullptr, w.q);
+  weight_forward(fp_.wk, qkv, ql, qr, p_.k, nullptr, w.k);
+  weight_forward(fp_.wv, qkv, ql, qr, p_.v, vt ? &p_.v_head.mat : nullptr, w.v);
+  weight_forward(fp_.wo, nullptr, lt ? &p_.o_heads.inv_t : nullptr, lt ? &p_.v_head.inv_t : nullptr, p_.o, nullptr,
+                 w.o);
+  KronTransform* ug = lt ? &p_.upgate : nullptr;
+  const MatD* ul = lt ? &p_.upgate.left.inv_t : nullptr;
+  const MatD* ur = lt ? &p_.upgate.right.inv_t : nullptr;
+  weight_forward(fp_.wgate, ug, ul, ur, p_.gate, nullptr, w.gate);
+  weight_forward(fp_.wup, ug, ul, ur, p_.up, nullptr, w.up);
+  weight_forward(fp_.wdown, lt ? &p_.down : nullptr, lt ? &p_.down.left.inv_t : nullptr,
+                 lt ? &p_.down.right.inv_t : nullptr, p_.dn, nullptr, w.down);
+}
+
+template <class S>
+void QuantBlockT<S>::weights_backward(const WeightGrads& g) {
+  const bool lt = s_.linear_transforms(), vt = s_.v_transform();
+  auto fac = [&](Factor& f) -> MatD* { return lt ? &f.g_inv_t : nullptr; };
+  auto inv = [&](Factor& f) -> const MatD* { return lt ? &f.inv_t : nullptr; };
+  const Weights& w = own_;
+  KronTransform* dn = lt ? &p_.down : nullptr;
+  weight_backward(fp_.wdown, dn, inv(p_.down.left), inv(p_.down.right), p_.dn, nullptr, w.down, g.down,
+                  fac(p_.down.left), fac(p_.down.right), nullptr);
+  KronTransform* ug = lt ? &p_.upgate : nullptr;
+  weight_backward(fp_.wgate, ug, inv(p_.upgate.left), inv(p_.upgate.right), p_.gate, nullptr, w.gate, g.gate,
+                  fac(p_.upgate.left), fac(p_.upgate.right), nullptr);
+  weight_backward(fp_.wup, ug, inv(p_.upgate.left), inv(p_.upgate.right), p_.up, nullptr, w.up, g.up,
+                  fac(p_.upgate.left), fac(p_.upgate.right), nullptr);
+  weight_backward(fp_.wo, nullptr, inv(p_.o_heads), inv(p_.v_head), p_.o, nullptr, w.o, g.o, fac(p_.o_heads),
+                  fac(p_.v_head), nullptr);
+  KronTransform* qkv = lt ? &p_.qkv : nullptr;
+  weight_backward(fp_.wq, qkv, inv(p_.qkv.left), inv(p_.qkv.right), p_.q, nullptr, w.q, g.q, fac(p_.qkv.left),
+                  fac(p_.qkv.right), nullptr);
+  weight_backward(fp_.wk, qkv, inv(p_.qkv.left), inv(p_.qkv.right), p_.k, nullptr, w.k, g.k, fac(p_.qkv.left),
+                  fac(p_.qkv.right), nullptr);
+  weight_backward(fp_.wv, qkv, inv(p_.qkv.left), inv(p_.qkv.right), p_.v, vt ? &p_.v_head.mat : nullptr, w.v, g.v,
+                  fac(p_.qkv.left), fac(p_.qkv.right), vt ? &p_.v_head.g_mat : nullptr);
+  for (Factor* f : p_.factors()) f->backward();
+}
+
+template <class S>
+MatX<S> QuantBlockT<S>::forward(const Mat& x, int T) {
+  T_ = T;
+  x_ = x;
+  const int hd = shape_.head_dim();
+  const bool lt = s_.linear_transforms(), kt = s_.k_transform();
+  if (!shares_weights()) prepare_weights();
+  const Weights& w = *weights_;
 
   // attention
   rmsnorm_forward<S>(x, in_s<S>(fp_.attn_gamma), shape_.norm_eps, h1_, rstd1_);
   transform_input(h1_, p_.qkv, qkv_in_);
-  weight_forward(fp_.wq, qkv, ql, qr, p_.q, nullptr, wq_);
-  weight_forward(fp_.wk, qkv, ql, qr, p_.k, nullptr, wk_);
-  weight_forward(fp_.wv, qkv, ql, qr, p_.v, vt ? &p_.v_head.mat : nullptr, wv_);
-  linear_forward(qkv_in_.x_t, p_.q, wq_, xq_q_, q_lin_);
-  linear_forward(qkv_in_.x_t, p_.k, wk_, xq_k_, k_lin_);
-  linear_forward(qkv_in_.x_t, p_.v, wv_, xq_v_, v_lin_);
+  linear_forward(qkv_in_.x_t, p_.q, w.q, xq_q_, q_lin_);
+  linear_forward(qkv_in_.x_t, p_.k, w.k, xq_k_, k_lin_);
+  linear_forward(qkv_in_.x_t, p_.v, w.v, xq_v_, v_lin_);
   q_rot_ = q_lin_;
   k_rot_ = k_lin_;
   rope_apply<S>(q_rot_, T, hd, shape_.rope_theta, shape_.rope_interleaved, false);
@@ -343,66 +386,48 @@ MatX<S> QuantBlockT<S>::forward(const Mat& x, int T) {
   attention_forward<S>(q3_, k3_, v3_, T, shape_.n_heads, shape_.n_kv_heads, att_, probs_);
   if (lt) kron_apply<S>(att_, in_s<S>(p_.o_heads.mat), eye_hd_, a2_);  // P_oᵀ·A across heads
   else a2_ = att_;
-  weight_forward(fp_.wo, nullptr, lt ? &p_.o_heads.inv_t : nullptr, lt ? &p_.v_head.inv_t : nullptr, p_.o, nullptr,
-                 wo_);
   Mat o_lin;
-  linear_forward(a2_, p_.o, wo_, xq_o_, o_lin);
+  linear_forward(a2_, p_.o, w.o, xq_o_, o_lin);
   x2_ = x + o_lin;
 
   // MLP
   rmsnorm_forward<S>(x2_, in_s<S>(fp_.mlp_gamma), shape_.norm_eps, h2_, rstd2_);
   transform_input(h2_, p_.upgate, ug_in_);
-  KronTransform* ug = lt ? &p_.upgate : nullptr;
-  weight_forward(fp_.wgate, ug, lt ? &p_.upgate.left.inv_t : nullptr, lt ? &p_.upgate.right.inv_t : nullptr, p_.gate,
-                 nullptr, wg_);
-  weight_forward(fp_.wup, ug, lt ? &p_.upgate.left.inv_t : nullptr, lt ? &p_.upgate.right.inv_t : nullptr, p_.up,
-                 nullptr, wu_);
-  linear_forward(ug_in_.x_t, p_.gate, wg_, xq_g_, gate_);
-  linear_forward(ug_in_.x_t, p_.up, wu_, xq_u_, up_);
+  linear_forward(ug_in_.x_t, p_.gate, w.gate, xq_g_, gate_);
+  linear_forward(ug_in_.x_t, p_.up, w.up, xq_u_, up_);
   Mat m;
   swiglu_forward<S>(gate_, up_, m);
   transform_input(m, p_.down, dn_in_);
-  weight_forward(fp_.wdown, lt ? &p_.down : nullptr, lt ? &p_.down.left.inv_t : nullptr,
-                 lt ? &p_.down.right.inv_t : nullptr, p_.dn, nullptr, wd_);
   Mat d_lin;
-  linear_forward(dn_in_.x_t, p_.dn, wd_, xq_d_, d_lin);
+  linear_forward(dn_in_.x_t, p_.dn, w.down, xq_d_, d_lin);
   return x2_ + d_lin;
 }
 
 template <class S>
 void QuantBlockT<S>::backward(const Mat& g_out) {
   const int hd = shape_.head_dim();
-  const bool lt = s_.linear_transforms(), kt = s_.k_transform(), vt = s_.v_transform();
-  auto fac = [&](Factor& f, bool inv) -> MatD* { return lt ? (inv ? &f.g_inv_t : &f.g_mat) : nullptr; };
-  auto mat = [&](Factor& f) -> const MatD* { return lt ? &f.inv_t : nullptr; };
+  const bool lt = s_.linear_transforms(), kt = s_.k_transform();
+  const Weights& w = *weights_;
+  WeightGrads& g_w = g_w_;
 
   // MLP: out = x2 + down(...)
   Mat g_x2 = g_out;
   Mat g_dt = Mat::Zero(dn_in_.x_t.rows(), dn_in_.x_t.cols());
-  MatD g_wd = linear_backward(dn_in_.x_t, p_.dn, wd_, xq_d_, g_out, g_dt);
-  weight_backward(fp_.wdown, lt ? &p_.down : nullptr, mat(p_.down.left), mat(p_.down.right), p_.dn, nullptr, wd_,
-                  g_wd, fac(p_.down.left, true), fac(p_.down.right, true), nullptr);
+  g_w.down = linear_backward(dn_in_.x_t, p_.dn, w.down, xq_d_, g_out, g_dt);
   Mat g_m = Mat::Zero(dn_in_.x.rows(), dn_in_.x.cols());
   transform_input_backward(p_.down, dn_in_, g_dt, &g_m);
   Mat g_gate, g_up;
   swiglu_backward<S>(gate_, up_, g_m, g_gate, g_up);
   Mat g_ugt = Mat::Zero(ug_in_.x_t.rows(), ug_in_.x_t.cols());
-  MatD g_wg = linear_backward(ug_in_.x_t, p_.gate, wg_, xq_g_, g_gate, g_ugt);
-  MatD g_wu = linear_backward(ug_in_.x_t, p_.up, wu_, xq_u_, g_up, g_ugt);
-  KronTransform* ug = lt ? &p_.upgate : nullptr;
-  weight_backward(fp_.wgate, ug, mat(p_.upgate.left), mat(p_.upgate.right), p_.gate, nullptr, wg_, g_wg,
-                  fac(p_.upgate.left, true), fac(p_.upgate.right, true), nullptr);
-  weight_backward(fp_.wup, ug, mat(p_.upgate.left), mat(p_.upgate.right), p_.up, nullptr, wu_, g_wu,
-                  fac(p_.upgate.left, true), fac(p_.upgate.right, true), nullptr);
+  g_w.gate = linear_backward(ug_in_.x_t, p_.gate, w.gate, xq_g_, g_gate, g_ugt);
+  g_w.up = linear_backward(ug_in_.x_t, p_.up, w.up, xq_u_, g_up, g_ugt);
   Mat g_h2 = Mat::Zero(h2_.rows(), h2_.cols());
   transform_input_backward(p_.upgate, ug_in_, g_ugt, &g_h2);
   rmsnorm_backward<S>(x2_, in_s<S>(fp_.mlp_gamma), rstd2_, g_h2, g_x2);
 
   // attention: x2 = x + o(...); x itself is a fixed input.
   Mat g_a2 = Mat::Zero(a2_.rows(), a2_.cols());
-  MatD g_wo = linear_backward(a2_, p_.o, wo_, xq_o_, g_x2, g_a2);
-  weight_backward(fp_.wo, nullptr, mat(p_.o_heads), mat(p_.v_head), p_.o, nullptr, wo_, g_wo, fac(p_.o_heads, true),
-                  fac(p_.v_head, true), nullptr);
+  g_w.o = linear_backward(a2_, p_.o, w.o, xq_o_, g_x2, g_a2);
   Mat g_att;
   if (lt) {
     Mat g_o = Mat::Zero(p_.o_heads.mat.rows(), p_.o_heads.mat.cols());
@@ -434,19 +459,12 @@ void QuantBlockT<S>::backward(const Mat& g_out) {
   rope_apply<S>(g_q, T_, hd, shape_.rope_theta, shape_.rope_interleaved, true);  // rotation⁻¹ = rotationᵀ
   rope_apply<S>(g_k, T_, hd, shape_.rope_theta, shape_.rope_interleaved, true);
   Mat g_xt = Mat::Zero(qkv_in_.x_t.rows(), qkv_in_.x_t.cols());
-  MatD g_wq = linear_backward(qkv_in_.x_t, p_.q, wq_, xq_q_, g_q, g_xt);
-  MatD g_wk = linear_backward(qkv_in_.x_t, p_.k, wk_, xq_k_, g_k, g_xt);
-  MatD g_wv = linear_backward(qkv_in_.x_t, p_.v, wv_, xq_v_, g_v, g_xt);
-  KronTransform* qkv = lt ? &p_.qkv : nullptr;
-  weight_backward(fp_.wq, qkv, mat(p_.qkv.left), mat(p_.qkv.right), p_.q, nullptr, wq_, g_wq, fac(p_.qkv.left, true),
-                  fac(p_.qkv.right, true), nullptr);
-  weight_backward(fp_.wk, qkv, mat(p_.qkv.left), mat(p_.qkv.right), p_.k, nullptr, wk_, g_wk, fac(p_.qkv.left, true),
-                  fac(p_.qkv.right, true), nullptr);
-  weight_backward(fp_.wv, qkv, mat(p_.qkv.left), mat(p_.qkv.right), p_.v, vt ? &p_.v_head.mat : nullptr, wv_, g_wv,
-                  fac(p_.qkv.left, true), fac(p_.qkv.right, true), vt ? &p_.v_head.g_mat : nullptr);
+  g_w.q = linear_backward(qkv_in_.x_t, p_.q, w.q, xq_q_, g_q, g_xt);
+  g_w.k = linear_backward(qkv_in_.x_t, p_.k, w.k, xq_k_, g_k, g_xt);
+  g_w.v = linear_backward(qkv_in_.x_t, p_.v, w.v, xq_v_, g_v, g_xt);
   transform_input_backward(p_.qkv, qkv_in_, g_xt, nullptr);  // the input x needs no gradient
 
-  for (Factor* f : p_.factors()) f->backward();
+  if (!shares_weights()) weights_backward(g_w);
 }
 
 template class QuantBlockT<float>;

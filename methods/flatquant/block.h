@@ -95,13 +95,33 @@ template <class S>
 class QuantBlockT {
  public:
   using Mat = MatX<S>;
+  // The weight side of the seven linears and its gradients w.r.t. each fake-quantized weight.
+  struct Weights {
+    WeightPath q, k, v, o, gate, up, down;
+  };
+  struct WeightGrads {
+    MatD q, k, v, o, gate, up, down;
+  };
+
   QuantBlockT(const BlockShape& shape, const FpBlock& fp, BlockParams& params, const QuantSettings& settings);
   // Block output for x ((B·T)×dim); materialises the factors and keeps the intermediates.
   Mat forward(const Mat& x, int T);
   // Accumulates parameter gradients for the upstream gradient of the last forward's output.
   void backward(const Mat& g_out);
 
+  // Windows of one batch share the weight side, which does not depend on the window
+  // (methods/flatquant/calibrate.cpp): once `owner` has run prepare_weights() and the
+  // factors here hold its materialised values, forward() reads owner's weights, and
+  // backward() accumulates only the activation side, leaving the weight side's input in
+  // weight_grads() and the factors' g_mat / g_inv_t unconsumed, for the owner's
+  // weights_backward() over the sum of every window's.
+  void share_weights(const QuantBlockT& owner) { weights_ = &owner.own_; }
+  void prepare_weights();                       // materialises the factors, computes the weight side
+  void weights_backward(const WeightGrads& g);  // its backward, then the factors' (Factor::backward)
+  const WeightGrads& weight_grads() const { return g_w_; }
+
  private:
+  bool shares_weights() const { return weights_ != &own_; }
   struct ActSide {  // a Kronecker-transformed activation feeding one or more linears
     Mat x, x_d, x_t;
   };
@@ -130,7 +150,9 @@ class QuantBlockT {
   ActSide qkv_in_, ug_in_, dn_in_, o_in_;
   Mat xq_q_, xq_k_, xq_v_, xq_g_, xq_u_, xq_d_;
   Mat q_lin_, k_lin_, v_lin_, q_rot_, k_rot_, q2_, k2_, q3_, k3_, v3_, gate_, up_;
-  WeightPath wq_, wk_, wv_, wo_, wg_, wu_, wd_;
+  Weights own_;
+  const Weights* weights_ = &own_;
+  WeightGrads g_w_;
   Mat eye_hd_;
 };
 using QuantBlock = QuantBlockT<double>;

@@ -1,9 +1,12 @@
 #include "methods/flatquant/block_ops.h"
 
+#include "kernels/softmax.h"
+
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace fb::flatquant {
@@ -93,9 +96,13 @@ void attention_forward(const MatX<S>& q, const MatX<S>& k, const MatX<S>& v, int
         auto P = probs.block((b * n_heads + h) * T + r0, 0, rows, width);
         P.noalias() = q.block(b * T + r0, h * hd, rows, hd) * kh.topRows(width).transpose();
         for (long i = 0; i < rows; ++i) {
-          auto row = P.row(i).head(r0 + i + 1);
-          row = ((row.array() - row.maxCoeff()) * scale).exp().matrix();
-          row /= row.sum();
+          if constexpr (std::is_same_v<S, float>) {
+            softmax_row(&P(i, 0), r0 + i + 1, scale);  // vectorised at run time (kernels/softmax.h)
+          } else {
+            auto row = P.row(i).head(r0 + i + 1);
+            row = ((row.array() - row.maxCoeff()) * scale).exp().matrix();
+            row /= row.sum();
+          }
           P.row(i).tail(rows - i - 1).setZero();
         }
         out.block(b * T + r0, h * hd, rows, hd).noalias() = P * vh.topRows(width);

@@ -47,22 +47,31 @@ double group_lr(Group g, double lr) { return (g == Group::wclip || g == Group::a
 // One training step's forward and backward over a batch, window by window on OpenMP's threads:
 // each window has its own copy of the parameters (values copied from the master before the
 // forward, gradients summed into it in window order after the backward), so the gradient does
-// not depend on how many threads ran. The weight path is computed once per window (it is small
-// next to a window's activations).
+// not depend on how many threads ran. The weight side (transforms, LWC and fake quantization
+// of the weights, in double) does not depend on the window: the master's block computes it
+// once per forward, every window reads it, and its backward runs once on the windows' summed
+// gradients (it is linear in them), as does each factor's (Factor::backward).
 template <class S>
 class WindowParallelStep {
  public:
   WindowParallelStep(const BlockShape& shape, const FpBlock& fp, BlockParams& master, const QuantSettings& settings,
                      int batch)
-      : master_(master), locals_(batch, master) {
-    for (BlockParams& p : locals_) blocks_.emplace_back(shape, fp, p, settings);
+      : master_(master), owner_(shape, fp, master, settings), locals_(batch, master) {
+    for (BlockParams& p : locals_) {
+      blocks_.emplace_back(shape, fp, p, settings);
+      blocks_.back().share_weights(owner_);
+    }
   }
 
   MatX<S> forward(const MatX<S>& x, int T) {
+    owner_.prepare_weights();
     const std::vector<Param*> from = master_.all();
+    const std::vector<Factor*> from_f = master_.factors();
     for (BlockParams& p : locals_) {
       const std::vector<Param*> to = p.all();
       for (size_t i = 0; i < to.size(); ++i) to[i]->v = from[i]->v;
+      const std::vector<Factor*> to_f = p.factors();
+      for (size_t i = 0; i < to_f.size(); ++i) to_f[i]->take_materialised(*from_f[i]);
     }
     MatX<S> y(x.rows(), x.cols());
     const long n = long(blocks_.size());
@@ -81,14 +90,24 @@ class WindowParallelStep {
       blocks_[w].backward(g.middleRows(w * T_, T_));
     }
     const std::vector<Param*> to = master_.all();
-    for (BlockParams& p : locals_) {
-      const std::vector<Param*> from = p.all();
+    const std::vector<Factor*> to_f = master_.factors();
+    typename QuantBlockT<S>::WeightGrads sum = blocks_[0].weight_grads();
+    for (long w = 0; w < n; ++w) {
+      const std::vector<Param*> from = locals_[w].all();
       for (size_t i = 0; i < to.size(); ++i) to[i]->g += from[i]->g;
+      const std::vector<Factor*> from_f = locals_[w].factors();
+      for (size_t i = 0; i < to_f.size(); ++i) to_f[i]->g_mat += from_f[i]->g_mat, to_f[i]->g_inv_t += from_f[i]->g_inv_t;
+      if (w == 0) continue;
+      const auto& gw = blocks_[w].weight_grads();
+      sum.q += gw.q, sum.k += gw.k, sum.v += gw.v, sum.o += gw.o;
+      sum.gate += gw.gate, sum.up += gw.up, sum.down += gw.down;
     }
+    owner_.weights_backward(sum);
   }
 
  private:
   BlockParams& master_;
+  QuantBlockT<S> owner_;              // the master's block: it holds the batch's weight side
   std::vector<BlockParams> locals_;   // sized once: the blocks hold references into it
   std::deque<QuantBlockT<S>> blocks_;
   int T_ = 0;
@@ -154,6 +173,14 @@ double evaluate_block(const BlockShape& shape, const FpBlock& fp, const MatD& x,
   }
   WindowParallelStep<double> step(shape, fp, params, settings, batch);
   return evaluate_in<double>(step, x, y_fp, T, batch);
+}
+
+MatD batch_forward_backward(const BlockShape& shape, const FpBlock& fp, const MatD& x, const MatD& g, int T,
+                            BlockParams& params, const QuantSettings& settings) {
+  WindowParallelStep<double> step(shape, fp, params, settings, int(x.rows() / T));
+  MatD y = step.forward(x, T);
+  step.backward(g);
+  return y;
 }
 
 BlockCalibReport calibrate_block(const BlockShape& shape, const FpBlock& fp, const MatD& x, const MatD& y_fp, int T,

@@ -57,6 +57,12 @@ struct BlockCalibReport {
 };
 
 // Calibrates one block in place. x and y_fp are (n·T)×dim: n windows of T tokens.
+// One batch's forward and backward as the calibration runs it (windows on threads, the weight
+// side computed once and its backward run on the windows' summed gradients), in double: returns
+// the block output for x (B windows of T tokens) and accumulates the gradients of the upstream
+// gradient g into params. Tests hold it equal to one QuantBlock over the whole batch.
+MatD batch_forward_backward(const BlockShape& shape, const FpBlock& fp, const MatD& x, const MatD& g, int T,
+                            BlockParams& params, const QuantSettings& settings);
 BlockCalibReport calibrate_block(const BlockShape& shape, const FpBlock& fp, const MatD& x, const MatD& y_fp, int T,
                                  BlockParams& params, const QuantSettings& settings, const CalibOptions& opt);
 

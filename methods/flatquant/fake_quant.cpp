@@ -59,10 +59,15 @@ struct Range {
 template <class T>
 Range find_range(const T* x, long n, const QuantSpec& spec, Style style, double ratio_hi, double ratio_lo) {
   Range r;
-  r.raw_max = r.raw_min = x[0];
-  for (long k = 1; k < n; ++k) {
-    if (x[k] > r.raw_max) r.raw_max = x[k], r.arg_max = k;
-    if (x[k] < r.raw_min) r.raw_min = x[k], r.arg_min = k;
+  if (style == Style::weight) {  // the weight backward routes the range's gradient to these indices
+    r.raw_max = r.raw_min = x[0];
+    for (long k = 1; k < n; ++k) {
+      if (x[k] > r.raw_max) r.raw_max = x[k], r.arg_max = k;
+      if (x[k] < r.raw_min) r.raw_min = x[k], r.arg_min = k;
+    }
+  } else {  // no indices needed: Eigen's vectorised reductions (the calibration's per-token hot path)
+    const Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>> v(x, n);
+    r.raw_max = v.maxCoeff(), r.raw_min = v.minCoeff();
   }
   r.mx = std::max(r.raw_max, 0.0);
   r.mn = std::min(r.raw_min, 0.0);

@@ -69,6 +69,13 @@ void Factor::materialise() {
   g_inv_t = MatD::Zero(mat.rows(), mat.cols());
 }
 
+void Factor::take_materialised(const Factor& owner) {
+  mat = owner.mat;
+  inv_t = owner.inv_t;
+  g_mat.setZero(mat.rows(), mat.cols());
+  g_inv_t.setZero(mat.rows(), mat.cols());
+}
+
 void Factor::backward() {
   if (direct) {
     // inv_t = (A⁻¹)ᵀ: gA = −inv_t·g_inv_tᵀ·inv_t.

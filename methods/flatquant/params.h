@@ -49,6 +49,9 @@ struct Factor {
   void init(int n, bool direct_inv, std::mt19937_64& rng);
   int size() const { return direct ? static_cast<int>(a.v.rows()) : static_cast<int>(sigma.v.rows()); }
   void materialise();  // computes mat, inv_t and zeroes g_mat, g_inv_t
+  // mat and inv_t from `owner`'s materialise() (same parameter values), g_mat and g_inv_t zeroed:
+  // what a window of a batch needs for its activation side (methods/flatquant/calibrate.cpp).
+  void take_materialised(const Factor& owner);
   void backward();     // turns g_mat, g_inv_t into parameter gradients
   std::vector<Param*> params();
 };
