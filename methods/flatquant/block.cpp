@@ -2,6 +2,8 @@
 
 #include "methods/flatquant/block_ops.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
@@ -307,26 +309,43 @@ MatD QuantBlockT<S>::linear_backward(const Mat& x, LinearClip& clip, const Weigh
   return (g_y.transpose() * xq).template cast<double>();
 }
 
+namespace {
+// The weight side threads itself unless it already runs on a thread of the windows' team, or a
+// rounding tape (tests) must see its roundings in order on this thread.
+bool weight_side_threads() { return !omp_in_parallel() && !rounding_tape_active(); }
+}  // namespace
+
 template <class S>
 void QuantBlockT<S>::prepare_weights() {
   const bool lt = s_.linear_transforms(), vt = s_.v_transform();
-  for (Factor* f : p_.factors()) f->materialise();
+  const std::vector<Factor*> factors = p_.factors();
+#pragma omp parallel for schedule(dynamic) if (weight_side_threads())
+  for (size_t i = 0; i < factors.size(); ++i) factors[i]->materialise();
   const MatD* ql = lt ? &p_.qkv.left.inv_t : nullptr;
   const MatD* qr = lt ? &p_.qkv.right.inv_t : nullptr;
   KronTransform* qkv = lt ? &p_.qkv : nullptr;
-  Weights& w = own_;
-  weight_forward(fp_.wq, qkv, ql, qr, p_.q, nullptr, w.q);
-  weight_forward(fp_.wk, qkv, ql, qr, p_.k, nullptr, w.k);
-  weight_forward(fp_.wv, qkv, ql, qr, p_.v, vt ? &p_.v_head.mat : nullptr, w.v);
-  weight_forward(fp_.wo, nullptr, lt ? &p_.o_heads.inv_t : nullptr, lt ? &p_.v_head.inv_t : nullptr, p_.o, nullptr,
-                 w.o);
   KronTransform* ug = lt ? &p_.upgate : nullptr;
   const MatD* ul = lt ? &p_.upgate.left.inv_t : nullptr;
   const MatD* ur = lt ? &p_.upgate.right.inv_t : nullptr;
-  weight_forward(fp_.wgate, ug, ul, ur, p_.gate, nullptr, w.gate);
-  weight_forward(fp_.wup, ug, ul, ur, p_.up, nullptr, w.up);
-  weight_forward(fp_.wdown, lt ? &p_.down : nullptr, lt ? &p_.down.left.inv_t : nullptr,
-                 lt ? &p_.down.right.inv_t : nullptr, p_.dn, nullptr, w.down);
+  Weights& w = own_;
+  // Seven independent products (each writes its own path) on the threads the windows use next.
+#pragma omp parallel for schedule(dynamic) if (weight_side_threads())
+  for (int site = 0; site < 7; ++site) {
+    switch (site) {
+      case 0: weight_forward(fp_.wq, qkv, ql, qr, p_.q, nullptr, w.q); break;
+      case 1: weight_forward(fp_.wk, qkv, ql, qr, p_.k, nullptr, w.k); break;
+      case 2: weight_forward(fp_.wv, qkv, ql, qr, p_.v, vt ? &p_.v_head.mat : nullptr, w.v); break;
+      case 3:
+        weight_forward(fp_.wo, nullptr, lt ? &p_.o_heads.inv_t : nullptr, lt ? &p_.v_head.inv_t : nullptr, p_.o,
+                       nullptr, w.o);
+        break;
+      case 4: weight_forward(fp_.wgate, ug, ul, ur, p_.gate, nullptr, w.gate); break;
+      case 5: weight_forward(fp_.wup, ug, ul, ur, p_.up, nullptr, w.up); break;
+      default:
+        weight_forward(fp_.wdown, lt ? &p_.down : nullptr, lt ? &p_.down.left.inv_t : nullptr,
+                       lt ? &p_.down.right.inv_t : nullptr, p_.dn, nullptr, w.down);
+    }
+  }
 }
 
 template <class S>
@@ -336,23 +355,36 @@ void QuantBlockT<S>::weights_backward(const WeightGrads& g) {
   auto inv = [&](Factor& f) -> const MatD* { return lt ? &f.inv_t : nullptr; };
   const Weights& w = own_;
   KronTransform* dn = lt ? &p_.down : nullptr;
-  weight_backward(fp_.wdown, dn, inv(p_.down.left), inv(p_.down.right), p_.dn, nullptr, w.down, g.down,
-                  fac(p_.down.left), fac(p_.down.right), nullptr);
   KronTransform* ug = lt ? &p_.upgate : nullptr;
-  weight_backward(fp_.wgate, ug, inv(p_.upgate.left), inv(p_.upgate.right), p_.gate, nullptr, w.gate, g.gate,
-                  fac(p_.upgate.left), fac(p_.upgate.right), nullptr);
-  weight_backward(fp_.wup, ug, inv(p_.upgate.left), inv(p_.upgate.right), p_.up, nullptr, w.up, g.up,
-                  fac(p_.upgate.left), fac(p_.upgate.right), nullptr);
-  weight_backward(fp_.wo, nullptr, inv(p_.o_heads), inv(p_.v_head), p_.o, nullptr, w.o, g.o, fac(p_.o_heads),
-                  fac(p_.v_head), nullptr);
   KronTransform* qkv = lt ? &p_.qkv : nullptr;
-  weight_backward(fp_.wq, qkv, inv(p_.qkv.left), inv(p_.qkv.right), p_.q, nullptr, w.q, g.q, fac(p_.qkv.left),
-                  fac(p_.qkv.right), nullptr);
-  weight_backward(fp_.wk, qkv, inv(p_.qkv.left), inv(p_.qkv.right), p_.k, nullptr, w.k, g.k, fac(p_.qkv.left),
-                  fac(p_.qkv.right), nullptr);
-  weight_backward(fp_.wv, qkv, inv(p_.qkv.left), inv(p_.qkv.right), p_.v, vt ? &p_.v_head.mat : nullptr, w.v, g.v,
-                  fac(p_.qkv.left), fac(p_.qkv.right), vt ? &p_.v_head.g_mat : nullptr);
-  for (Factor* f : p_.factors()) f->backward();
+  // Four groups that write disjoint gradients (down; gate and up: the up/gate transform; o: the
+  // g_inv_t of P_o and P_v; q, k, v: the qkv transform and P_v's g_mat), each in a fixed order,
+  // so the sums do not depend on the thread count.
+#pragma omp parallel for schedule(dynamic) if (weight_side_threads())
+  for (int group = 0; group < 4; ++group) {
+    if (group == 0) {
+      weight_backward(fp_.wdown, dn, inv(p_.down.left), inv(p_.down.right), p_.dn, nullptr, w.down, g.down,
+                      fac(p_.down.left), fac(p_.down.right), nullptr);
+    } else if (group == 1) {
+      weight_backward(fp_.wgate, ug, inv(p_.upgate.left), inv(p_.upgate.right), p_.gate, nullptr, w.gate, g.gate,
+                      fac(p_.upgate.left), fac(p_.upgate.right), nullptr);
+      weight_backward(fp_.wup, ug, inv(p_.upgate.left), inv(p_.upgate.right), p_.up, nullptr, w.up, g.up,
+                      fac(p_.upgate.left), fac(p_.upgate.right), nullptr);
+    } else if (group == 2) {
+      weight_backward(fp_.wo, nullptr, inv(p_.o_heads), inv(p_.v_head), p_.o, nullptr, w.o, g.o, fac(p_.o_heads),
+                      fac(p_.v_head), nullptr);
+    } else {
+      weight_backward(fp_.wq, qkv, inv(p_.qkv.left), inv(p_.qkv.right), p_.q, nullptr, w.q, g.q, fac(p_.qkv.left),
+                      fac(p_.qkv.right), nullptr);
+      weight_backward(fp_.wk, qkv, inv(p_.qkv.left), inv(p_.qkv.right), p_.k, nullptr, w.k, g.k, fac(p_.qkv.left),
+                      fac(p_.qkv.right), nullptr);
+      weight_backward(fp_.wv, qkv, inv(p_.qkv.left), inv(p_.qkv.right), p_.v, vt ? &p_.v_head.mat : nullptr, w.v,
+                      g.v, fac(p_.qkv.left), fac(p_.qkv.right), vt ? &p_.v_head.g_mat : nullptr);
+    }
+  }
+  const std::vector<Factor*> factors = p_.factors();
+#pragma omp parallel for schedule(dynamic) if (weight_side_threads())
+  for (size_t i = 0; i < factors.size(); ++i) factors[i]->backward();
 }
 
 template <class S>

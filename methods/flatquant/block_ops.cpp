@@ -1,5 +1,6 @@
 #include "methods/flatquant/block_ops.h"
 
+#include "kernels/blas_gemm.h"
 #include "kernels/softmax.h"
 
 #include <algorithm>
@@ -88,13 +89,12 @@ void attention_forward(const MatX<S>& q, const MatX<S>& k, const MatX<S>& v, int
 #pragma omp parallel for schedule(static) if (B * n_kv_heads > 1)
   for (long task = 0; task < B * n_kv_heads; ++task) {
     const long b = task / n_kv_heads, kvh = task % n_kv_heads;
-    auto kh = k.block(b * T, kvh * hd, T, hd);
-    auto vh = v.block(b * T, kvh * hd, T, hd);
     for (long h = kvh * group; h < (kvh + 1) * group; ++h)
       for (long r0 = 0; r0 < T; r0 += kCausalChunk) {
         const long rows = std::min(kCausalChunk, T - r0), width = r0 + rows;  // keys 0..width−1 are visible
         auto P = probs.block((b * n_heads + h) * T + r0, 0, rows, width);
-        P.noalias() = q.block(b * T + r0, h * hd, rows, hd) * kh.topRows(width).transpose();
+        gemm_overwrite(&q(b * T + r0, h * hd), q.cols(), &k(b * T, kvh * hd), k.cols(), true, P.data(), T, rows,
+                       width, hd);  // P = q_chunk · k_visibleᵀ
         for (long i = 0; i < rows; ++i) {
           if constexpr (std::is_same_v<S, float>) {
             softmax_row(&P(i, 0), r0 + i + 1, scale);  // vectorised at run time (kernels/softmax.h)
@@ -105,7 +105,8 @@ void attention_forward(const MatX<S>& q, const MatX<S>& k, const MatX<S>& v, int
           }
           P.row(i).tail(rows - i - 1).setZero();
         }
-        out.block(b * T + r0, h * hd, rows, hd).noalias() = P * vh.topRows(width);
+        gemm_overwrite(P.data(), T, &v(b * T, kvh * hd), v.cols(), false, &out(b * T + r0, h * hd), out.cols(), rows,
+                       hd, width);  // out_chunk = P · v_visible
       }
   }
 }
@@ -121,8 +122,6 @@ void attention_backward(const MatX<S>& q, const MatX<S>& k, const MatX<S>& v, co
 #pragma omp parallel for schedule(static) if (B * n_kv_heads > 1)
   for (long task = 0; task < B * n_kv_heads; ++task) {
     const long b = task / n_kv_heads, kvh = task % n_kv_heads;
-    auto kh = k.block(b * T, kvh * hd, T, hd);
-    auto vh = v.block(b * T, kvh * hd, T, hd);
     MatX<S> gS;
     for (long h = kvh * group; h < (kvh + 1) * group; ++h)
       for (long r0 = 0; r0 < T; r0 += kCausalChunk) {
@@ -131,7 +130,9 @@ void attention_backward(const MatX<S>& q, const MatX<S>& k, const MatX<S>& v, co
         auto go = gout.block(b * T + r0, h * hd, rows, hd);
         gv.block(b * T, kvh * hd, width, hd).noalias() += P.transpose() * go;
         // softmax backward: gS = P ⊙ (gP − rowsum(gP ⊙ P)), gP = go·vᵀ, on the causal triangle.
-        gS.noalias() = go * vh.topRows(width).transpose();
+        gS.resize(rows, width);
+        gemm_overwrite(&gout(b * T + r0, h * hd), gout.cols(), &v(b * T, kvh * hd), v.cols(), true, gS.data(), width,
+                       rows, width, hd);  // gP = go · v_visibleᵀ
         for (long i = 0; i < rows; ++i) {
           auto g = gS.row(i).head(r0 + i + 1);
           const auto p = P.row(i).head(r0 + i + 1);
@@ -140,7 +141,8 @@ void attention_backward(const MatX<S>& q, const MatX<S>& k, const MatX<S>& v, co
           g *= scale;
           gS.row(i).tail(rows - i - 1).setZero();
         }
-        gq.block(b * T + r0, h * hd, rows, hd).noalias() = gS * kh.topRows(width);
+        gemm_overwrite(gS.data(), width, &k(b * T, kvh * hd), k.cols(), false, &gq(b * T + r0, h * hd), gq.cols(), rows,
+                       hd, width);  // gq_chunk = gS · k_visible
         gk.block(b * T, kvh * hd, width, hd).noalias() += gS.transpose() * q.block(b * T + r0, h * hd, rows, hd);
       }
   }

@@ -175,6 +175,7 @@ void check_group(const MatX<S>& x, int group) {
 }  // namespace
 
 void set_rounding_tape(RoundingTape* tape) { g_tape = tape; }
+bool rounding_tape_active() { return g_tape != nullptr; }
 
 template <class S>
 void act_quant_forward(const MatX<S>& x, int group, const QuantSpec& spec, const double* amax, const double* amin,

@@ -34,6 +34,9 @@ struct RoundingTape {
   bool replay = false;
 };
 void set_rounding_tape(RoundingTape* tape);  // null: ordinary rounding
+// Whether this thread records or replays a tape: work that rounds must then stay on this
+// thread, in order (the tape is per thread and sequential).
+bool rounding_tape_active();
 
 inline double sigmoid(double a) { return 1.0 / (1.0 + std::exp(-a)); }
 
