@@ -387,6 +387,9 @@ int cli_main(int argc, char** argv) {
   slurm->add_option("--time", o.slurm.time_limit, "time limit per task")->capture_default_str();
   slurm->add_option("--cpus-per-task", o.slurm.cpus_per_task, "CPUs per task (0 = cluster default)");
   slurm->add_option("--mem", o.slurm.mem, "memory per task, e.g. 16G");
+  slurm->add_option("--gpus-per-task", o.slurm.gpus_per_task,
+                    "GPUs per array task (#SBATCH --gres=gpu:N; Slurm sets CUDA_VISIBLE_DEVICES per task)")
+      ->check(CLI::NonNegativeNumber);
   slurm->add_option("--local-dir", o.slurm.local_dir, "node-local folder for shard DBs while written")->capture_default_str();
   add_common(slurm, o);
   slurm->footer("\nExample:\n  flatbench slurm configs/flattenquant_table8.yaml --array 8 --partition gpu\n"

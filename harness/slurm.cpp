@@ -40,6 +40,7 @@ void write_executable(const fs::path& p, const std::string& text) {
 
 SlurmScripts write_slurm_scripts(const SlurmOptions& o) {
   if (o.array < 1) throw std::invalid_argument("--array must be at least 1");
+  if (o.gpus_per_task < 0) throw std::invalid_argument("--gpus-per-task must be 0 or more");
   fs::create_directories(o.out_dir / "logs");
   fs::create_directories(o.out_dir / "shards");
   const fs::path out = fs::absolute(o.out_dir), bin = fs::absolute(o.binary), cfg = fs::absolute(o.config),
@@ -49,6 +50,7 @@ SlurmScripts write_slurm_scripts(const SlurmOptions& o) {
 
   std::string array = sbatch_header(o, name, (out / "logs" / "%A_%a.out").string());
   array += fmt::format("#SBATCH --array=1-{}\n", o.array);
+  if (o.gpus_per_task > 0) array += fmt::format("#SBATCH --gres=gpu:{}\n", o.gpus_per_task);
   array += fmt::format(R"(
 # One shard of the sweep per array task. The shard DB is written on node-local disk (SQLite
 # wants a local file system for its locks and WAL) and copied to the shared folder at the end;

@@ -19,6 +19,9 @@ struct SlurmOptions {
   std::string partition, time_limit = "04:00:00", account;
   int cpus_per_task = 0;            // 0 = leave to the cluster's default
   std::string mem;                  // e.g. 16G
+  // GPUs per array task (GRES gpu:N; 0 = none). Slurm sets CUDA_VISIBLE_DEVICES in each task, so
+  // a GPU sweep's shards spread over the cluster's GPUs. The merge job asks for none.
+  int gpus_per_task = 0;
 };
 
 struct SlurmScripts {

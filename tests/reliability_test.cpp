@@ -103,6 +103,7 @@ TEST(Reliability, SlurmArrayScriptsShardAndMergeTheSweep) {
   std::string array_text((std::istreambuf_iterator<char>(array_in)), {});
   EXPECT_NE(array_text.find("#SBATCH --array=1-3"), std::string::npos);
   EXPECT_NE(array_text.find("--shard \"${task}/3\""), std::string::npos);
+  EXPECT_EQ(array_text.find("--gres"), std::string::npos) << "no GPUs asked for: none requested";
   // Run what Slurm would run: each array task, then the merge job.
   for (int task = 1; task <= 3; ++task) {
     std::string cmd = "SLURM_ARRAY_TASK_ID=" + std::to_string(task) + " SLURM_ARRAY_JOB_ID=42 bash " +
@@ -117,6 +118,28 @@ TEST(Reliability, SlurmArrayScriptsShardAndMergeTheSweep) {
   // The merge is idempotent: running it again changes nothing.
   EXPECT_EQ(std::system(("bash " + s.merge_script.string() + " >/dev/null 2>&1").c_str()), 0);
   EXPECT_EQ(sql_count(o.db, "SELECT COUNT(*) FROM jobs"), 7);
+}
+
+// A GPU sweep asks one GRES GPU per array task, and none for the merge job (it only reads DBs).
+TEST(Reliability, SlurmArrayTasksAskForTheirGpus) {
+  TempDir dir;
+  SlurmOptions o;
+  o.config = write_file(dir / "sweep.yaml", "evaluations:\n  - name: selftest\n");
+  o.out_dir = dir / "slurm";
+  o.db = dir / "merged.db";
+  o.data_dir = dir.path;
+  o.binary = FLATBENCH_BINARY;
+  o.array = 4;
+  o.gpus_per_task = 1;
+  const SlurmScripts s = write_slurm_scripts(o);
+  auto text_of = [](const std::filesystem::path& p) {
+    std::ifstream in(p);
+    return std::string((std::istreambuf_iterator<char>(in)), {});
+  };
+  EXPECT_NE(text_of(s.array_script).find("#SBATCH --gres=gpu:1\n"), std::string::npos);
+  EXPECT_EQ(text_of(s.merge_script).find("--gres"), std::string::npos);
+  o.gpus_per_task = -1;
+  EXPECT_THROW(write_slurm_scripts(o), std::invalid_argument);
 }
 
 TEST(Reliability, ReadOnlyDatabaseGivesAClearError) {
