@@ -26,7 +26,10 @@ __m512 exp_nonpositive(__m512 x) {
 void softmax_row_avx512(float* x, long n, float scale) {
   if (n <= 0) return;
   __m512 vmax = _mm512_set1_ps(x[0]);
-  for (long i = 0; i < n; i += kLanes) vmax = _mm512_mask_max_ps(vmax, lane_mask(n - i), vmax, _mm512_loadu_ps(x + i));
+  for (long i = 0; i < n; i += kLanes) {  // masked load: a partial last chunk must not read past the row
+    const __mmask16 m = lane_mask(n - i);
+    vmax = _mm512_mask_max_ps(vmax, m, vmax, _mm512_maskz_loadu_ps(m, x + i));
+  }
   alignas(64) float lanes[kLanes];
   _mm512_store_ps(lanes, vmax);
   float max = lanes[0];
