@@ -1,6 +1,7 @@
 // AVX-512 kernels of the fused activation operators (kernels/fused_quant.h). Every result
 // is bit-identical to the reference: same multiply order, one fma per product term in k
 // order, vcvtps2dq rounding half to even after clamping in float.
+#include "kernels/avx512_lanes.h"
 #include "kernels/fused_quant_tiles.h"
 
 #include <immintrin.h>
@@ -14,9 +15,7 @@ namespace {
 
 #define FB_INLINE inline __attribute__((always_inline))
 
-FB_INLINE __mmask16 lane_mask(long left) {
-  return left >= 16 ? __mmask16(0xFFFF) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1);
-}
+using avx512::lane_mask;
 
 // clamp(x, lo, hi) in float, then round half to even and narrow to int8 (masked store).
 FB_INLINE void store_codes(__m512 x, __m512 lo, __m512 hi, __mmask16 mask, int8_t* q) {

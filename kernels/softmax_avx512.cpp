@@ -1,5 +1,6 @@
 // The AVX-512 softmax row of kernels/softmax.h, operation for operation the reference
 // (built with -ffp-contract=off, so only the fmas written here are fused).
+#include "kernels/avx512_lanes.h"
 #include "kernels/softmax_detail.h"
 
 #include <immintrin.h>
@@ -7,7 +8,7 @@
 namespace fb::softmax_detail {
 namespace {
 
-__mmask16 lane_mask(long left) { return left >= kLanes ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1); }
+using avx512::lane_mask;
 
 __m512 exp_nonpositive(__m512 x) {
   x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(kExpLo)), _mm512_setzero_ps());

@@ -316,72 +316,60 @@ bool weight_side_threads() { return !omp_in_parallel() && !rounding_tape_active(
 }  // namespace
 
 template <class S>
-void QuantBlockT<S>::prepare_weights() {
+typename QuantBlockT<S>::SiteArgs QuantBlockT<S>::site_args(Site site) {
   const bool lt = s_.linear_transforms(), vt = s_.v_transform();
+  // The Kronecker input transform of a site, its inverse factors and their gradients (none without transforms).
+  auto kron = [&](const MatD& w, KronTransform& tr, LinearClip& clip) {
+    return lt ? SiteArgs{&w, &tr, &tr.left.inv_t, &tr.right.inv_t, &clip, nullptr, &tr.left.g_inv_t,
+                         &tr.right.g_inv_t, nullptr}
+              : SiteArgs{&w, nullptr, nullptr, nullptr, &clip, nullptr, nullptr, nullptr, nullptr};
+  };
+  switch (site) {
+    case kQ: return kron(fp_.wq, p_.qkv, p_.q);
+    case kK: return kron(fp_.wk, p_.qkv, p_.k);
+    case kV: {
+      SiteArgs a = kron(fp_.wv, p_.qkv, p_.v);
+      if (vt) a.out_head = &p_.v_head.mat, a.g_out_head = &p_.v_head.g_mat;  // W_v's output side gets P_v
+      return a;
+    }
+    case kO:  // the input side of W_o is P_o ⊗ P_v across heads, no diagonal scaling
+      return lt ? SiteArgs{&fp_.wo, nullptr, &p_.o_heads.inv_t, &p_.v_head.inv_t, &p_.o, nullptr,
+                           &p_.o_heads.g_inv_t, &p_.v_head.g_inv_t, nullptr}
+                : SiteArgs{&fp_.wo, nullptr, nullptr, nullptr, &p_.o, nullptr, nullptr, nullptr, nullptr};
+    case kGate: return kron(fp_.wgate, p_.upgate, p_.gate);
+    case kUp: return kron(fp_.wup, p_.upgate, p_.up);
+    default: return kron(fp_.wdown, p_.down, p_.dn);
+  }
+}
+
+template <class S>
+void QuantBlockT<S>::prepare_weights() {
   const std::vector<Factor*> factors = p_.factors();
 #pragma omp parallel for schedule(dynamic) if (weight_side_threads())
   for (size_t i = 0; i < factors.size(); ++i) factors[i]->materialise();
-  const MatD* ql = lt ? &p_.qkv.left.inv_t : nullptr;
-  const MatD* qr = lt ? &p_.qkv.right.inv_t : nullptr;
-  KronTransform* qkv = lt ? &p_.qkv : nullptr;
-  KronTransform* ug = lt ? &p_.upgate : nullptr;
-  const MatD* ul = lt ? &p_.upgate.left.inv_t : nullptr;
-  const MatD* ur = lt ? &p_.upgate.right.inv_t : nullptr;
-  Weights& w = own_;
   // Seven independent products (each writes its own path) on the threads the windows use next.
 #pragma omp parallel for schedule(dynamic) if (weight_side_threads())
-  for (int site = 0; site < 7; ++site) {
-    switch (site) {
-      case 0: weight_forward(fp_.wq, qkv, ql, qr, p_.q, nullptr, w.q); break;
-      case 1: weight_forward(fp_.wk, qkv, ql, qr, p_.k, nullptr, w.k); break;
-      case 2: weight_forward(fp_.wv, qkv, ql, qr, p_.v, vt ? &p_.v_head.mat : nullptr, w.v); break;
-      case 3:
-        weight_forward(fp_.wo, nullptr, lt ? &p_.o_heads.inv_t : nullptr, lt ? &p_.v_head.inv_t : nullptr, p_.o,
-                       nullptr, w.o);
-        break;
-      case 4: weight_forward(fp_.wgate, ug, ul, ur, p_.gate, nullptr, w.gate); break;
-      case 5: weight_forward(fp_.wup, ug, ul, ur, p_.up, nullptr, w.up); break;
-      default:
-        weight_forward(fp_.wdown, lt ? &p_.down : nullptr, lt ? &p_.down.left.inv_t : nullptr,
-                       lt ? &p_.down.right.inv_t : nullptr, p_.dn, nullptr, w.down);
-    }
+  for (int site = 0; site < kSites; ++site) {
+    const SiteArgs a = site_args(Site(site));
+    weight_forward(*a.w, a.tr, a.inv_l, a.inv_r, *a.clip, a.out_head, own_[site]);
   }
 }
 
 template <class S>
 void QuantBlockT<S>::weights_backward(const WeightGrads& g) {
-  const bool lt = s_.linear_transforms(), vt = s_.v_transform();
-  auto fac = [&](Factor& f) -> MatD* { return lt ? &f.g_inv_t : nullptr; };
-  auto inv = [&](Factor& f) -> const MatD* { return lt ? &f.inv_t : nullptr; };
-  const Weights& w = own_;
-  KronTransform* dn = lt ? &p_.down : nullptr;
-  KronTransform* ug = lt ? &p_.upgate : nullptr;
-  KronTransform* qkv = lt ? &p_.qkv : nullptr;
   // Four groups that write disjoint gradients (down; gate and up: the up/gate transform; o: the
   // g_inv_t of P_o and P_v; q, k, v: the qkv transform and P_v's g_mat), each in a fixed order,
   // so the sums do not depend on the thread count.
+  static constexpr Site kGroups[4][3] = {{kDown, kSites, kSites}, {kGate, kUp, kSites}, {kO, kSites, kSites},
+                                         {kQ, kK, kV}};
 #pragma omp parallel for schedule(dynamic) if (weight_side_threads())
-  for (int group = 0; group < 4; ++group) {
-    if (group == 0) {
-      weight_backward(fp_.wdown, dn, inv(p_.down.left), inv(p_.down.right), p_.dn, nullptr, w.down, g.down,
-                      fac(p_.down.left), fac(p_.down.right), nullptr);
-    } else if (group == 1) {
-      weight_backward(fp_.wgate, ug, inv(p_.upgate.left), inv(p_.upgate.right), p_.gate, nullptr, w.gate, g.gate,
-                      fac(p_.upgate.left), fac(p_.upgate.right), nullptr);
-      weight_backward(fp_.wup, ug, inv(p_.upgate.left), inv(p_.upgate.right), p_.up, nullptr, w.up, g.up,
-                      fac(p_.upgate.left), fac(p_.upgate.right), nullptr);
-    } else if (group == 2) {
-      weight_backward(fp_.wo, nullptr, inv(p_.o_heads), inv(p_.v_head), p_.o, nullptr, w.o, g.o, fac(p_.o_heads),
-                      fac(p_.v_head), nullptr);
-    } else {
-      weight_backward(fp_.wq, qkv, inv(p_.qkv.left), inv(p_.qkv.right), p_.q, nullptr, w.q, g.q, fac(p_.qkv.left),
-                      fac(p_.qkv.right), nullptr);
-      weight_backward(fp_.wk, qkv, inv(p_.qkv.left), inv(p_.qkv.right), p_.k, nullptr, w.k, g.k, fac(p_.qkv.left),
-                      fac(p_.qkv.right), nullptr);
-      weight_backward(fp_.wv, qkv, inv(p_.qkv.left), inv(p_.qkv.right), p_.v, vt ? &p_.v_head.mat : nullptr, w.v,
-                      g.v, fac(p_.qkv.left), fac(p_.qkv.right), vt ? &p_.v_head.g_mat : nullptr);
+  for (int group = 0; group < 4; ++group)
+    for (Site site : kGroups[group]) {
+      if (site == kSites) break;
+      const SiteArgs a = site_args(site);
+      weight_backward(*a.w, a.tr, a.inv_l, a.inv_r, *a.clip, a.out_head, own_[site], g[site], a.g_inv_l, a.g_inv_r,
+                      a.g_out_head);
     }
-  }
   const std::vector<Factor*> factors = p_.factors();
 #pragma omp parallel for schedule(dynamic) if (weight_side_threads())
   for (size_t i = 0; i < factors.size(); ++i) factors[i]->backward();
@@ -399,9 +387,9 @@ MatX<S> QuantBlockT<S>::forward(const Mat& x, int T) {
   // attention
   rmsnorm_forward<S>(x, in_s<S>(fp_.attn_gamma), shape_.norm_eps, h1_, rstd1_);
   transform_input(h1_, p_.qkv, qkv_in_);
-  linear_forward(qkv_in_.x_t, p_.q, w.q, xq_q_, q_lin_);
-  linear_forward(qkv_in_.x_t, p_.k, w.k, xq_k_, k_lin_);
-  linear_forward(qkv_in_.x_t, p_.v, w.v, xq_v_, v_lin_);
+  linear_forward(qkv_in_.x_t, p_.q, w[kQ], xq_q_, q_lin_);
+  linear_forward(qkv_in_.x_t, p_.k, w[kK], xq_k_, k_lin_);
+  linear_forward(qkv_in_.x_t, p_.v, w[kV], xq_v_, v_lin_);
   q_rot_ = q_lin_;
   k_rot_ = k_lin_;
   rope_apply<S>(q_rot_, T, hd, shape_.rope_theta, shape_.rope_interleaved, false);
@@ -419,19 +407,19 @@ MatX<S> QuantBlockT<S>::forward(const Mat& x, int T) {
   if (lt) kron_apply<S>(att_, in_s<S>(p_.o_heads.mat), eye_hd_, a2_);  // P_oᵀ·A across heads
   else a2_ = att_;
   Mat o_lin;
-  linear_forward(a2_, p_.o, w.o, xq_o_, o_lin);
+  linear_forward(a2_, p_.o, w[kO], xq_o_, o_lin);
   x2_ = x + o_lin;
 
   // MLP
   rmsnorm_forward<S>(x2_, in_s<S>(fp_.mlp_gamma), shape_.norm_eps, h2_, rstd2_);
   transform_input(h2_, p_.upgate, ug_in_);
-  linear_forward(ug_in_.x_t, p_.gate, w.gate, xq_g_, gate_);
-  linear_forward(ug_in_.x_t, p_.up, w.up, xq_u_, up_);
+  linear_forward(ug_in_.x_t, p_.gate, w[kGate], xq_g_, gate_);
+  linear_forward(ug_in_.x_t, p_.up, w[kUp], xq_u_, up_);
   Mat m;
   swiglu_forward<S>(gate_, up_, m);
   transform_input(m, p_.down, dn_in_);
   Mat d_lin;
-  linear_forward(dn_in_.x_t, p_.dn, w.down, xq_d_, d_lin);
+  linear_forward(dn_in_.x_t, p_.dn, w[kDown], xq_d_, d_lin);
   return x2_ + d_lin;
 }
 
@@ -445,21 +433,21 @@ void QuantBlockT<S>::backward(const Mat& g_out) {
   // MLP: out = x2 + down(...)
   Mat g_x2 = g_out;
   Mat g_dt = Mat::Zero(dn_in_.x_t.rows(), dn_in_.x_t.cols());
-  g_w.down = linear_backward(dn_in_.x_t, p_.dn, w.down, xq_d_, g_out, g_dt);
+  g_w[kDown] = linear_backward(dn_in_.x_t, p_.dn, w[kDown], xq_d_, g_out, g_dt);
   Mat g_m = Mat::Zero(dn_in_.x.rows(), dn_in_.x.cols());
   transform_input_backward(p_.down, dn_in_, g_dt, &g_m);
   Mat g_gate, g_up;
   swiglu_backward<S>(gate_, up_, g_m, g_gate, g_up);
   Mat g_ugt = Mat::Zero(ug_in_.x_t.rows(), ug_in_.x_t.cols());
-  g_w.gate = linear_backward(ug_in_.x_t, p_.gate, w.gate, xq_g_, g_gate, g_ugt);
-  g_w.up = linear_backward(ug_in_.x_t, p_.up, w.up, xq_u_, g_up, g_ugt);
+  g_w[kGate] = linear_backward(ug_in_.x_t, p_.gate, w[kGate], xq_g_, g_gate, g_ugt);
+  g_w[kUp] = linear_backward(ug_in_.x_t, p_.up, w[kUp], xq_u_, g_up, g_ugt);
   Mat g_h2 = Mat::Zero(h2_.rows(), h2_.cols());
   transform_input_backward(p_.upgate, ug_in_, g_ugt, &g_h2);
   rmsnorm_backward<S>(x2_, in_s<S>(fp_.mlp_gamma), rstd2_, g_h2, g_x2);
 
   // attention: x2 = x + o(...); x itself is a fixed input.
   Mat g_a2 = Mat::Zero(a2_.rows(), a2_.cols());
-  g_w.o = linear_backward(a2_, p_.o, w.o, xq_o_, g_x2, g_a2);
+  g_w[kO] = linear_backward(a2_, p_.o, w[kO], xq_o_, g_x2, g_a2);
   Mat g_att;
   if (lt) {
     Mat g_o = Mat::Zero(p_.o_heads.mat.rows(), p_.o_heads.mat.cols());
@@ -491,9 +479,9 @@ void QuantBlockT<S>::backward(const Mat& g_out) {
   rope_apply<S>(g_q, T_, hd, shape_.rope_theta, shape_.rope_interleaved, true);  // rotation⁻¹ = rotationᵀ
   rope_apply<S>(g_k, T_, hd, shape_.rope_theta, shape_.rope_interleaved, true);
   Mat g_xt = Mat::Zero(qkv_in_.x_t.rows(), qkv_in_.x_t.cols());
-  g_w.q = linear_backward(qkv_in_.x_t, p_.q, w.q, xq_q_, g_q, g_xt);
-  g_w.k = linear_backward(qkv_in_.x_t, p_.k, w.k, xq_k_, g_k, g_xt);
-  g_w.v = linear_backward(qkv_in_.x_t, p_.v, w.v, xq_v_, g_v, g_xt);
+  g_w[kQ] = linear_backward(qkv_in_.x_t, p_.q, w[kQ], xq_q_, g_q, g_xt);
+  g_w[kK] = linear_backward(qkv_in_.x_t, p_.k, w[kK], xq_k_, g_k, g_xt);
+  g_w[kV] = linear_backward(qkv_in_.x_t, p_.v, w[kV], xq_v_, g_v, g_xt);
   transform_input_backward(p_.qkv, qkv_in_, g_xt, nullptr);  // the input x needs no gradient
 
   if (!shares_weights()) weights_backward(g_w);

@@ -14,6 +14,7 @@
 #include "methods/flatquant/params.h"
 #include "models/model.h"
 
+#include <array>
 #include <random>
 #include <vector>
 
@@ -95,13 +96,11 @@ template <class S>
 class QuantBlockT {
  public:
   using Mat = MatX<S>;
-  // The weight side of the seven linears and its gradients w.r.t. each fake-quantized weight.
-  struct Weights {
-    WeightPath q, k, v, o, gate, up, down;
-  };
-  struct WeightGrads {
-    MatD q, k, v, o, gate, up, down;
-  };
+  // The weight side of the seven linears and its gradients w.r.t. each fake-quantized weight,
+  // indexed by Site.
+  enum Site : int { kQ, kK, kV, kO, kGate, kUp, kDown, kSites };
+  using Weights = std::array<WeightPath, kSites>;
+  using WeightGrads = std::array<MatD, kSites>;
 
   QuantBlockT(const BlockShape& shape, const FpBlock& fp, BlockParams& params, const QuantSettings& settings);
   // Block output for x ((B·T)×dim); materialises the factors and keeps the intermediates.
@@ -122,6 +121,17 @@ class QuantBlockT {
 
  private:
   bool shares_weights() const { return weights_ != &own_; }
+  // What weight_forward / weight_backward take for one site: its weight, input transform and
+  // inverse factors, clipping, output-side factor, and where the factors' gradients go.
+  struct SiteArgs {
+    const MatD* w;
+    KronTransform* tr;
+    const MatD *inv_l, *inv_r;
+    LinearClip* clip;
+    const MatD* out_head;
+    MatD *g_inv_l, *g_inv_r, *g_out_head;
+  };
+  SiteArgs site_args(Site site);
   struct ActSide {  // a Kronecker-transformed activation feeding one or more linears
     Mat x, x_d, x_t;
   };

@@ -99,8 +99,7 @@ class WindowParallelStep {
       for (size_t i = 0; i < to_f.size(); ++i) to_f[i]->g_mat += from_f[i]->g_mat, to_f[i]->g_inv_t += from_f[i]->g_inv_t;
       if (w == 0) continue;
       const auto& gw = blocks_[w].weight_grads();
-      sum.q += gw.q, sum.k += gw.k, sum.v += gw.v, sum.o += gw.o;
-      sum.gate += gw.gate, sum.up += gw.up, sum.down += gw.down;
+      for (size_t site = 0; site < sum.size(); ++site) sum[site] += gw[site];
     }
     owner_.weights_backward(sum);
   }
