@@ -16,6 +16,7 @@
 #include <chrono>
 #include <utility>
 #include <memory>
+#include <optional>
 #include <random>
 
 namespace fb {
@@ -222,10 +223,11 @@ void apply_flatquant(Model& m, MethodContext& ctx, JobResult& r) {
   losses.name = "calib_loss", losses.unit = "mse";
   long trainable = 0;
   double total_seconds = 0;
-  // Every step below threads itself (OpenMP over windows and heads): OpenBLAS threads on top
+  // The block loop threads itself (OpenMP over windows and heads): OpenBLAS threads on top
   // oversubscribe the cores (the full-precision block forward spent 8.8 s instead of 6.1 s on
   // 2 cores at 1 epoch), and one BLAS thread makes its targets independent of the core count.
-  const BlasThreadsFor single_blas(1);
+  // GPTQ below runs whole-model forwards that do not, so it keeps the BLAS threads.
+  std::optional<BlasThreadsFor> single_blas(std::in_place, 1);
   ctx.progress.begin("flatquant calibration", m.cfg.n_layers);
   for (int l = 0; l < m.cfg.n_layers; ++l) {
     const FpBlock fp = fp_block_of(m.blocks[l]);
@@ -255,6 +257,7 @@ void apply_flatquant(Model& m, MethodContext& ctx, JobResult& r) {
     ctx.progress.step(l + 1);
   }
   ctx.progress.end();
+  single_blas.reset();
   if (param_string(p, "w_quantizer") == "gptq") gptq_merged_weights(m, windows, s, gptq_options_from(p), dep.real_quant, ctx, r);
   if (s.k_transform() || s.q.enabled() || s.k.enabled() || s.v.enabled()) {
     // Per-head transforms and fake quantization of the matrices it is given: a pure function.
