@@ -1,5 +1,7 @@
 #include "harness/config.h"
 
+#include "backends/backend.h"
+
 #include "datasets/corpus.h"
 #include "datasets/tasks/task.h"
 #include "core/fingerprint.h"
@@ -148,8 +150,9 @@ std::string scalar_text(const Located& at, const std::string& field, const char*
   return at.node.Scalar();
 }
 
-const std::vector<std::string> kTopLevelKeys = {"include",     "name",  "description", "data_dir", "seeds",
-                                                "repetitions", "models", "methods",    "evaluations"};
+const std::vector<std::string> kTopLevelKeys = {"include", "name",        "description", "data_dir",
+                                                "seeds",   "repetitions", "device",      "gpu_dtype",
+                                                "models",  "methods",     "evaluations"};
 
 // Nodes of the document with every alias expanded, counted up to the bound: a few hundred
 // bytes of nested aliases (a "billion laughs") would otherwise expand to gigabytes.
@@ -581,6 +584,40 @@ std::vector<long> int_list(const std::map<std::string, Located>& top, const char
   return out.empty() ? std::vector<long>{dflt} : out;
 }
 
+// Where the model jobs run: `device` (one or a list of cpu, cuda, cuda:N), each GPU in
+// `gpu_dtype` (its backend's default when absent). Each device is a sweep axis of its own.
+std::vector<Placement> placements(const std::map<std::string, Located>& top, Errors& errors) {
+  std::string gpu_dtype;
+  auto dt = top.find("gpu_dtype");
+  if (dt != top.end()) errors.guard([&] { gpu_dtype = scalar_text(dt->second, "gpu_dtype"); });
+  auto it = top.find("device");
+  std::vector<Placement> out;
+  if (it == top.end()) {
+    out.push_back(parse_placement("cpu", ""));
+  } else {
+    errors.guard([&] {
+      json v = to_json(it->second.node);
+      if (v.is_string()) v = json::array({v});
+      if (!v.is_array() || v.empty()) fail(it->second, "device", "expected cpu, cuda, cuda:N or a list of them");
+      for (const json& d : v) {
+        if (!d.is_string()) fail(it->second, "device", fmt::format("expected a device name, got {}", describe(d)));
+        const std::string name = d.get<std::string>();
+        try {
+          out.push_back(parse_placement(name, name.starts_with("cpu") ? "" : gpu_dtype));
+        } catch (const std::invalid_argument& e) {
+          fail(name.starts_with("cpu") || dt == top.end() ? it->second : dt->second,
+               name.starts_with("cpu") || dt == top.end() ? "device" : "gpu_dtype", e.what());
+        }
+      }
+    });
+  }
+  bool any_gpu = false;
+  for (const Placement& p : out) any_gpu |= p.backend != "cpu";
+  if (dt != top.end() && !any_gpu)
+    errors.guard([&] { fail(dt->second, "gpu_dtype", "is set, but no device of this config is a GPU (device: cuda)"); });
+  return out.empty() ? std::vector<Placement>{parse_placement("cpu", "")} : out;
+}
+
 // The files one method or evaluation entry reads, by its parameters' roles.
 std::vector<fs::path> param_files(const ParamSchema& schema, const json& params, const fs::path& data_dir,
                                   const Located& at, const std::string& where) {
@@ -707,6 +744,7 @@ Config load_config(const fs::path& path, const fs::path& data_dir_override) {
   auto evals = expand_named<EvaluatorInfo>(top, "evaluations", "evaluation", cfg.data_dir, errors);
   auto seeds = int_list(top, "seeds", 0, 0, errors);
   long reps = int_list(top, "repetitions", 1, 1, errors).front();
+  const std::vector<Placement> devices = placements(top, errors);
   errors.throw_if_any(path.string());
 
   if (evals.empty()) throw ConfigError(path.string(), 1, 1, "evaluations", "no evaluations: nothing to measure");
@@ -717,7 +755,7 @@ Config load_config(const fs::path& path, const fs::path& data_dir_override) {
   if (model_evals && methods.empty())
     throw ConfigError(path.string(), 1, 1, "methods",
                       "an evaluation needs a model, but the config lists no methods (use `- name: fp16` for none)");
-  const double total = (double(models.size()) * double(methods.size()) * double(model_evals) +
+  const double total = (double(models.size()) * double(methods.size()) * double(model_evals) * double(devices.size()) +
                         double(evals.size() - model_evals)) *
                        double(seeds.size()) * double(reps);
   if (total > kMaxSweepJobs)
@@ -741,12 +779,14 @@ Config load_config(const fs::path& path, const fs::path& data_dir_override) {
         });
 
   auto add_job = [&](const Expanded* model, const Expanded* method, const MethodInfo* minfo, const Expanded& eval,
-                     const EvaluatorInfo& einfo, long seed, long rep) {
+                     const EvaluatorInfo& einfo, long seed, long rep, const Placement& where) {
     auto model_data = model ? data.model(*model) : std::optional<std::vector<fs::path>>{std::vector<fs::path>{}};
     auto method_data = method ? data.entry(*method, *minfo) : std::optional<std::vector<fs::path>>{std::vector<fs::path>{}};
     auto eval_data = data.entry(eval, einfo);
     if (!model_data || !method_data || !eval_data) return;  // recorded in errors
     Job j;
+    j.spec.backend = where.spec_backend();
+    j.device_index = where.device;
     if (model) j.spec.model = model->part;
     if (method) j.spec.method = method->part;
     j.spec.eval = eval.part;
@@ -755,21 +795,25 @@ Config load_config(const fs::path& path, const fs::path& data_dir_override) {
     j.spec.data = data.fingerprint_of({&*model_data, &*method_data, &*eval_data});
     j.key = j.spec.key();
     j.label = (model ? model->label + " " + method->label + " " : std::string()) + eval.label;
+    if (devices.size() > 1 || where.backend != "cpu") j.label += " @" + j.spec.backend;
     if (seeds.size() > 1) j.label += fmt::format(" seed={}", seed);
     if (reps > 1) j.label += fmt::format(" rep={}", rep);
     cfg.jobs.push_back(std::move(j));
   };
-  // Model-major order: consecutive jobs share one prepared (quantized) model.
+  // Model-major order: consecutive jobs share one prepared (quantized) model, and its devices one upload.
+  // Evaluations without a model (gemm) time the CPU's kernels: they run on the CPU whatever `device` says.
+  const Placement cpu = parse_placement("cpu", "");
   for (const auto& m : models)
     for (const auto& [meth, minfo] : methods)
       for (long seed : seeds)
-        for (const auto& [e, einfo] : evals)
-          if (einfo->needs_model)
-            for (long r = 0; r < reps; ++r) add_job(&m, &meth, minfo, e, *einfo, seed, r);
+        for (const Placement& where : devices)
+          for (const auto& [e, einfo] : evals)
+            if (einfo->needs_model)
+              for (long r = 0; r < reps; ++r) add_job(&m, &meth, minfo, e, *einfo, seed, r, where);
   for (long seed : seeds)
     for (const auto& [e, einfo] : evals)
       if (!einfo->needs_model)
-        for (long r = 0; r < reps; ++r) add_job(nullptr, nullptr, nullptr, e, *einfo, seed, r);
+        for (long r = 0; r < reps; ++r) add_job(nullptr, nullptr, nullptr, e, *einfo, seed, r, cpu);
   errors.throw_if_any(path.string());
 
   std::set<std::string> keys;

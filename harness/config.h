@@ -4,6 +4,8 @@
 //   name: quickstart
 //   seeds: [0]                    # one job per seed
 //   repetitions: 1                # whole-job repetitions (timing evaluators also have their own `reps`)
+//   device: cpu                   # where model jobs run: cpu (default), cuda, cuda:N, or a list (an axis)
+//   gpu_dtype: fp16               # a GPU's weights and GEMM inputs: fp16 (default), bf16, fp32
 //   models:   [{name: stories260K, format: llama2c, path: ..., tokenizer: ...}]
 //   methods:  [{name: rtn, w_bits: [4, 8], a_bits: 8, zip: {w_bits: [4, 8], a_bits: [4, 8]}}]
 //   evaluations: [{name: ppl, dataset: wikitext2}, {name: gemm, shapes: [[512, 512, 512]]}]
@@ -53,6 +55,7 @@ struct Job {
   JobSpec spec;       // core/job_spec.h; its data fingerprints every file the job reads
   std::string key;    // spec.key()
   std::string label;  // short human label: "stories260K rtn(w_bits=4) ppl" (non-default params only)
+  int device_index = 0;  // which GPU of spec.backend runs it (cuda:N); provenance, not identity
 };
 
 struct Config {

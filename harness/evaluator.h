@@ -7,13 +7,15 @@
 #include "core/progress.h"
 #include "core/registry.h"
 #include "core/results.h"
+#include "backends/backend.h"
 
 #include <filesystem>
 #include <functional>
+#include <memory>
+#include <stdexcept>
 
 namespace fb {
 
-struct Model;
 class Tokenizer;
 
 struct EvalContext {
@@ -23,7 +25,17 @@ struct EvalContext {
   const Tokenizer* tokenizer;             // may be null (synthetic models)
   uint64_t seed;
   Progress& progress;
+  ModelRunner* runner = nullptr;               // where the model runs (the job's device); null: the CPU reference
+  std::shared_ptr<ModelRunner> own_runner = {};  // the CPU runner made when no runner was given
 };
+
+// The runner that scores ctx.model: the job's, or the CPU reference made on first use.
+inline ModelRunner& model_runner(EvalContext& ctx) {
+  if (ctx.runner) return *ctx.runner;
+  if (!ctx.model) throw std::logic_error("an evaluation asked for a model runner, but it has no model");
+  if (!ctx.own_runner) ctx.own_runner = usable_backend(Placement{}).make_runner(*ctx.model, Placement{});
+  return *ctx.own_runner;
+}
 
 struct EvaluatorInfo {
   std::string name;

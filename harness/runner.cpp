@@ -47,9 +47,23 @@ class ModelCache {
     Model model;
     std::shared_ptr<const Tokenizer> tokenizer;
     JobResult method_result;  // site decisions and method metrics, copied into every job
+    // The prepared model on one device (weights uploaded once for every evaluation there).
+    std::string runner_at;
+    std::unique_ptr<ModelRunner> runner;
   };
 
-  const Prepared& get(const Job& job, const std::filesystem::path& data_dir, Progress& progress) {
+  // The runner of the prepared model on `where`, made once per (prepared model, device).
+  ModelRunner& runner(Prepared& prep, const Placement& where) {
+    const std::string at = where.spec_backend() + "#" + std::to_string(where.device);
+    if (!prep.runner || prep.runner_at != at) {
+      prep.runner.reset();  // a GPU holds one prepared model at a time
+      prep.runner = usable_backend(where).make_runner(prep.model, where);
+      prep.runner_at = at;
+    }
+    return *prep.runner;
+  }
+
+  Prepared& get(const Job& job, const std::filesystem::path& data_dir, Progress& progress) {
     if (!job.spec.model || !job.spec.method)
       throw std::logic_error("job " + job.label + " has no model or method, but its evaluation needs one");
     const SpecPart& model = *job.spec.model;
@@ -68,7 +82,8 @@ class ModelCache {
     if (!prepared_ || prep_key != prep_key_) {
       const MethodInfo* info = Registry<MethodInfo>::instance().find(method.name);
       if (!info) throw std::runtime_error("unknown method '" + method.name + "'");
-      prepared_.emplace(Prepared{base_->model, base_->tokenizer, {}});
+      prepared_.reset();
+      prepared_.emplace(Prepared{base_->model, base_->tokenizer, {}, {}, {}});
       MethodContext ctx{method.params, data_dir, base_->tokenizer.get(), uint64_t(job.spec.seed), progress};
       auto t0 = std::chrono::steady_clock::now();
       try {
@@ -97,10 +112,19 @@ JobResult run_job(const Job& job, const Config& cfg, ModelCache& cache, Progress
   const EvaluatorInfo* info = Registry<EvaluatorInfo>::instance().find(name);
   if (!info) throw std::runtime_error("unknown evaluation '" + name + "'");
   JobResult result;
-  const ModelCache::Prepared* prep = info->needs_model ? &cache.get(job, cfg.data_dir, progress) : nullptr;
+  // Where it runs is checked first: a CUDA job on a machine without a GPU fails before its
+  // method calibrates for minutes.
+  const Placement where = placement_of_spec(job.spec.backend, job.device_index);
+  if (info->needs_model) usable_backend(where);
+  ModelCache::Prepared* prep = info->needs_model ? &cache.get(job, cfg.data_dir, progress) : nullptr;
+  ModelRunner* runner = prep ? &cache.runner(*prep, where) : nullptr;
   EvalContext ctx{eval.params, cfg.data_dir, prep ? &prep->model : nullptr,
-                  prep ? prep->tokenizer.get() : nullptr, uint64_t(job.spec.seed), progress};
+                  prep ? prep->tokenizer.get() : nullptr, uint64_t(job.spec.seed), progress, runner};
   info->run(ctx, result);
+  if (runner) {
+    result.info["ran_on"] = runner->where();
+    result.info["method_ran_on"] = "cpu";  // methods prepare (and calibrate) the model on the CPU
+  }
   if (prep) {  // the method's decisions and metrics follow the evaluator's own
     const JobResult& m = prep->method_result;
     result.metrics.insert(result.metrics.end(), m.metrics.begin(), m.metrics.end());

@@ -148,7 +148,9 @@ Mat attention(const ModelConfig& cfg, const Mat& q, const Mat& k, const Mat& v) 
   return out;
 }
 
-void check_tokens(const ModelConfig& cfg, std::span<const int> tokens) {
+}  // namespace
+
+void check_window(const ModelConfig& cfg, std::span<const int> tokens) {
   if (tokens.empty()) throw std::invalid_argument("Model::forward: empty token window");
   for (int t : tokens)
     if (t < 0 || t >= cfg.vocab_size)
@@ -162,6 +164,8 @@ void check_tokens(const ModelConfig& cfg, std::span<const int> tokens) {
                             std::to_string(cfg.max_exact_window) + ", the longest computed exactly: " +
                             cfg.max_exact_window_reason + "; use a shorter seqlen");
 }
+
+namespace {
 
 // OpenBLAS threads its GEMMs whenever they are not tiny; for windows of small models the
 // thread hand-offs cost more than they save (and much more on a loaded machine). A forward
@@ -191,8 +195,14 @@ static void run_site(const Model& m, const LinearSite& s, const Mat& x, Mat& y) 
   s.forward(x, y);
 }
 
+void rope_tables(const ModelConfig& cfg, int T, std::vector<float>& cos, std::vector<float>& sin) {
+  const RopeTable rope(T, cfg.head_dim(), cfg.rope_theta, cfg.rope_inv_freq);
+  cos.assign(rope.cos.data(), rope.cos.data() + rope.cos.size());
+  sin.assign(rope.sin.data(), rope.sin.data() + rope.sin.size());
+}
+
 Mat Model::forward(std::span<const int> tokens) const {
-  check_tokens(cfg, tokens);
+  check_window(cfg, tokens);
   const int T = static_cast<int>(tokens.size());
   const bool llama = cfg.arch == Arch::llama;
   const SmallWorkBlasGuard blas_threads(double(T) * cfg.dim * std::max(cfg.hidden_dim, cfg.vocab_size));

@@ -180,4 +180,13 @@ struct Model {
   long parameter_count() const;
 };
 
+// Throws what Model::forward throws for a window it cannot run exactly: an empty one, a token
+// outside the vocabulary, more tokens than OPT's learned positions or than the checkpoint's
+// exact window (every backend checks a window with it).
+void check_window(const ModelConfig& cfg, std::span<const int> tokens);
+
+// cos and sin of every (position < T, pair) that LLaMA-style attention rotates by, T × head_dim/2
+// row-major, exactly as Model::forward computes them (another backend uploads these).
+void rope_tables(const ModelConfig& cfg, int T, std::vector<float>& cos, std::vector<float>& sin);
+
 }  // namespace fb

@@ -1,5 +1,5 @@
 // The folders form layers, bottom to top as CMakeLists.txt adds them: core, kernels, models,
-// datasets, methods, harness, reports, app. A folder includes only itself and folders below
+// backends, datasets, methods, harness, reports, app. A folder includes only itself and folders below
 // it, so the shared vocabulary (core/) never depends on the application, and a second
 // execution backend can join a layer without pulling in the ones above.
 #include "test_util.h"
@@ -13,7 +13,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const std::vector<std::string> kLayers = {"core", "kernels", "models", "datasets", "methods", "harness", "reports", "app"};
+const std::vector<std::string> kLayers = {"core", "kernels", "models", "backends", "datasets", "methods", "harness", "reports", "app"};
 
 int layer_of(const std::string& folder) {
   for (size_t i = 0; i < kLayers.size(); ++i)

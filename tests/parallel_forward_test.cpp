@@ -1,10 +1,10 @@
-// When evaluators may run forwards on several threads (harness/evaluators/parallel.h): under
+// When evaluators may run forwards on several threads (backends/parallel.h): under
 // pure attention hooks (KV-cache quantization) PPL windows run in parallel and give the very
 // same NLL as a serial run; a stateful attention hook or a calibration site hook keeps them
 // one at a time. A synthetic llama-tiny model with a byte tokenizer and a corpus written to a
 // temporary data directory, so nothing here needs the real data.
 #include "harness/evaluator.h"
-#include "harness/evaluators/parallel.h"
+#include "backends/parallel.h"
 #include "core/progress.h"
 #include "methods/common/kv_quant.h"
 #include "models/synthetic.h"

@@ -2,7 +2,7 @@
 // reference forward, the synthetic-model guard, and the full WikiText-2 run on stories260K.
 #include "datasets/corpus.h"
 #include "harness/evaluator.h"
-#include "harness/evaluators/parallel.h"
+#include "backends/parallel.h"
 #include "methods/common/kv_quant.h"
 #include "models/reference_forward.h"
 #include "models/source.h"

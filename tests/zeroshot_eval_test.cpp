@@ -5,7 +5,7 @@
 // format; acc / acc_norm / stderr / LAMBADA greedy + ppl; missing and unknown tasks; threading.
 #include "datasets/tasks/lm_eval_rules.h"
 #include "harness/evaluator.h"
-#include "harness/evaluators/parallel.h"
+#include "backends/parallel.h"
 #include "methods/common/kv_quant.h"
 #include "models/reference_forward.h"
 #include "models/source.h"

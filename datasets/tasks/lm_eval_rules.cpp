@@ -57,19 +57,6 @@ ScoringWindow scoring_window(const EncodedRequest& r, int max_length) {
   return w;
 }
 
-ContinuationScore score_continuation(const Mat& logits, int first_row, std::span<const int> targets) {
-  ContinuationScore s;
-  for (size_t j = 0; j < targets.size(); ++j) {
-    const auto row = logits.row(Eigen::Index(first_row) + Eigen::Index(j));
-    Eigen::Index best = 0;  // Eigen's maxCoeff keeps the first maximum, as torch.argmax does
-    const double mx = row.maxCoeff(&best);
-    const double lse = mx + std::log((row.array() - float(mx)).cast<double>().exp().sum());
-    s.loglik += double(row[targets[j]]) - lse;
-    if (best != targets[j]) s.greedy = false;
-  }
-  return s;
-}
-
 double python_length(std::string_view utf8) {
   double n = 0;
   for (const char c : utf8)

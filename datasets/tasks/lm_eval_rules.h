@@ -45,14 +45,6 @@ struct ScoringWindow {
 };
 ScoringWindow scoring_window(const EncodedRequest& r, int max_length);
 
-// Sum of log-softmax(logits row)[target] over the continuation, and whether every target
-// is its row's argmax (lm-eval's is_greedy; LAMBADA's acc).
-struct ContinuationScore {
-  double loglik = 0;
-  bool greedy = true;
-};
-ContinuationScore score_continuation(const Mat& logits, int first_row, std::span<const int> targets);
-
 // acc_norm's divisor: len(choice) as Python counts a str, i.e. Unicode code points of the
 // UTF-8 text (equal to bytes for ASCII).
 double python_length(std::string_view utf8);

@@ -4,10 +4,9 @@
 // dropped, each window run as an independent forward pass; PPL = exp(mean over windows of
 // the mean next-token NLL of that window).
 //
-// Windows are independent, so they run in parallel (one window per thread, BLAS single-
-// threaded meanwhile): for small models this beats threading inside the GEMMs by far.
+// Windows are independent: the job's execution backend scores them (backends/backend.h), on the
+// CPU one window per thread, on a GPU many windows per batch.
 #include "harness/evaluator.h"
-#include "harness/evaluators/parallel.h"
 
 #include "datasets/corpus.h"
 #include "models/model.h"
@@ -35,14 +34,10 @@ struct WindowNll {
   double mean() const { return sum / double(count); }
 };
 
-WindowNll window_nll(const Model& model, std::span<const int> window) {
-  const Mat logits = model.forward(window);
+WindowNll window_nll(const std::vector<TokenScore>& scores) {
   WindowNll w;
-  for (size_t t = 0; t + 1 < window.size(); ++t) {
-    const auto row = logits.row(Eigen::Index(t));
-    const double mx = row.maxCoeff();
-    const double lse = mx + std::log((row.array() - float(mx)).exp().cast<double>().sum());
-    const double nll = lse - row[window[t + 1]];
+  for (const TokenScore& s : scores) {
+    const double nll = -s.logprob;
     w.sum += nll, w.sum_sq += nll * nll, ++w.count;
   }
   return w;
@@ -83,17 +78,21 @@ void run_ppl(EvalContext& ctx, JobResult& result) {
   const int max_windows = param_int(ctx.params, "max_windows");
   if (max_windows > 0) windows = std::min(windows, max_windows);
 
-  std::vector<WindowNll> scored(static_cast<size_t>(windows));
-  ctx.progress.begin("ppl " + dataset, windows);
+  // Window i is read by the model and scored on its next tokens (row t predicts token t + 1).
+  std::vector<ScoreRequest> requests(static_cast<size_t>(windows));
+  for (int i = 0; i < windows; ++i) {
+    const std::span<const int> window = std::span<const int>(tokens).subspan(size_t(i) * size_t(seqlen), size_t(seqlen));
+    requests[size_t(i)] = {window, 0, window.subspan(1)};
+  }
+  ModelRunner& runner = model_runner(ctx);
+  std::vector<std::vector<TokenScore>> token_scores;
   const auto start = std::chrono::steady_clock::now();
   const std::clock_t cpu_start = std::clock();
-  for_each_forward(model, windows, param_int(ctx.params, "threads"), ctx.progress, [&](int i) {
-    scored[size_t(i)] =
-        window_nll(model, std::span<const int>(tokens).subspan(size_t(i) * size_t(seqlen), size_t(seqlen)));
-  });
+  runner.score(requests, token_scores, {"ppl " + dataset, param_int(ctx.params, "threads")}, ctx.progress);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const double cpu_seconds = double(std::clock() - cpu_start) / CLOCKS_PER_SEC;
-  ctx.progress.end();
+  std::vector<WindowNll> scored;
+  for (const std::vector<TokenScore>& w : token_scores) scored.push_back(window_nll(w));
 
   std::vector<double> nll;
   long predictions = 0;

@@ -6,12 +6,11 @@
 // errors are lm-eval's mean_stderr. The headline `avg` is the unweighted mean of each task's
 // paper metric (acc_norm where defined, else acc), as FlatQuant and QuaRot report it.
 //
-// Documents are independent, so they run in parallel (one document per thread, BLAS single-
-// threaded meanwhile, as the ppl evaluator does). Inside a document, requests whose model
-// input is the same token window (e.g. single-token continuations of one context) share one
-// forward pass — lm-eval's "contexts" grouping.
+// Requests are independent: the job's execution backend scores them (backends/backend.h). On the
+// CPU, requests whose model input is the same token window (e.g. single-token continuations of
+// one context) share one forward pass — lm-eval's "contexts" grouping; a GPU packs many
+// requests of any lengths into one batch.
 #include "harness/evaluator.h"
-#include "harness/evaluators/parallel.h"
 
 #include "datasets/tasks/lm_eval_rules.h"
 #include "datasets/tasks/task.h"
@@ -46,21 +45,41 @@ struct DocScores {
   int truncated = 0;  // requests that lost tokens on the left to fit max_length
 };
 
-DocScores score_doc(const Model& model, const Tokenizer& tok, const TaskDoc& doc, const ScoringOptions& opt) {
-  DocScores out;
-  std::map<std::vector<int>, Mat> logits_of_input;  // requests with one input share a forward
-  for (const LogLikelihoodRequest& req : doc.requests) {
-    const ScoringWindow w = scoring_window(encode_request(tok, req.context, req.continuation, opt.add_bos), opt.max_length);
-    out.truncated += w.truncated ? 1 : 0;
-    ContinuationScore s;
-    if (!w.targets.empty()) {
-      auto it = logits_of_input.find(w.input);
-      if (it == logits_of_input.end()) it = logits_of_input.emplace(w.input, model.forward(w.input)).first;
-      s = score_continuation(it->second, w.first_row, w.targets);
-    }
-    out.loglik.push_back(s.loglik);
-    out.greedy.push_back(s.greedy);
+// Every request of a task as the model reads it (windows kept alive for the scoring requests).
+struct TaskRequests {
+  std::vector<ScoringWindow> windows;  // by document, request by request
+  std::vector<size_t> first_of_doc;    // index of each document's first request; one past the end last
+};
+
+TaskRequests encode_task(const Tokenizer& tok, const TaskData& task, const ScoringOptions& opt) {
+  TaskRequests t;
+  for (const TaskDoc& doc : task.docs) {
+    t.first_of_doc.push_back(t.windows.size());
+    for (const LogLikelihoodRequest& req : doc.requests)
+      t.windows.push_back(scoring_window(encode_request(tok, req.context, req.continuation, opt.add_bos), opt.max_length));
   }
+  t.first_of_doc.push_back(t.windows.size());
+  return t;
+}
+
+// Scores every request of a task on the job's runner and gathers them by document. A request
+// with no target left after truncation scores 0 and counts as greedy, as before.
+std::vector<DocScores> score_task(ModelRunner& runner, const TaskRequests& t, const ScoreOptions& so,
+                                  Progress& progress) {
+  std::vector<ScoreRequest> requests;
+  for (const ScoringWindow& w : t.windows) requests.push_back({w.input, w.first_row, w.targets});
+  std::vector<std::vector<TokenScore>> token_scores;
+  runner.score(requests, token_scores, so, progress);
+  std::vector<DocScores> out(t.first_of_doc.size() - 1);
+  for (size_t d = 0; d + 1 < t.first_of_doc.size(); ++d)
+    for (size_t i = t.first_of_doc[d]; i < t.first_of_doc[d + 1]; ++i) {
+      double loglik = 0;
+      bool greedy = true;
+      for (const TokenScore& s : token_scores[i]) loglik += s.logprob, greedy = greedy && s.greedy;
+      out[d].loglik.push_back(loglik);
+      out[d].greedy.push_back(greedy);
+      out[d].truncated += t.windows[i].truncated ? 1 : 0;
+    }
   return out;
 }
 
@@ -163,11 +182,8 @@ void run_zeroshot(EvalContext& ctx, JobResult& result) {
   json avg_tasks = json::array(), files = json::object();
   for (const TaskData& task : tasks) {
     const std::string& name = task.name;
-    std::vector<DocScores> scores(task.docs.size());
-    ctx.progress.begin("zeroshot " + name, long(task.docs.size()));
-    for_each_forward(model, int(task.docs.size()), threads, ctx.progress,
-                 [&](int d) { scores[size_t(d)] = score_doc(model, *ctx.tokenizer, task.docs[size_t(d)], opt); });
-    ctx.progress.end();
+    const std::vector<DocScores> scores =
+        score_task(model_runner(ctx), encode_task(*ctx.tokenizer, task, opt), {"zeroshot " + name, threads}, ctx.progress);
 
     paper_metrics.push_back(report_task(task, judge(task, scores), result));
     avg_tasks.push_back(name + ":" + find_task(name)->paper_metric);

@@ -1,0 +1,159 @@
+// The CUDA execution backend: a prepared Model uploaded to one GPU (backends/cuda/device_model.h)
+// and scored there in packed batches. Built where nvcc is present (backends/CMakeLists.txt);
+// without a GPU it says so and every CUDA job fails with that reason.
+//
+// What it runs today: the full-precision decoder (LLaMA-style and OPT) of any method that
+// leaves the model's linear sites dense and installs no attention hook (fp16). A method whose
+// operators have no CUDA form yet is refused with the site and operator named, never run as
+// something else.
+#include "backends/backend.h"
+#include "backends/cuda/device_model.h"
+
+#include <fmt/format.h>
+
+#include <stdexcept>
+
+namespace fb {
+namespace {
+
+// Tokens per packed batch; the buffers are sized for it (and for one whole window at least).
+constexpr int kBatchTokens = 16384;
+
+cuda_exec::DType dtype_of(const std::string& name) {
+  if (name == "fp32") return cuda_exec::DType::f32;
+  if (name == "bf16") return cuda_exec::DType::bf16;
+  return cuda_exec::DType::f16;
+}
+
+void refuse_what_it_cannot_run(const Model& m) {
+  for (const LinearSite* s : m.sites())
+    if (s->op)
+      throw std::runtime_error(fmt::format(
+          "cuda backend: layer {} {} runs '{}', which has no CUDA form yet; run this method with device: cpu",
+          s->id.layer, role_name(s->id.role), s->op->describe()));
+  if (m.attention_hook)
+    throw std::runtime_error(
+        "cuda backend: the method installs an attention hook (KV-cache quantization or per-head transforms), which "
+        "has no CUDA form yet; run it with device: cpu");
+  if (m.site_hook) throw std::runtime_error("cuda backend: a site hook (calibration) cannot observe a GPU forward");
+}
+
+cuda_exec::HostLinear host_linear(const LinearSite& s) {
+  return {s.W.data(), s.b.size() ? s.b.data() : nullptr, s.out_features(), s.in_features()};
+}
+cuda_exec::HostNorm host_norm(const Norm& n) { return {n.gamma.data(), n.beta.size() ? n.beta.data() : nullptr}; }
+
+cuda_exec::HostModel host_model(const Model& m) {
+  const ModelConfig& c = m.cfg;
+  cuda_exec::HostModel h;
+  h.llama = c.arch == Arch::llama;
+  h.dim = c.dim, h.hidden = c.hidden_dim, h.n_layers = c.n_layers, h.n_heads = c.n_heads;
+  h.n_kv_heads = c.n_kv_heads, h.vocab = c.vocab_size, h.max_seq = c.max_seq_len, h.eps = c.norm_eps;
+  h.tok_embedding = m.tok_embedding.data();
+  h.pos_embedding = h.llama ? nullptr : m.pos_embedding.data();
+  h.classifier = m.output_matrix().data();
+  for (const Block& b : m.blocks) {
+    cuda_exec::HostLayer l;
+    l.attn_norm = host_norm(b.attn_norm), l.mlp_norm = host_norm(b.mlp_norm);
+    l.q = host_linear(b.q), l.k = host_linear(b.k), l.v = host_linear(b.v), l.o = host_linear(b.o);
+    if (h.llama)
+      l.gate = host_linear(b.gate), l.up = host_linear(b.up), l.down = host_linear(b.down);
+    else
+      l.fc1 = host_linear(b.fc1), l.fc2 = host_linear(b.fc2);
+    h.layers.push_back(l);
+  }
+  h.final_norm = host_norm(m.final_norm);
+  if (h.llama) rope_tables(c, c.max_seq_len, h.rope_cos, h.rope_sin);
+  return h;
+}
+
+class CudaRunner final : public ModelRunner {
+ public:
+  CudaRunner(const Model& m, const Placement& p)
+      : cfg_(m.cfg), placement_(p), info_(cuda_exec::device_info(p.device)),
+        device_(host_model(m), p.device, dtype_of(p.dtype), kBatchTokens) {}
+
+  void score(std::span<const ScoreRequest> requests, std::vector<std::vector<TokenScore>>& out,
+             const ScoreOptions& opt, Progress& progress) override {
+    out.assign(requests.size(), {});
+    progress.begin(opt.what, long(requests.size()));
+    size_t next = 0;
+    while (next < requests.size()) {
+      cuda_exec::Batch batch;
+      const size_t first = next;
+      for (; next < requests.size(); ++next) {
+        const ScoreRequest& r = requests[next];
+        if (r.targets.empty()) continue;  // nothing to score: no forward (as on the CPU)
+        check_window(cfg_, r.input);
+        if (r.first_row < 0 || r.first_row + long(r.targets.size()) > long(r.input.size()))
+          throw std::logic_error("cuda backend: a request's targets run past its input");
+        if (next > first && batch.tokens.size() + r.input.size() > size_t(device_.max_batch_tokens())) break;
+        const size_t base = batch.tokens.size();
+        batch.tokens.insert(batch.tokens.end(), r.input.begin(), r.input.end());
+        batch.targets.resize(batch.tokens.size(), -1);
+        for (size_t j = 0; j < r.targets.size(); ++j) batch.targets[base + size_t(r.first_row) + j] = r.targets[j];
+        batch.offsets.push_back(int(batch.tokens.size()));
+      }
+      std::vector<double> logprob;
+      std::vector<uint8_t> greedy;
+      if (!batch.tokens.empty()) device_.score(batch, logprob, greedy);
+      size_t at = 0;  // scored rows come back in row order: request by request, target by target
+      for (size_t i = first; i < next; ++i)
+        for (size_t j = 0; j < requests[i].targets.size(); ++j, ++at) out[i].push_back({logprob[at], greedy[at] != 0});
+      progress.step(long(next));
+    }
+    progress.end();
+  }
+
+  Mat logits(std::span<const int> window) override {
+    check_window(cfg_, window);
+    const std::vector<float> l = device_.logits(std::vector<int>(window.begin(), window.end()));
+    return Eigen::Map<const Mat>(l.data(), Eigen::Index(window.size()), cfg_.vocab_size);
+  }
+
+  nlohmann::json where() const override {
+    return {{"backend", "cuda"},
+            {"device_index", placement_.device},
+            {"device", info_.name},
+            {"compute_capability", fmt::format("{}.{}", info_.cc_major, info_.cc_minor)},
+            {"sm_count", info_.sm_count},
+            {"memory_mib", info_.total_bytes >> 20},
+            {"cuda_runtime", info_.runtime_version},
+            {"cuda_driver", info_.driver_version},
+            {"dtype", placement_.dtype},
+            {"weights_mib", device_.weight_bytes() >> 20},
+            {"batch_tokens", device_.max_batch_tokens()}};
+  }
+
+ private:
+  ModelConfig cfg_;
+  Placement placement_;
+  cuda_exec::DeviceInfo info_;
+  cuda_exec::DeviceModel device_;
+};
+
+std::string cuda_unavailable() {
+  std::string why;
+  return cuda_exec::device_count(&why) > 0 ? std::string() : "no usable GPU (" + why + ")";
+}
+
+std::unique_ptr<ModelRunner> make_cuda_runner(const Model& m, const Placement& p) {
+  refuse_what_it_cannot_run(m);
+  std::string why;
+  const int count = cuda_exec::device_count(&why);
+  if (count == 0) throw std::runtime_error("cuda backend: no usable GPU (" + why + ")");
+  if (p.device >= count)
+    throw std::runtime_error(fmt::format("device cuda:{}: only {} GPU(s) are visible", p.device, count));
+  return std::make_unique<CudaRunner>(m, p);
+}
+
+FB_REGISTER_EXECUTION_BACKEND(ExecutionBackendInfo{
+    "cuda",
+    "one NVIDIA GPU: weights resident in fp16, bf16 or fp32, cuBLAS GEMMs with fp32 accumulation, fused causal "
+    "attention and log-softmax (docs/backends.md)",
+    {"fp16", "bf16", "fp32"},
+    cuda_unavailable,
+    make_cuda_runner});
+
+}  // namespace
+}  // namespace fb

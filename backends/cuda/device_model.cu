@@ -1,0 +1,666 @@
+// The decoder on one GPU (backends/cuda/device_model.h). Each op is a small kernel written to
+// follow the CPU runtime's formula (models/model.cpp, models/forward_kernels_impl.inc), in the
+// same order of operations where it matters; the GEMMs are cuBLAS.
+#include "backends/cuda/device_model.h"
+
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+
+namespace fb::cuda_exec {
+namespace {
+
+void check(cudaError_t e, const char* what, const char* file, int line) {
+  if (e != cudaSuccess)
+    throw std::runtime_error(std::string("cuda backend: ") + what + ": " + cudaGetErrorString(e) + " (" + file + ":" +
+                             std::to_string(line) + ")");
+}
+void check_cublas(cublasStatus_t s, const char* what, const char* file, int line) {
+  if (s != CUBLAS_STATUS_SUCCESS)
+    throw std::runtime_error(std::string("cuda backend: ") + what + ": " + cublasGetStatusString(s) + " (" + file +
+                             ":" + std::to_string(line) + ")");
+}
+#define FB_CU(x) check((x), #x, __FILE__, __LINE__)
+#define FB_CUBLAS(x) check_cublas((x), #x, __FILE__, __LINE__)
+#define FB_LAUNCHED(what) check(cudaGetLastError(), what, __FILE__, __LINE__)
+
+// ---- element types -----------------------------------------------------------------------
+
+__device__ __forceinline__ float to_f(float x) { return x; }
+__device__ __forceinline__ float to_f(__half x) { return __half2float(x); }
+__device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
+template <class T> __device__ __forceinline__ T from_f(float x);
+template <> __device__ __forceinline__ float from_f<float>(float x) { return x; }
+template <> __device__ __forceinline__ __half from_f<__half>(float x) { return __float2half_rn(x); }
+template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
+
+template <class T> constexpr cudaDataType_t cuda_type();
+template <> constexpr cudaDataType_t cuda_type<float>() { return CUDA_R_32F; }
+template <> constexpr cudaDataType_t cuda_type<__half>() { return CUDA_R_16F; }
+template <> constexpr cudaDataType_t cuda_type<__nv_bfloat16>() { return CUDA_R_16BF; }
+
+// ---- device memory -----------------------------------------------------------------------
+
+template <class T>
+struct Buffer {
+  T* p = nullptr;
+  size_t n = 0;
+  Buffer() = default;
+  explicit Buffer(size_t count) : n(count) {
+    if (n) FB_CU(cudaMalloc(&p, n * sizeof(T)));
+  }
+  Buffer(Buffer&& o) noexcept : p(o.p), n(o.n) { o.p = nullptr, o.n = 0; }
+  Buffer& operator=(Buffer&& o) noexcept {
+    std::swap(p, o.p), std::swap(n, o.n);
+    return *this;
+  }
+  ~Buffer() { cudaFree(p); }
+  void upload(const T* host, size_t count, size_t at = 0) {
+    FB_CU(cudaMemcpy(p + at, host, count * sizeof(T), cudaMemcpyHostToDevice));
+  }
+};
+
+template <class T>
+__global__ void convert_kernel(const float* in, T* out, size_t n) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x)
+    out[i] = from_f<T>(in[i]);
+}
+
+int blocks_for(size_t n, int threads = 256) { return int(std::min<size_t>((n + threads - 1) / threads, 65535)); }
+
+// Host fp32 → device T through a staging buffer of fp32, in pieces (weights can be gigabytes).
+template <class T>
+void upload_converted(T* dst, const float* host, size_t n, Buffer<float>& staging) {
+  for (size_t at = 0; at < n; at += staging.n) {
+    const size_t part = std::min(staging.n, n - at);
+    staging.upload(host + at, part);
+    convert_kernel<T><<<blocks_for(part), 256>>>(staging.p, dst + at, part);
+    FB_LAUNCHED("convert weights");
+  }
+}
+
+// ---- kernels -----------------------------------------------------------------------------
+
+// x[r] = tok[token[r]] (+ OPT's learned position pos[r] + 2).
+template <class T>
+__global__ void embed_kernel(const int* tokens, const int* pos, const T* tok, const T* pos_emb, float* x, int dim) {
+  const int r = blockIdx.x;
+  const T* e = tok + size_t(tokens[r]) * dim;
+  const T* pe = pos_emb ? pos_emb + size_t(pos[r] + 2) * dim : nullptr;
+  for (int c = threadIdx.x; c < dim; c += blockDim.x) x[size_t(r) * dim + c] = to_f(e[c]) + (pe ? to_f(pe[c]) : 0.f);
+}
+
+__device__ float block_sum(float v, float* shared) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  __syncthreads();
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  float total = 0;
+  for (int w = 0; w < int(blockDim.x / 32); ++w) total += shared[w];
+  return total;
+}
+
+// RMSNorm (beta null) or LayerNorm of row rows[i] (or i) of x into out row i, as apply_norm does.
+template <class T>
+__global__ void norm_kernel(const float* x, const int* rows, const float* gamma, const float* beta, T* out, int dim,
+                            float eps) {
+  __shared__ float shared[32];
+  const size_t src = rows ? size_t(rows[blockIdx.x]) : blockIdx.x;
+  const float* row = x + src * dim;
+  T* o = out + size_t(blockIdx.x) * dim;
+  const float inv_n = 1.0f / float(dim);
+  if (beta) {
+    float s = 0;
+    for (int c = threadIdx.x; c < dim; c += blockDim.x) s += row[c];
+    const float mean = block_sum(s, shared) * inv_n;
+    float v = 0;
+    for (int c = threadIdx.x; c < dim; c += blockDim.x) v += (row[c] - mean) * (row[c] - mean);
+    const float inv_std = 1.0f / sqrtf(block_sum(v, shared) * inv_n + eps);
+    for (int c = threadIdx.x; c < dim; c += blockDim.x) o[c] = from_f<T>((row[c] - mean) * inv_std * gamma[c] + beta[c]);
+  } else {
+    float s = 0;
+    for (int c = threadIdx.x; c < dim; c += blockDim.x) s += row[c] * row[c];
+    const float inv_rms = 1.0f / sqrtf(block_sum(s, shared) * inv_n + eps);
+    for (int c = threadIdx.x; c < dim; c += blockDim.x) o[c] = from_f<T>(gamma[c] * (row[c] * inv_rms));
+  }
+}
+
+// Adds the q/k/v biases and rotates q and k by llama2.c's RoPE (pairs 2j, 2j+1 of each head).
+__global__ void qkv_bias_rope_kernel(float* qkv, const float* bias, const float* cos_t, const float* sin_t,
+                                     const int* pos, int width, int rope_width, int hd, int rows) {
+  const int pairs = width / 2;
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < size_t(rows) * pairs;
+       i += size_t(gridDim.x) * blockDim.x) {
+    const int r = int(i / pairs), c = int(i % pairs) * 2;
+    float* row = qkv + size_t(r) * width;
+    float a = row[c], b = row[c + 1];
+    if (bias) a += bias[c], b += bias[c + 1];
+    if (c < rope_width) {
+      const int j = (c % hd) / 2;
+      const float cs = cos_t[size_t(pos[r]) * (hd / 2) + j], sn = sin_t[size_t(pos[r]) * (hd / 2) + j];
+      const float a2 = a * cs - b * sn, b2 = a * sn + b * cs;
+      a = a2, b = b2;
+    }
+    row[c] = a, row[c + 1] = b;
+  }
+}
+
+// A block: 32 query rows of one head of one sequence (8 warps × 4 rows); key tiles of 32 in
+// shared memory; online softmax, so the scores of a row never exist beyond one tile.
+constexpr int kWarps = 8, kRowsPerWarp = 4, kRowsPerBlock = kWarps * kRowsPerWarp, kKeyTile = 32;
+
+struct AttentionTile {
+  int seq_start, seq_end, q0, pad;
+};
+
+__device__ __forceinline__ float warp_max(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+__device__ __forceinline__ float warp_sum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+template <class T, int kDimsPerLane>
+__global__ void __launch_bounds__(kWarps * 32)
+    attention_kernel(const float* qkv, int ld, int k_off, int v_off, T* out, int ldo, const AttentionTile* tiles,
+                     int group, int hd, float scale) {
+  extern __shared__ float smem[];
+  float* ks = smem;                      // kKeyTile × (hd + 1): padded, so lanes reading rows hit distinct banks
+  float* vs = ks + kKeyTile * (hd + 1);  // kKeyTile × hd
+  float* qs = vs + kKeyTile * hd;        // kRowsPerBlock × hd, scaled as the CPU scales its query row
+  const AttentionTile tile = tiles[blockIdx.x];
+  const int h = blockIdx.y, kvh = h / group;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int q_last = min(tile.q0 + kRowsPerBlock, tile.seq_end) - 1;
+  for (int i = threadIdx.x; i < kRowsPerBlock * hd; i += blockDim.x) {
+    const int r = tile.q0 + i / hd;
+    qs[i] = r <= q_last ? qkv[size_t(r) * ld + h * hd + i % hd] * scale : 0.f;
+  }
+  float acc[kRowsPerWarp][kDimsPerLane], m[kRowsPerWarp], l[kRowsPerWarp];
+#pragma unroll
+  for (int i = 0; i < kRowsPerWarp; ++i) {
+    m[i] = -INFINITY, l[i] = 0;
+#pragma unroll
+    for (int c = 0; c < kDimsPerLane; ++c) acc[i][c] = 0;
+  }
+  const int row0 = tile.q0 + warp * kRowsPerWarp;
+  for (int k0 = tile.seq_start; k0 <= q_last; k0 += kKeyTile) {
+    __syncthreads();  // the previous tile is consumed (and the queries are in place)
+    for (int i = threadIdx.x; i < kKeyTile * hd; i += blockDim.x) {
+      const int j = i / hd, d = i % hd, key = k0 + j;
+      const bool in = key <= q_last;
+      ks[j * (hd + 1) + d] = in ? qkv[size_t(key) * ld + k_off + kvh * hd + d] : 0.f;
+      vs[j * hd + d] = in ? qkv[size_t(key) * ld + v_off + kvh * hd + d] : 0.f;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int i = 0; i < kRowsPerWarp; ++i) {
+      const int r = row0 + i;
+      if (r > q_last || k0 > r) continue;  // uniform over the warp
+      const int key = k0 + lane;
+      float s = -INFINITY;
+      if (key <= r) {
+        const float* q = qs + (warp * kRowsPerWarp + i) * hd;
+        const float* kr = ks + lane * (hd + 1);
+        float dot = 0;
+        for (int d = 0; d < hd; ++d) dot += q[d] * kr[d];
+        s = dot;
+      }
+      const float m_new = fmaxf(m[i], warp_max(s));
+      const float p = key <= r ? expf(s - m_new) : 0.f;
+      const float corr = expf(m[i] - m_new);
+      l[i] = l[i] * corr + warp_sum(p);
+#pragma unroll
+      for (int c = 0; c < kDimsPerLane; ++c) acc[i][c] *= corr;
+      const int keys = min(kKeyTile, r - k0 + 1);
+      for (int j = 0; j < keys; ++j) {
+        const float pj = __shfl_sync(0xffffffffu, p, j);
+#pragma unroll
+        for (int c = 0; c < kDimsPerLane; ++c) {
+          const int d = lane + 32 * c;
+          if (d < hd) acc[i][c] += pj * vs[j * hd + d];
+        }
+      }
+      m[i] = m_new;
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < kRowsPerWarp; ++i) {
+    const int r = row0 + i;
+    if (r > q_last) continue;
+#pragma unroll
+    for (int c = 0; c < kDimsPerLane; ++c) {
+      const int d = lane + 32 * c;
+      if (d < hd) out[size_t(r) * ldo + h * hd + d] = from_f<T>(acc[i][c] / l[i]);
+    }
+  }
+}
+
+// SwiGLU as silu_multiply does it: g / (1 + e^{-g}) · u, over [gate | up] rows (biases added first).
+template <class T>
+__global__ void swiglu_kernel(const float* gu, const float* bias, T* out, int hidden, int rows) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < size_t(rows) * hidden;
+       i += size_t(gridDim.x) * blockDim.x) {
+    const int r = int(i / hidden), c = int(i % hidden);
+    float g = gu[size_t(r) * 2 * hidden + c], u = gu[size_t(r) * 2 * hidden + hidden + c];
+    if (bias) g += bias[c], u += bias[hidden + c];
+    out[i] = from_f<T>(g / (1.0f + expf(-g)) * u);
+  }
+}
+
+// OPT's fc1 epilogue: ReLU(y + b).
+template <class T>
+__global__ void relu_kernel(const float* y, const float* bias, T* out, int width, int rows) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < size_t(rows) * width;
+       i += size_t(gridDim.x) * blockDim.x) {
+    const float v = y[i] + (bias ? bias[i % width] : 0.f);
+    out[i] = from_f<T>(fmaxf(v, 0.f));
+  }
+}
+
+// x += y + b (the sub-layer's output, its bias added first as LinearSite::forward does).
+__global__ void residual_kernel(float* x, const float* y, const float* bias, int width, int rows) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < size_t(rows) * width;
+       i += size_t(gridDim.x) * blockDim.x)
+    x[i] += bias ? y[i] + bias[i % width] : y[i];
+}
+
+// One logits row → the target's log-softmax (sum of exponentials in double, as score_row) and
+// whether the target is the row's first arg-max.
+__global__ void score_rows_kernel(const float* logits, int vocab, const int* targets, double* logprob,
+                                  uint8_t* greedy) {
+  __shared__ float best_v[256];
+  __shared__ int best_i[256];
+  __shared__ double sums[256];
+  const float* row = logits + size_t(blockIdx.x) * vocab;
+  float bv = -INFINITY;
+  int bi = vocab;
+  for (int c = threadIdx.x; c < vocab; c += blockDim.x)
+    if (row[c] > bv) bv = row[c], bi = c;  // strided scan: the first maximum of this thread's columns
+  best_v[threadIdx.x] = bv, best_i[threadIdx.x] = bi;
+  __syncthreads();
+  for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+    if (threadIdx.x < s) {
+      const float ov = best_v[threadIdx.x + s];
+      const int oi = best_i[threadIdx.x + s];
+      if (ov > best_v[threadIdx.x] || (ov == best_v[threadIdx.x] && oi < best_i[threadIdx.x]))
+        best_v[threadIdx.x] = ov, best_i[threadIdx.x] = oi;
+    }
+    __syncthreads();
+  }
+  const float mx = best_v[0];
+  double sum = 0;
+  for (int c = threadIdx.x; c < vocab; c += blockDim.x) sum += exp(double(row[c] - mx));
+  sums[threadIdx.x] = sum;
+  __syncthreads();
+  for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+    if (threadIdx.x < s) sums[threadIdx.x] += sums[threadIdx.x + s];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) {
+    const int t = targets[blockIdx.x];
+    logprob[blockIdx.x] = double(row[t]) - (double(mx) + log(sums[0]));
+    greedy[blockIdx.x] = best_i[0] == t;
+  }
+}
+
+// ---- the model ---------------------------------------------------------------------------
+
+struct Linear {
+  size_t w = 0;  // offset into the weight arena
+  long bias = -1;  // offset into the fp32 arena, or -1
+  int N = 0, K = 0;
+};
+struct NormW {
+  long gamma = -1, beta = -1;  // offsets into the fp32 arena
+};
+struct Layer {
+  NormW attn_norm, mlp_norm;
+  Linear qkv, o, gate_up, down, fc1, fc2;
+};
+
+class ModelBase {
+ public:
+  virtual ~ModelBase() = default;
+  virtual void score(const Batch& b, std::vector<double>& logprob, std::vector<uint8_t>& greedy) = 0;
+  virtual std::vector<float> logits(const std::vector<int>& tokens) = 0;
+  virtual size_t weight_bytes() const = 0;
+  int max_tokens = 0;
+};
+
+template <class T>
+class TypedModel final : public ModelBase {
+ public:
+  TypedModel(const HostModel& m, int max_batch_tokens) : cfg_(m) {
+    hd_ = m.dim / m.n_heads;
+    nq_ = m.n_heads * hd_, nkv_ = m.n_kv_heads * hd_;
+    max_tokens = std::max(max_batch_tokens, m.max_seq);
+    check_fits(m);
+    FB_CUBLAS(cublasCreate(&blas_));
+    FB_CUBLAS(cublasSetMathMode(blas_, CUBLAS_DEFAULT_MATH));  // fp32 GEMMs stay fp32: no TF32
+    upload_weights(m);
+    allocate_activations();
+  }
+  ~TypedModel() override { cublasDestroy(blas_); }
+
+  size_t weight_bytes() const override { return weights_.n * sizeof(T) + floats_.n * sizeof(float); }
+
+  void score(const Batch& b, std::vector<double>& logprob, std::vector<uint8_t>& greedy) override {
+    const int rows = forward(b);
+    std::vector<int> scored, targets;
+    for (int r = 0; r < rows; ++r)
+      if (b.targets[static_cast<size_t>(r)] >= 0) scored.push_back(r), targets.push_back(b.targets[static_cast<size_t>(r)]);
+    logprob.assign(scored.size(), 0), greedy.assign(scored.size(), 0);
+    for (size_t at = 0; at < scored.size(); at += size_t(chunk_rows_)) {
+      const int n = int(std::min(scored.size() - at, size_t(chunk_rows_)));
+      row_idx_.upload(scored.data() + at, size_t(n));
+      targets_.upload(targets.data() + at, size_t(n));
+      classify(row_idx_.p, n);
+      score_rows_kernel<<<n, 256>>>(logits_.p, cfg_.vocab, targets_.p, logprob_.p, greedy_.p);
+      FB_LAUNCHED("score rows");
+      FB_CU(cudaMemcpy(logprob.data() + at, logprob_.p, size_t(n) * sizeof(double), cudaMemcpyDeviceToHost));
+      FB_CU(cudaMemcpy(greedy.data() + at, greedy_.p, size_t(n), cudaMemcpyDeviceToHost));
+    }
+  }
+
+  std::vector<float> logits(const std::vector<int>& tokens) override {
+    Batch b;
+    b.tokens = tokens;
+    b.offsets = {0, int(tokens.size())};
+    b.targets.assign(tokens.size(), -1);
+    const int rows = forward(b);
+    std::vector<float> out(size_t(rows) * cfg_.vocab);
+    std::vector<int> all(static_cast<size_t>(rows));
+    std::iota(all.begin(), all.end(), 0);
+    for (int at = 0; at < rows; at += chunk_rows_) {
+      const int n = std::min(rows - at, chunk_rows_);
+      row_idx_.upload(all.data() + at, size_t(n));
+      classify(row_idx_.p, n);
+      FB_CU(cudaMemcpy(out.data() + size_t(at) * cfg_.vocab, logits_.p, size_t(n) * cfg_.vocab * sizeof(float),
+                       cudaMemcpyDeviceToHost));
+    }
+    return out;
+  }
+
+ private:
+  const float* f(long off) const { return off < 0 ? nullptr : floats_.p + off; }
+  const T* w(size_t off) const { return weights_.p + off; }
+
+  void check_fits(const HostModel& m) {
+    size_t weights = size_t(m.vocab) * m.dim * (m.classifier == m.tok_embedding ? 1 : 2) +
+                     (m.pos_embedding ? size_t(m.max_seq + 2) * m.dim : 0);
+    for (const HostLayer& l : m.layers)
+      for (const HostLinear* lin : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down, &l.fc1, &l.fc2})
+        weights += size_t(lin->N) * lin->K;
+    const size_t act = size_t(max_tokens) * (4 * (3 * size_t(m.dim) + nq_ + 2 * nkv_ + 2 * size_t(m.hidden)) +
+                                            sizeof(T) * (2 * size_t(m.dim) + m.hidden) + 16);
+    chunk_rows_ = int(std::clamp<size_t>((size_t(512) << 20) / (size_t(m.vocab) * 4), 1, size_t(max_tokens)));
+    const size_t need = weights * sizeof(T) + act + size_t(chunk_rows_) * m.vocab * 4 + (size_t(256) << 20);
+    size_t free_b = 0, total_b = 0;
+    FB_CU(cudaMemGetInfo(&free_b, &total_b));
+    if (need > free_b)
+      throw std::runtime_error("cuda backend: the model needs about " + std::to_string(need >> 20) + " MiB on the GPU (" +
+                               std::to_string((weights * sizeof(T)) >> 20) + " MiB of weights), but " +
+                               std::to_string(free_b >> 20) +
+                               " MiB are free; a smaller dtype or batch, or a larger GPU (streaming layers from the "
+                               "checkpoint is not implemented yet)");
+  }
+
+  // Weights as one arena of T (matrices) and one of fp32 (norms, biases, RoPE tables).
+  void upload_weights(const HostModel& m) {
+    std::vector<std::pair<const float*, size_t>> mats;  // host source, count, in arena order
+    size_t wn = 0;
+    auto add_mat = [&](const float* src, size_t n) {
+      mats.push_back({src, n});
+      const size_t at = wn;
+      wn += n;
+      return at;
+    };
+    std::vector<float> fl;
+    auto add_floats = [&](const float* src, size_t n) -> long {
+      if (!src) return -1;
+      const long at = long(fl.size());
+      fl.insert(fl.end(), src, src + n);
+      return at;
+    };
+    auto linear = [&](std::initializer_list<const HostLinear*> parts) {
+      Linear out;
+      out.K = (*parts.begin())->K;
+      bool any_bias = false;
+      for (const HostLinear* p : parts) any_bias |= p->b != nullptr;
+      for (const HostLinear* p : parts) {
+        const size_t at = add_mat(p->W, size_t(p->N) * p->K);
+        if (p == *parts.begin()) out.w = at;
+        out.N += p->N;
+      }
+      if (any_bias) {
+        out.bias = long(fl.size());
+        for (const HostLinear* p : parts) {
+          if (p->b) fl.insert(fl.end(), p->b, p->b + p->N);
+          else fl.insert(fl.end(), size_t(p->N), 0.f);
+        }
+      }
+      return out;
+    };
+    tok_ = add_mat(m.tok_embedding, size_t(m.vocab) * m.dim);
+    cls_ = m.classifier == m.tok_embedding ? tok_ : add_mat(m.classifier, size_t(m.vocab) * m.dim);
+    pos_ = m.pos_embedding ? long(add_mat(m.pos_embedding, size_t(m.max_seq + 2) * m.dim)) : -1;
+    for (const HostLayer& hl : m.layers) {
+      Layer l;
+      l.attn_norm = {add_floats(hl.attn_norm.gamma, m.dim), add_floats(hl.attn_norm.beta, m.dim)};
+      l.mlp_norm = {add_floats(hl.mlp_norm.gamma, m.dim), add_floats(hl.mlp_norm.beta, m.dim)};
+      l.qkv = linear({&hl.q, &hl.k, &hl.v});
+      l.o = linear({&hl.o});
+      if (m.llama) {
+        l.gate_up = linear({&hl.gate, &hl.up});
+        l.down = linear({&hl.down});
+      } else {
+        l.fc1 = linear({&hl.fc1});
+        l.fc2 = linear({&hl.fc2});
+      }
+      layers_.push_back(l);
+    }
+    final_norm_ = {add_floats(m.final_norm.gamma, m.dim), add_floats(m.final_norm.beta, m.dim)};
+    if (m.llama) {
+      rope_cos_ = add_floats(m.rope_cos.data(), m.rope_cos.size());
+      rope_sin_ = add_floats(m.rope_sin.data(), m.rope_sin.size());
+    }
+    weights_ = Buffer<T>(wn);
+    Buffer<float> staging(std::min<size_t>(wn, size_t(16) << 20));
+    size_t at = 0;
+    for (auto [src, n] : mats) upload_converted(weights_.p + at, src, n, staging), at += n;
+    floats_ = Buffer<float>(fl.size());
+    floats_.upload(fl.data(), fl.size());
+    FB_CU(cudaDeviceSynchronize());
+  }
+
+  void allocate_activations() {
+    const size_t M = size_t(max_tokens);
+    x_ = Buffer<float>(M * cfg_.dim);
+    y_ = Buffer<float>(M * cfg_.dim);
+    qkv_ = Buffer<float>(M * (nq_ + 2 * nkv_));
+    mlp_ = Buffer<float>(M * 2 * size_t(cfg_.hidden));
+    hn_ = Buffer<T>(M * std::max(cfg_.dim, nq_));
+    act_ = Buffer<T>(M * size_t(cfg_.hidden));
+    tokens_ = Buffer<int>(M), pos_idx_ = Buffer<int>(M), row_idx_ = Buffer<int>(M), targets_ = Buffer<int>(M);
+    tiles_ = Buffer<AttentionTile>(M / kRowsPerBlock + 2 * M / std::max(1, cfg_.max_seq) + 64);
+    logits_ = Buffer<float>(size_t(chunk_rows_) * cfg_.vocab);
+    logprob_ = Buffer<double>(size_t(chunk_rows_));
+    greedy_ = Buffer<uint8_t>(size_t(chunk_rows_));
+    const int dpl = (hd_ + 31) / 32;
+    if (dpl > 8) throw std::runtime_error("cuda backend: head_dim " + std::to_string(hd_) + " > 256 is not supported");
+    attn_smem_ = (kKeyTile * (hd_ + 1) + kKeyTile * hd_ + kRowsPerBlock * hd_) * int(sizeof(float));
+  }
+
+  // Y[rows × N] = X[rows × K] · W[N × K]ᵀ, fp32 out and accumulation.
+  void gemm(const Linear& lin, const T* X, float* Y, int rows) {
+    const float one = 1, zero = 0;
+    FB_CUBLAS(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, lin.N, rows, lin.K, &one, w(lin.w), cuda_type<T>(), lin.K,
+                           X, cuda_type<T>(), lin.K, &zero, Y, CUDA_R_32F, lin.N, CUBLAS_COMPUTE_32F,
+                           CUBLAS_GEMM_DEFAULT));
+  }
+
+  void norm(const float* x, const int* rows_idx, const NormW& n, T* out, int rows) {
+    norm_kernel<T><<<rows, 256>>>(x, rows_idx, f(n.gamma), f(n.beta), out, cfg_.dim, cfg_.eps);
+    FB_LAUNCHED("norm");
+  }
+
+  template <int kDpl>
+  void attention_dpl(int tiles, int rows) {
+    auto kernel = attention_kernel<T, kDpl>;
+    if (attn_smem_ > 48 * 1024) FB_CU(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, attn_smem_));
+    const int ld = nq_ + 2 * nkv_;
+    kernel<<<dim3(tiles, cfg_.n_heads), kWarps * 32, attn_smem_>>>(qkv_.p, ld, nq_, nq_ + nkv_, hn_.p, nq_, tiles_.p,
+                                                                  cfg_.n_heads / cfg_.n_kv_heads, hd_,
+                                                                  1.0f / sqrtf(float(hd_)));
+    FB_LAUNCHED("attention");
+  }
+  void attention(int tiles, int rows) {
+    switch ((hd_ + 31) / 32) {
+      case 1: return attention_dpl<1>(tiles, rows);
+      case 2: return attention_dpl<2>(tiles, rows);
+      case 3: case 4: return attention_dpl<4>(tiles, rows);
+      default: return attention_dpl<8>(tiles, rows);
+    }
+  }
+
+  // Runs the decoder over a packed batch, leaving the residual stream in x_; returns its rows.
+  int forward(const Batch& b) {
+    const int rows = int(b.tokens.size());
+    if (rows > max_tokens) throw std::logic_error("cuda backend: batch larger than its buffers");
+    std::vector<int> pos(static_cast<size_t>(rows));
+    std::vector<AttentionTile> tiles;
+    for (size_t s = 0; s + 1 < b.offsets.size(); ++s) {
+      const int start = b.offsets[s], end = b.offsets[s + 1];
+      if (end - start > cfg_.max_seq && !cfg_.llama) throw std::runtime_error("cuda backend: sequence longer than OPT's positions");
+      if (end - start > cfg_.max_seq) throw std::runtime_error("cuda backend: sequence longer than the RoPE table");
+      for (int r = start; r < end; ++r) pos[static_cast<size_t>(r)] = r - start;
+      for (int q0 = start; q0 < end; q0 += kRowsPerBlock) tiles.push_back({start, end, q0, 0});
+    }
+    if (tiles.size() > tiles_.n) tiles_ = Buffer<AttentionTile>(tiles.size());
+    tokens_.upload(b.tokens.data(), size_t(rows));
+    pos_idx_.upload(pos.data(), size_t(rows));
+    tiles_.upload(tiles.data(), tiles.size());
+
+    embed_kernel<T><<<rows, 256>>>(tokens_.p, pos_idx_.p, w(tok_), pos_ >= 0 ? w(size_t(pos_)) : nullptr, x_.p, cfg_.dim);
+    FB_LAUNCHED("embed");
+    const int width = nq_ + 2 * nkv_;
+    for (const Layer& l : layers_) {
+      norm(x_.p, nullptr, l.attn_norm, hn_.p, rows);
+      gemm(l.qkv, hn_.p, qkv_.p, rows);
+      qkv_bias_rope_kernel<<<blocks_for(size_t(rows) * width / 2), 256>>>(
+          qkv_.p, f(l.qkv.bias), cfg_.llama ? f(rope_cos_) : nullptr, cfg_.llama ? f(rope_sin_) : nullptr, pos_idx_.p,
+          width, cfg_.llama ? nq_ + nkv_ : 0, hd_, rows);
+      FB_LAUNCHED("qkv bias + rope");
+      attention(int(tiles.size()), rows);
+      gemm(l.o, hn_.p, y_.p, rows);
+      residual_kernel<<<blocks_for(size_t(rows) * cfg_.dim), 256>>>(x_.p, y_.p, f(l.o.bias), cfg_.dim, rows);
+      FB_LAUNCHED("residual");
+      norm(x_.p, nullptr, l.mlp_norm, hn_.p, rows);
+      if (cfg_.llama) {
+        gemm(l.gate_up, hn_.p, mlp_.p, rows);
+        swiglu_kernel<T><<<blocks_for(size_t(rows) * cfg_.hidden), 256>>>(mlp_.p, f(l.gate_up.bias), act_.p, cfg_.hidden, rows);
+        FB_LAUNCHED("swiglu");
+        gemm(l.down, act_.p, y_.p, rows);
+        residual_kernel<<<blocks_for(size_t(rows) * cfg_.dim), 256>>>(x_.p, y_.p, f(l.down.bias), cfg_.dim, rows);
+      } else {
+        gemm(l.fc1, hn_.p, mlp_.p, rows);
+        relu_kernel<T><<<blocks_for(size_t(rows) * cfg_.hidden), 256>>>(mlp_.p, f(l.fc1.bias), act_.p, cfg_.hidden, rows);
+        FB_LAUNCHED("relu");
+        gemm(l.fc2, act_.p, y_.p, rows);
+        residual_kernel<<<blocks_for(size_t(rows) * cfg_.dim), 256>>>(x_.p, y_.p, f(l.fc2.bias), cfg_.dim, rows);
+      }
+      FB_LAUNCHED("residual");
+    }
+    return rows;
+  }
+
+  // Logits of `n` rows of the residual stream (by index) into logits_: final norm, classifier.
+  void classify(const int* rows_idx, int n) {
+    norm(x_.p, rows_idx, final_norm_, hn_.p, n);
+    Linear cls;
+    cls.w = cls_, cls.N = cfg_.vocab, cls.K = cfg_.dim;
+    gemm(cls, hn_.p, logits_.p, n);
+  }
+
+  HostModel cfg_;  // shapes only after the upload (its pointers are not kept)
+  int hd_ = 0, nq_ = 0, nkv_ = 0, chunk_rows_ = 1, attn_smem_ = 0;
+  cublasHandle_t blas_ = nullptr;
+  Buffer<T> weights_;
+  Buffer<float> floats_;
+  size_t tok_ = 0, cls_ = 0;
+  long pos_ = -1, rope_cos_ = -1, rope_sin_ = -1;
+  std::vector<Layer> layers_;
+  NormW final_norm_;
+  Buffer<float> x_, y_, qkv_, mlp_, logits_;
+  Buffer<T> hn_, act_;
+  Buffer<int> tokens_, pos_idx_, row_idx_, targets_;
+  Buffer<AttentionTile> tiles_;
+  Buffer<double> logprob_;
+  Buffer<uint8_t> greedy_;
+};
+
+}  // namespace
+
+int device_count(std::string* why) {
+  int n = 0;
+  const cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) {
+    if (why) *why = cudaGetErrorString(e);
+    cudaGetLastError();  // clear it
+    return 0;
+  }
+  if (n == 0 && why) *why = "no CUDA device is visible";
+  return n;
+}
+
+DeviceInfo device_info(int device) {
+  DeviceInfo d;
+  cudaDeviceProp p{};
+  FB_CU(cudaGetDeviceProperties(&p, device));
+  d.name = p.name, d.sm_count = p.multiProcessorCount, d.cc_major = p.major, d.cc_minor = p.minor;
+  FB_CU(cudaSetDevice(device));
+  FB_CU(cudaMemGetInfo(&d.free_bytes, &d.total_bytes));
+  FB_CU(cudaRuntimeGetVersion(&d.runtime_version));
+  FB_CU(cudaDriverGetVersion(&d.driver_version));
+  return d;
+}
+
+struct DeviceModel::Impl {
+  int device = 0;
+  std::unique_ptr<ModelBase> model;
+};
+
+DeviceModel::DeviceModel(const HostModel& m, int device, DType dtype, int max_batch_tokens) : impl_(new Impl) {
+  impl_->device = device;
+  FB_CU(cudaSetDevice(device));
+  switch (dtype) {
+    case DType::f32: impl_->model = std::make_unique<TypedModel<float>>(m, max_batch_tokens); break;
+    case DType::f16: impl_->model = std::make_unique<TypedModel<__half>>(m, max_batch_tokens); break;
+    case DType::bf16: impl_->model = std::make_unique<TypedModel<__nv_bfloat16>>(m, max_batch_tokens); break;
+  }
+}
+DeviceModel::~DeviceModel() = default;
+
+void DeviceModel::score(const Batch& b, std::vector<double>& logprob, std::vector<uint8_t>& greedy) {
+  FB_CU(cudaSetDevice(impl_->device));
+  impl_->model->score(b, logprob, greedy);
+}
+std::vector<float> DeviceModel::logits(const std::vector<int>& tokens) {
+  FB_CU(cudaSetDevice(impl_->device));
+  return impl_->model->logits(tokens);
+}
+int DeviceModel::max_batch_tokens() const { return impl_->model->max_tokens; }
+size_t DeviceModel::weight_bytes() const { return impl_->model->weight_bytes(); }
+
+}  // namespace fb::cuda_exec
