@@ -585,7 +585,8 @@ std::vector<long> int_list(const std::map<std::string, Located>& top, const char
 }
 
 // Where the model jobs run: `device` (one or a list of cpu, cuda, cuda:N), each GPU in
-// `gpu_dtype` (its backend's default when absent). Each device is a sweep axis of its own.
+// `gpu_dtype` (its backend's default when absent) unless it names its own (cuda/fp32). The
+// devices are a sweep axis.
 std::vector<Placement> placements(const std::map<std::string, Located>& top, Errors& errors) {
   std::string gpu_dtype;
   auto dt = top.find("gpu_dtype");
@@ -601,12 +602,15 @@ std::vector<Placement> placements(const std::map<std::string, Located>& top, Err
       if (!v.is_array() || v.empty()) fail(it->second, "device", "expected cpu, cuda, cuda:N or a list of them");
       for (const json& d : v) {
         if (!d.is_string()) fail(it->second, "device", fmt::format("expected a device name, got {}", describe(d)));
-        const std::string name = d.get<std::string>();
+        const std::string text = d.get<std::string>();
+        const size_t slash = text.find('/');  // cuda/fp32: this device's own dtype
+        const std::string name = text.substr(0, slash);
+        const std::string dtype = slash != std::string::npos ? text.substr(slash + 1) : name.starts_with("cpu") ? "" : gpu_dtype;
         try {
-          out.push_back(parse_placement(name, name.starts_with("cpu") ? "" : gpu_dtype));
+          out.push_back(parse_placement(name, dtype));
         } catch (const std::invalid_argument& e) {
-          fail(name.starts_with("cpu") || dt == top.end() ? it->second : dt->second,
-               name.starts_with("cpu") || dt == top.end() ? "device" : "gpu_dtype", e.what());
+          const bool dtype_at_device = name.starts_with("cpu") || dt == top.end() || slash != std::string::npos;
+          fail(dtype_at_device ? it->second : dt->second, dtype_at_device ? "device" : "gpu_dtype", e.what());
         }
       }
     });

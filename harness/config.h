@@ -4,7 +4,7 @@
 //   name: quickstart
 //   seeds: [0]                    # one job per seed
 //   repetitions: 1                # whole-job repetitions (timing evaluators also have their own `reps`)
-//   device: cpu                   # where model jobs run: cpu (default), cuda, cuda:N, or a list (an axis)
+//   device: cpu                   # where model jobs run: cpu (default), cuda, cuda:N, cuda/fp32, or a list (an axis)
 //   gpu_dtype: fp16               # a GPU's weights and GEMM inputs: fp16 (default), bf16, fp32
 //   models:   [{name: stories260K, format: llama2c, path: ..., tokenizer: ...}]
 //   methods:  [{name: rtn, w_bits: [4, 8], a_bits: 8, zip: {w_bits: [4, 8], a_bits: [4, 8]}}]

@@ -113,7 +113,13 @@ double synthetic_weight_bytes(const ModelConfig& c, const SyntheticOptions& o) {
   return 2 * 4 * (layers * per_layer + 2 * vocab * dim);
 }
 
-LoadedModel load_synthetic_source(const json& p, const fs::path&) {
+// A synthetic model reads text only through a tokenizer it is given: real evaluation paths
+// (ppl, zeroshot) timed on published shapes, their scores meaningless and marked synthetic.
+std::optional<fs::path> synthetic_tokenizer(const json& p, const fs::path& data_dir) {
+  return tokenizer_path(p, data_dir, {}, false);
+}
+
+LoadedModel load_synthetic_source(const json& p, const fs::path& data_dir) {
   SyntheticOptions o;
   o.layers = param_int(p, "layers");
   o.seed = static_cast<uint64_t>(param_int(p, "seed"));
@@ -130,6 +136,11 @@ LoadedModel load_synthetic_source(const json& p, const fs::path&) {
   LoadedModel out;
   out.model = make_synthetic_model(shape, o);
   out.model.cfg.name = "synthetic-" + param_string(p, "arch") + "-L" + std::to_string(out.model.cfg.n_layers);
+  add_tokenizer(out, synthetic_tokenizer(p, data_dir));
+  if (out.tokenizer && out.tokenizer->vocab_size() > out.model.cfg.vocab_size)
+    throw std::runtime_error(fmt::format("synthetic model: its tokenizer has {} tokens, more than the model's vocabulary "
+                                         "of {} (set vocab: or pick the arch the tokenizer belongs to)",
+                                         out.tokenizer->vocab_size(), out.model.cfg.vocab_size));
   return out;
 }
 
@@ -166,9 +177,14 @@ FB_REGISTER_MODEL_SOURCE(ModelSourceInfo{
         {"outlier_scale", ParamType::Float, 30.0, "magnitude of the outlier channels relative to the rest", {}, {}, at_least(0)},
         {"vocab", ParamType::Int, 0, "vocabulary size override (0 = published)", {}, {}, at_least(0)},
         {"max_seq_len", ParamType::Int, 0, "context length override (0 = published)", {}, {}, at_least(0)},
+        {"tokenizer", ParamType::String, "",
+         "a tokenizer to read text with (e.g. llama_tokenizer/tokenizer.model for llama-2-7b), so ppl and zeroshot "
+         "can be timed on the shape; none by default",
+         {}, ParamRole::file},
     },
-    load_synthetic_source, [](const json&, const fs::path&) { return std::vector<fs::path>{}; },
-    [](const json&, const fs::path&) { return std::optional<fs::path>{}; }});
+    load_synthetic_source,
+    [](const json& p, const fs::path& data_dir) { return with_tokenizer({}, synthetic_tokenizer(p, data_dir)); },
+    synthetic_tokenizer});
 
 }  // namespace
 

@@ -121,6 +121,10 @@ TEST(ExecutionBackends, DeviceIsAnAxisOfModelJobsAndEntersTheKey) {
   EXPECT_EQ(bf.jobs[0].device_index, 1);
   const Config same_gpu_elsewhere = load_config(write(dir, std::string("device: cuda:0\ngpu_dtype: bf16\n") + kSynthetic), dir.path);
   EXPECT_EQ(same_gpu_elsewhere.jobs[0].key, bf.jobs[0].key) << "the GPU's index is not part of the job";
+  const Config each = load_config(write(dir, std::string("device: [cuda/fp32, cuda]\ngpu_dtype: bf16\n") + kSynthetic), dir.path);
+  ASSERT_EQ(each.jobs.size(), 2u);
+  EXPECT_EQ(each.jobs[0].spec.backend, "cuda/fp32") << "a device's own dtype wins";
+  EXPECT_EQ(each.jobs[1].spec.backend, "cuda/bf16");
 }
 
 TEST(ExecutionBackends, BadDevicesAreConfigErrorsAtTheirLine) {
@@ -142,6 +146,9 @@ TEST(ExecutionBackends, BadDevicesAreConfigErrorsAtTheirLine) {
   auto [l3, e3] = error("device: cuda\ngpu_dtype: int4\n");
   EXPECT_EQ(l3, 2);
   EXPECT_NE(e3.find("gpu_dtype: dtype 'int4'"), std::string::npos) << e3;
+  auto [l5, e5] = error("device: [cpu, cuda/int3]\n");
+  EXPECT_EQ(l5, 1);
+  EXPECT_NE(e5.find("device: dtype 'int3'"), std::string::npos) << e5;
   auto [l4, e4] = error("device: {a: 1}\n");
   EXPECT_NE(e4.find("expected cpu, cuda, cuda:N"), std::string::npos) << e4;
 }
