@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace fb {
@@ -63,7 +64,8 @@ cuda_exec::HostModel host_model(const Model& m) {
     h.layers.push_back(l);
   }
   h.final_norm = host_norm(m.final_norm);
-  if (h.llama) rope_tables(c, c.max_seq_len, h.rope_cos, h.rope_sin);
+  // The CPU rotates any window it is given, so the table covers the longest sequence a batch holds.
+  if (h.llama) rope_tables(c, std::max(c.max_seq_len, kBatchTokens), h.rope_cos, h.rope_sin), h.rope_rows = std::max(c.max_seq_len, kBatchTokens);
   return h;
 }
 

@@ -197,7 +197,10 @@ TEST(CudaBackend, LogitsEqualTheCpuReference) {
     const Model m = tiny(arch, 5);
     for (const auto& [dtype, bound] : {std::pair{"fp32", 1e-5}, {"fp16", 5e-3}, {"bf16", 3e-2}}) {
       auto gpu = backend("cuda").make_runner(m, parse_placement("cuda", dtype));
-      for (int T : {1, 31, 33, 100, 257}) {  // both sides of the 32-key tiles and 32-row blocks
+      // Both sides of the 32-key tiles and 32-row blocks; LLaMA also past its context, which the CPU runs too.
+      std::vector<int> lengths = {1, 31, 33, 100, m.cfg.max_seq_len};
+      if (m.cfg.arch == Arch::llama) lengths.push_back(m.cfg.max_seq_len + 45);
+      for (int T : lengths) {
         const std::vector<int> tokens = random_tokens(T, m.cfg.vocab_size, uint64_t(T));
         EXPECT_LE(max_relative(gpu->logits(tokens), m.forward(tokens)), bound) << arch << " " << dtype << " T=" << T;
       }

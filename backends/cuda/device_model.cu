@@ -345,6 +345,7 @@ class TypedModel final : public ModelBase {
     hd_ = m.dim / m.n_heads;
     nq_ = m.n_heads * hd_, nkv_ = m.n_kv_heads * hd_;
     max_tokens = std::max(max_batch_tokens, m.max_seq);
+    if (m.llama && m.rope_rows < max_tokens) throw std::logic_error("cuda backend: RoPE table shorter than a batch");
     check_fits(m);
     FB_CUBLAS(cublasCreate(&blas_));
     FB_CUBLAS(cublasSetMathMode(blas_, CUBLAS_DEFAULT_MATH));  // fp32 GEMMs stay fp32: no TF32
@@ -542,8 +543,8 @@ class TypedModel final : public ModelBase {
     std::vector<AttentionTile> tiles;
     for (size_t s = 0; s + 1 < b.offsets.size(); ++s) {
       const int start = b.offsets[s], end = b.offsets[s + 1];
-      if (end - start > cfg_.max_seq && !cfg_.llama) throw std::runtime_error("cuda backend: sequence longer than OPT's positions");
-      if (end - start > cfg_.max_seq) throw std::runtime_error("cuda backend: sequence longer than the RoPE table");
+      if (!cfg_.llama && end - start > cfg_.max_seq) throw std::runtime_error("cuda backend: sequence longer than OPT's positions");
+      if (cfg_.llama && end - start > cfg_.rope_rows) throw std::runtime_error("cuda backend: sequence longer than the RoPE table");
       for (int r = start; r < end; ++r) pos[static_cast<size_t>(r)] = r - start;
       for (int q0 = start; q0 < end; q0 += kRowsPerBlock) tiles.push_back({start, end, q0, 0});
     }

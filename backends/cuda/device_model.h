@@ -54,8 +54,9 @@ struct HostModel {
   const float* classifier = nullptr;     // vocab × dim; may equal tok_embedding (tied)
   std::vector<HostLayer> layers;
   HostNorm final_norm;
-  // LLaMA: cos and sin of every (position, pair), max_seq × head_dim/2, as the CPU runtime makes them.
+  // LLaMA: cos and sin of every (position, pair), rope_rows × head_dim/2, as the CPU runtime makes them.
   std::vector<float> rope_cos, rope_sin;
+  int rope_rows = 0;
 };
 
 // One packed batch: sequences back to back in `tokens`, sequence s at rows
