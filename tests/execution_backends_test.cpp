@@ -233,20 +233,30 @@ TEST(CudaBackend, PackedRequestsScoreAsOnTheCpu) {
   }
 }
 
+LoadedModel stories260k() {
+  const SpecPart part{"stories260K", "llama2c",
+                      {{"path", "stories260K/stories260K.bin"}, {"tokenizer", "stories260K/tok512.model"}}};
+  return load_model(part, test::data_dir());
+}
+
+// The evaluator `name` on the model, scored by `runner` (null: the CPU reference).
+JobResult run_eval(const std::string& name, const json& params, LoadedModel& lm, ModelRunner* runner) {
+  Progress quiet(true);
+  EvalContext ctx{params, test::data_dir(), &lm.model, lm.tokenizer.get(), 0, quiet, runner};
+  JobResult r;
+  Registry<EvaluatorInfo>::instance().find(name)->run(ctx, r);
+  return r;
+}
+
 // The check: stories260K WikiText-2 perplexity on CUDA within 1e-5 (fp32) and 1e-3
 // (fp16) of the CPU's.
 TEST(CudaBackend, Stories260kPerplexityMatchesTheCpu) {
   FB_REQUIRE_GPU();
   FB_REQUIRE_DATA("stories260K/stories260K.bin");
-  const SpecPart part{"stories260K", "llama2c",
-                      {{"path", "stories260K/stories260K.bin"}, {"tokenizer", "stories260K/tok512.model"}}};
-  LoadedModel lm = load_model(part, test::data_dir());
-  Progress quiet(true);
+  LoadedModel lm = stories260k();
   auto ppl = [&](ModelRunner* runner) {
-    json params = {{"dataset", "wikitext2"}, {"seqlen", 512}, {"max_windows", 0}, {"threads", 0}};
-    EvalContext ctx{params, test::data_dir(), &lm.model, lm.tokenizer.get(), 0, quiet, runner};
-    JobResult r;
-    Registry<EvaluatorInfo>::instance().find("ppl")->run(ctx, r);
+    const JobResult r =
+        run_eval("ppl", {{"dataset", "wikitext2"}, {"seqlen", 512}, {"max_windows", 0}, {"threads", 0}}, lm, runner);
     for (const Metric& m : r.metrics)
       if (m.name == "ppl") return m.value;
     return -1.0;
@@ -263,16 +273,12 @@ TEST(CudaBackend, Stories260kPerplexityMatchesTheCpu) {
 TEST(CudaBackend, ZeroShotScoresEqualTheCpus) {
   FB_REQUIRE_GPU();
   FB_REQUIRE_DATA("piqa");
-  const SpecPart part{"stories260K", "llama2c",
-                      {{"path", "stories260K/stories260K.bin"}, {"tokenizer", "stories260K/tok512.model"}}};
-  LoadedModel lm = load_model(part, test::data_dir());
-  Progress quiet(true);
+  LoadedModel lm = stories260k();
   auto accs = [&](ModelRunner* runner) {
-    json params = {{"tasks", {"piqa", "hellaswag", "openbookqa"}}, {"limit", 0}, {"threads", 0}, {"max_length", 0},
-                   {"add_bos", false}, {"task_dir", ""}, {"log_samples", false}};
-    EvalContext ctx{params, test::data_dir(), &lm.model, lm.tokenizer.get(), 0, quiet, runner};
-    JobResult r;
-    Registry<EvaluatorInfo>::instance().find("zeroshot")->run(ctx, r);
+    const JobResult r = run_eval("zeroshot",
+                                 {{"tasks", {"piqa", "hellaswag", "openbookqa"}}, {"limit", 0}, {"threads", 0},
+                                  {"max_length", 0}, {"add_bos", false}, {"task_dir", ""}, {"log_samples", false}},
+                                 lm, runner);
     std::map<std::string, double> out;
     for (const Metric& m : r.metrics)
       if (m.name.ends_with("_acc") || m.name.ends_with("_acc_norm")) out[m.name] = m.value;

@@ -413,8 +413,8 @@ class TypedModel final : public ModelBase {
       throw std::runtime_error("cuda backend: the model needs about " + std::to_string(need >> 20) + " MiB on the GPU (" +
                                std::to_string((weights * sizeof(T)) >> 20) + " MiB of weights), but " +
                                std::to_string(free_b >> 20) +
-                               " MiB are free; a smaller dtype or batch, or a larger GPU (streaming layers from the "
-                               "checkpoint is not implemented yet)");
+                               " MiB are free; a smaller dtype or a larger GPU (this backend keeps the whole model "
+                               "resident; it does not stream layers from the checkpoint)");
   }
 
   // Weights as one arena of T (matrices) and one of fp32 (norms, biases, RoPE tables).
