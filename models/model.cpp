@@ -317,6 +317,29 @@ KvFootprint attention_kv_footprint(const AttentionHook& hook, const ModelConfig&
   return kv_footprint_after(hook, cfg, KvFootprint{});
 }
 
+namespace {
+bool append_plan(const AttentionHook& hook, int layer, AttentionPlan& out) {
+  if (!hook) return true;
+  if (auto* op = hook.target<AttentionOpHook>()) {
+    std::optional<AttentionPlan> p = op->op->plan(layer);
+    if (!p) return false;
+    out.insert(out.end(), p->begin(), p->end());
+    return true;
+  }
+  if (auto* pure = hook.target<PureAttentionHook>())
+    return append_plan(pure->first, layer, out) && append_plan(pure->second, layer, out);
+  if (auto* serial = hook.target<SerialAttentionHooks>())
+    return append_plan(serial->first, layer, out) && append_plan(serial->second, layer, out);
+  return false;
+}
+}  // namespace
+
+std::optional<AttentionPlan> attention_plan(const AttentionHook& hook, int layer) {
+  AttentionPlan plan;
+  if (!append_plan(hook, layer, plan)) return std::nullopt;
+  return plan;
+}
+
 Norm* Model::norm_before(const SiteId& id) {
   if (id.layer < 0 || id.layer >= static_cast<int>(blocks.size())) return nullptr;
   Block& b = blocks[id.layer];

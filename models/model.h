@@ -9,9 +9,11 @@
 #pragma once
 
 #include "core/tensor.h"
+#include "models/op_plan.h"
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -53,6 +55,9 @@ class LinearOp {
   // x itself (the GPTQ repo's float inputs), unless the operator transforms its input before the
   // GEMM (FlatQuant: Q_a(x·T), as the official gptq_fwrd hooks the inner linear).
   virtual Mat hessian_rows(const Mat& x) const { return x; }
+  // The operator as steps any execution backend runs (models/op_plan.h; pointers into this
+  // operator, valid while it lives), or none where it has no such form (integer GEMMs).
+  virtual std::optional<LinearPlan> plan() const { return std::nullopt; }
 };
 
 struct LinearSite {
@@ -146,6 +151,8 @@ class AttentionOp {
   virtual void apply(int layer, Mat& q, Mat& k, Mat& v) const = 0;
   // The cache after this hook, given the cache the hooks before it leave (`before`).
   virtual KvFootprint kv_footprint(const ModelConfig& cfg, const KvFootprint& before) const = 0;
+  // Its edits of one layer as steps any execution backend runs (models/op_plan.h), or none.
+  virtual std::optional<AttentionPlan> plan(int layer) const { return std::nullopt; }
 };
 struct AttentionOpHook {
   std::shared_ptr<const AttentionOp> op;
@@ -154,6 +161,9 @@ struct AttentionOpHook {
 // The cache a model's hook leaves: AttentionOps say, chains are walked in order, and any other
 // callable (observers, test probes) stores nothing and leaves the cache as it was.
 KvFootprint attention_kv_footprint(const AttentionHook& hook, const ModelConfig& cfg);
+// The steps of a model's hook at one layer, chains walked in order (empty: no hook), or none when
+// a part is not an AttentionOp with a plan (observers, test probes, opaque edits).
+std::optional<AttentionPlan> attention_plan(const AttentionHook& hook, int layer);
 
 struct Model {
   ModelConfig cfg;

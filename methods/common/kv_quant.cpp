@@ -1,4 +1,5 @@
 #include "methods/common/kv_quant.h"
+#include "methods/common/quant_linear.h"
 
 #include <algorithm>
 #include <memory>
@@ -8,6 +9,11 @@ namespace fb {
 void KvQuantHook::apply(int, Mat&, Mat& k, Mat& v) const {
   fake_quantize_dynamic(k, spec_);
   fake_quantize_dynamic(v, spec_);
+}
+
+std::optional<AttentionPlan> KvQuantHook::plan(int) const {
+  const PlanQuant q = plan_quant_of(spec_);
+  return AttentionPlan{{AttentionStep::Tensor::k, nullptr, q}, {AttentionStep::Tensor::v, nullptr, q}};
 }
 
 KvFootprint KvQuantHook::kv_footprint(const ModelConfig& cfg, const KvFootprint& before) const {

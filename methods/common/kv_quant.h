@@ -14,6 +14,7 @@ class KvQuantHook final : public AttentionOp {
   void apply(int layer, Mat& q, Mat& k, Mat& v) const override;
   // Codes at spec.bits plus a scale (and a zero point when asymmetric) per token per kv head.
   KvFootprint kv_footprint(const ModelConfig& cfg, const KvFootprint& before) const override;
+  std::optional<AttentionPlan> plan(int layer) const override;
   const QuantSpec& spec() const { return spec_; }
 
  private:

@@ -21,6 +21,26 @@ void ActQuantizer::apply(Mat& X) const {
   fake_quantize(X, params_for(X), spec);
 }
 
+PlanQuant plan_quant_of(const QuantSpec& spec) {
+  PlanQuant q;
+  if (!spec.enabled()) return q;
+  q.bits = spec.bits, q.sym = spec.sym, q.clip = {spec.clip, spec.clip};
+  switch (spec.granularity) {
+    case Granularity::per_tensor: q.scope = PlanQuant::Scope::tensor; break;
+    case Granularity::per_group: q.scope = PlanQuant::Scope::row_groups, q.group = spec.group; break;
+    default: q.scope = PlanQuant::Scope::row_groups, q.group = 0; break;
+  }
+  return q;
+}
+
+PlanQuant ActQuantizer::plan() const {
+  if (!enabled() || !is_static) return plan_quant_of(spec);
+  PlanQuant q = plan_quant_of(spec);
+  const QuantParams p = static_params(static_lo, static_hi, 1, 1, spec);
+  q.scope = PlanQuant::Scope::fixed, q.scale = p.scale[0], q.zero = p.zero[0];
+  return q;
+}
+
 std::string ActQuantizer::describe() const {
   if (!enabled()) return "A16";
   return fmt::format("A{} {}{}", spec.bits, is_static ? "static " : "", spec.describe());
@@ -71,6 +91,14 @@ void FakeQuantLinear::forward(const Mat& x, Mat& y) const {
     y.noalias() = x * W_hat_.transpose();
   }
   add_bias(y, bias_);
+}
+
+std::optional<LinearPlan> FakeQuantLinear::plan() const {
+  LinearPlan p;
+  p.quant = act_.plan();
+  p.weight = &W_hat_;
+  p.bias = bias_.size() ? &bias_ : nullptr;
+  return p;
 }
 
 std::string FakeQuantLinear::describe() const {

@@ -30,7 +30,12 @@ struct ActQuantizer {
   QuantParams params_for(const Mat& X) const;
   void apply(Mat& X) const;  // fake-quant in place
   std::string describe() const;
+  PlanQuant plan() const;    // the same quantizer as a backend-neutral step (models/op_plan.h)
 };
+
+// A dynamic activation spec as a backend-neutral step: per_tensor → one range per call,
+// per_token / per_channel → one per row, per_group → one per `group` values of a row.
+PlanQuant plan_quant_of(const QuantSpec& spec);
 
 // A weight quantized once: grid, parameters and storage codes (N×K, row-major).
 struct QuantizedWeight {
@@ -55,6 +60,7 @@ class FakeQuantLinear : public LinearOp {
   void forward(const Mat& x, Mat& y) const override;
   std::string describe() const override;
   OpFootprint footprint() const override;
+  std::optional<LinearPlan> plan() const override;
   const Mat& weight() const { return W_hat_; }
   const ActQuantizer& act() const { return act_; }
 

@@ -179,6 +179,37 @@ void FlatQuantLinear::forward(const Mat& x, Mat& y) const {
   if (bias_.size()) y.rowwise() += bias_.transpose();
 }
 
+namespace {
+// fake_quantize_groups as a backend-neutral step.
+PlanQuant groups_plan(const fb::QuantSpec& spec, int group, ClipRatios clip) {
+  PlanQuant q;
+  if (!spec.enabled()) return q;
+  q.scope = PlanQuant::Scope::row_groups, q.group = group, q.bits = spec.bits, q.sym = spec.sym, q.clip = clip;
+  return q;
+}
+}  // namespace
+
+std::optional<LinearPlan> FlatQuantLinear::plan() const {
+  if (real_) return std::nullopt;
+  LinearPlan p;
+  p.kron_left = &left_, p.kron_right = &right_;
+  p.quant = groups_plan(a_, 0, clip_);
+  p.weight = &w_hat_;
+  p.bias = bias_.size() ? &bias_ : nullptr;
+  return p;
+}
+
+std::optional<AttentionPlan> FlatQuantAttentionHook::plan(int layer) const {
+  const KvLayer& L = layers.at(size_t(layer));
+  using T = AttentionStep::Tensor;
+  AttentionPlan plan;
+  if (L.pk.size()) plan.push_back({T::q, &L.pk_inv_t, {}}), plan.push_back({T::k, &L.pk, {}});
+  plan.push_back({T::q, nullptr, groups_plan(L.q, head_dim, L.q_clip)});
+  plan.push_back({T::k, nullptr, groups_plan(L.k, head_dim, L.k_clip)});
+  plan.push_back({T::v, nullptr, groups_plan(L.v, head_dim, L.v_clip)});
+  return plan;
+}
+
 std::string FlatQuantLinear::describe() const {
   return fmt::format("flatquant {}×{} kron + {} / {}{} (LAC {:.3f}/{:.3f})", left_.rows(), right_.rows(),
                      w_spec_.describe(), a_.describe(), real_ ? " real-quant" : " fake-quant", clip_.hi, clip_.lo);

@@ -48,6 +48,7 @@ class FlatQuantLinear : public LinearOp {
                   Vec bias, bool real_quant, bool holds_transform = true);
   void forward(const Mat& x, Mat& y) const override;
   std::string describe() const override;
+  std::optional<LinearPlan> plan() const override;  // none with real_quant (its GEMM is integer)
   // Weight codes at w_bits (packed int4 / int8 bytes when real_quant), per-row scales, and the
   // transform factors, LAC ratios and bias as floating-point parameters.
   OpFootprint footprint() const override;
@@ -86,6 +87,7 @@ struct FlatQuantAttentionHook final : public AttentionOp {
   std::vector<KvLayer> layers;
   int head_dim = 0;
   void apply(int layer, Mat& q, Mat& k, Mat& v) const override;
+  std::optional<AttentionPlan> plan(int layer) const override;
   // K and V codes at their own bits (k_bits and v_bits may differ) with a scale (+ zero point when
   // asymmetric) per token per kv head each, and P_k, P_k⁻ᵀ as floating-point parameters.
   KvFootprint kv_footprint(const ModelConfig& cfg, const KvFootprint& before) const override;

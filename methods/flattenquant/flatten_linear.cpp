@@ -105,6 +105,26 @@ Mat FlattenQuantLinear::hessian_rows(const Mat& x) const {
          a_scale;
 }
 
+std::optional<LinearPlan> FlattenQuantLinear::plan() const {
+  if (real_) return std::nullopt;
+  LinearPlan p;
+  p.clip_limit = act_.clip_limit;
+  p.flatten = &act_.plan;
+  if (act_.quantized()) {
+    PlanQuant& q = p.quant;
+    q.bits = act_.bits, q.sym = true, q.reciprocal = true;  // flatten_quantize's x·(1/s)
+    if (act_.dynamic) q.scope = PlanQuant::Scope::tensor;
+    else q.scope = PlanQuant::Scope::fixed, q.scale = act_.range > 0 ? act_.range / act_.qmax() : 1.0f;
+    if (!act_.plan.step_offset.empty()) {
+      q.step_offset = act_.plan.step_offset;
+      q.step_offset.resize(size_t(act_.plan.k_out), 0.f);  // the padding stays code 0
+    }
+  }
+  p.weight = &W_hat_;
+  p.bias = bias_.size() ? &bias_ : nullptr;
+  return p;
+}
+
 void FlattenQuantLinear::real_forward(const std::vector<int8_t>& q, long T, float a_scale, Mat& y) const {
   y.resize(T, n_out_);
   DequantEpilogue ep;

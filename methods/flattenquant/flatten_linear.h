@@ -50,6 +50,7 @@ class FlattenQuantLinear : public LinearOp {
   void forward(const Mat& x, Mat& y) const override;
   std::string describe() const override;
   OpFootprint footprint() const override;
+  std::optional<LinearPlan> plan() const override;  // none in real mode (its GEMM is integer)
   // The clipped, flattened (and, when quantized, per-tensor quantized) input the GEMM multiplies:
   // GPTQ's Hessian rows, K'' wide like the expanded weight.
   Mat hessian_rows(const Mat& x) const override;
