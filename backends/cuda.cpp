@@ -2,9 +2,12 @@
 // and scored there in packed batches. Built where nvcc is present (backends/CMakeLists.txt);
 // without a GPU it says so and every CUDA job fails with that reason.
 //
-// What it runs today: the full-precision decoder (LLaMA-style and OPT) of any method that
-// leaves the model's linear sites dense and installs no attention hook (fp16). A method whose
-// operators have no CUDA form yet is refused with the site and operator named, never run as
+// What it runs: the decoder (LLaMA-style and OPT) with every method's deployed operators and
+// attention edits executed from their plans (models/op_plan.h): fake-quant weights, activation
+// quantizers of every scope, SmoothQuant's and FlattenQuant's folds (in the weights and norms),
+// FlattenQuant's clip + flatten + per-tensor quantizer, FlatQuant's Kronecker transforms,
+// learned clipping and per-head K transforms, KV-cache quantization. An operator without a plan
+// (the integer GEMMs of real_quant) is refused with the site and operator named, never run as
 // something else.
 #include "backends/backend.h"
 #include "backends/cuda/device_model.h"
@@ -28,19 +31,65 @@ cuda_exec::DType dtype_of(const std::string& name) {
 
 void refuse_what_it_cannot_run(const Model& m) {
   for (const LinearSite* s : m.sites())
-    if (s->op)
+    if (s->op && !s->op->plan())
       throw std::runtime_error(fmt::format(
-          "cuda backend: layer {} {} runs '{}', which has no CUDA form yet; run this method with device: cpu",
+          "cuda backend: layer {} {} runs '{}', which has no CUDA form (integer GEMMs run on the CPU); run this job "
+          "with device: cpu, or with real_quant: false for its fake-quant form",
           s->id.layer, role_name(s->id.role), s->op->describe()));
-  if (m.attention_hook)
-    throw std::runtime_error(
-        "cuda backend: the method installs an attention hook (KV-cache quantization or per-head transforms), which "
-        "has no CUDA form yet; run it with device: cpu");
+  for (int l = 0; l < m.cfg.n_layers; ++l)
+    if (!attention_plan(m.attention_hook, l))
+      throw std::runtime_error(fmt::format(
+          "cuda backend: layer {}'s attention hook is not a deployed operator with a plan (models/op_plan.h); run it "
+          "with device: cpu", l));
   if (m.site_hook) throw std::runtime_error("cuda backend: a site hook (calibration) cannot observe a GPU forward");
 }
 
+cuda_exec::HostQuant host_quant(const PlanQuant& q) {
+  cuda_exec::HostQuant h;
+  switch (q.scope) {
+    case PlanQuant::Scope::none: h.scope = cuda_exec::HostQuant::none; break;
+    case PlanQuant::Scope::row_groups: h.scope = cuda_exec::HostQuant::row_groups; break;
+    case PlanQuant::Scope::tensor: h.scope = cuda_exec::HostQuant::sequence; break;  // one window per sequence
+    case PlanQuant::Scope::fixed: h.scope = cuda_exec::HostQuant::fixed; break;
+  }
+  h.bits = q.bits, h.sym = q.sym, h.group = q.group, h.clip_hi = q.clip.hi, h.clip_lo = q.clip.lo;
+  h.scale = q.scale, h.zero = q.zero, h.reciprocal = q.reciprocal, h.step_offset = q.step_offset;
+  return h;
+}
+
+std::vector<float> values(const Mat& m) { return std::vector<float>(m.data(), m.data() + m.size()); }
+
+// A site as the device runs it: the dense weight, or its operator's plan.
 cuda_exec::HostLinear host_linear(const LinearSite& s) {
-  return {s.W.data(), s.b.size() ? s.b.data() : nullptr, s.out_features(), s.in_features()};
+  cuda_exec::HostLinear h{s.W.data(), s.b.size() ? s.b.data() : nullptr, s.out_features(), s.in_features(), s.in_features(), {}};
+  if (!s.op) return h;
+  const LinearPlan p = *s.op->plan();
+  h.W = p.weight->data(), h.N = int(p.weight->rows()), h.K = int(p.weight->cols());
+  h.b = p.bias ? p.bias->data() : nullptr;
+  h.in.clip_limit = p.clip_limit;
+  if (p.kron_left) {
+    h.in.kron_left = values(*p.kron_left), h.in.kron_right = values(*p.kron_right);
+    h.in.n1 = int(p.kron_left->rows()), h.in.n2 = int(p.kron_right->rows());
+  }
+  if (p.flatten) {
+    h.in.flat_src.assign(p.flatten->src.begin(), p.flatten->src.end());
+    h.in.flat_div = p.flatten->inv_div;
+    h.in.flat_out = int(p.flatten->k_out);
+  }
+  h.in.quant = host_quant(p.quant);
+  return h;
+}
+
+std::vector<cuda_exec::HostAttentionStep> host_attention(const Model& m, int layer) {
+  std::vector<cuda_exec::HostAttentionStep> out;
+  for (const AttentionStep& s : *attention_plan(m.attention_hook, layer)) {
+    cuda_exec::HostAttentionStep h;
+    h.tensor = s.tensor == AttentionStep::Tensor::q ? 0 : (s.tensor == AttentionStep::Tensor::k ? 1 : 2);
+    if (s.head_transform) h.head_transform = values(*s.head_transform);
+    h.quant = host_quant(s.quant);
+    out.push_back(std::move(h));
+  }
+  return out;
 }
 cuda_exec::HostNorm host_norm(const Norm& n) { return {n.gamma.data(), n.beta.size() ? n.beta.data() : nullptr}; }
 
@@ -55,6 +104,7 @@ cuda_exec::HostModel host_model(const Model& m) {
   h.classifier = m.output_matrix().data();
   for (const Block& b : m.blocks) {
     cuda_exec::HostLayer l;
+    l.attention = host_attention(m, int(h.layers.size()));
     l.attn_norm = host_norm(b.attn_norm), l.mlp_norm = host_norm(b.mlp_norm);
     l.q = host_linear(b.q), l.k = host_linear(b.k), l.v = host_linear(b.v), l.o = host_linear(b.o);
     if (h.llama)

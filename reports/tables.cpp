@@ -562,6 +562,33 @@ Int4Share int4_share(const Store& store, const ReportRow& row) {
   return s;
 }
 
+// The same job spec on each execution backend (issue 19: a GPU's PPL within 0.5% of the CPU's):
+// one row per backend, its PPL beside the CPU's of the spec that differs only in `backend`.
+std::vector<Table> backends_table(const Store& store) {
+  Table t{"Execution backends — the same job spec on each backend (PPL, relative to the CPU's)",
+          {"model", "method", "dataset", "backend", "PPL", "Δ vs cpu", "tok/s"}, {}, {}};
+  const auto rows = latest_rows(store, "", "ppl");
+  auto without_backend = [](const json& spec) {
+    json s = spec;
+    s.erase("backend");
+    return s.dump();
+  };
+  std::map<std::string, double> cpu_ppl;
+  for (const auto& r : rows)
+    if (r.job.spec.value("backend", "cpu") == "cpu") cpu_ppl[without_backend(r.job.spec)] = r.value("ppl");
+  for (const auto& r : rows) {
+    const json& s = r.job.spec;
+    const auto cpu = cpu_ppl.find(without_backend(s));
+    const std::string backend = s.value("backend", "cpu");
+    const bool compared = backend != "cpu" && cpu != cpu_ppl.end();
+    t.add_row({model_cell(r), method_cell(s), text_param(s, "eval", {"dataset"}), backend, num_cell(r.value("ppl")),
+               compared ? fmt::format("{:+.2e}", r.value("ppl") / cpu->second - 1) : "", num_cell(r.value("tok_per_s"), 0)});
+  }
+  t.notes.push_back("Δ vs cpu = PPL ÷ the CPU job's PPL − 1, for the job spec that differs only in its backend");
+  add_provenance_notes(t, store, rows);
+  return {t};
+}
+
 const std::vector<TableDef>& table_defs() {
   static const std::vector<TableDef> defs = {
       {"summary", "one row per job with its headline metrics, then the GEMM rows (the default report)",
@@ -581,6 +608,8 @@ const std::vector<TableDef>& table_defs() {
        {report_params::kWBits, report_params::kABits, report_params::kKvBits, report_params::kKBits, report_params::kVBits,
         report_params::kWQuantizer, kBitsMode, kGamma}},
       {"gemm", "GEMM latency table per device (every backend, dtype and shape)", gemm_tables},
+      {"backends", "the same job spec on the CPU and each GPU backend: PPL and its difference from the CPU's",
+       backends_table},
   };
   return defs;
 }

@@ -5,6 +5,7 @@
 #include "backends/backend.h"
 #include "harness/config.h"
 #include "harness/evaluator.h"
+#include "method_test_util.h"
 #include "models/source.h"
 #include "models/synthetic.h"
 #include "runner_test_util.h"
@@ -181,7 +182,20 @@ TEST(ExecutionBackends, CudaRefusesOperatorsItHasNoFormFor) {
   };
   m.blocks[1].up.op = std::make_shared<Doubled>();
   const std::string why = test::error_of([&] { backend("cuda").make_runner(m, parse_placement("cuda", "fp32")); });
-  EXPECT_NE(why.find("layer 1 up runs 'doubling op', which has no CUDA form yet"), std::string::npos) << why;
+  EXPECT_NE(why.find("layer 1 up runs 'doubling op', which has no CUDA form"), std::string::npos) << why;
+}
+
+// Integer GEMMs (real_quant) and opaque attention hooks have no plan: refused, not run as something else.
+TEST(ExecutionBackends, CudaRefusesRealQuantAndOpaqueHooks) {
+  Model real = tiny("llama-tiny");
+  test::run_method("rtn", real, nullptr, {{"w_bits", 8}, {"a_bits", 8}, {"real_quant", true}});
+  std::string why = test::error_of([&] { backend("cuda").make_runner(real, parse_placement("cuda", "fp32")); });
+  EXPECT_NE(why.find("integer GEMMs run on the CPU"), std::string::npos) << why;
+  EXPECT_NE(why.find("real_quant: false"), std::string::npos) << why;
+  Model hooked = tiny("llama-tiny");
+  hooked.attention_hook = [](int, Mat&, Mat& k, Mat&) { k *= 2; };
+  why = test::error_of([&] { backend("cuda").make_runner(hooked, parse_placement("cuda", "fp32")); });
+  EXPECT_NE(why.find("layer 0's attention hook is not a deployed operator"), std::string::npos) << why;
 }
 #endif
 
@@ -204,6 +218,93 @@ TEST(CudaBackend, LogitsEqualTheCpuReference) {
         const std::vector<int> tokens = random_tokens(T, m.cfg.vocab_size, uint64_t(T));
         EXPECT_LE(max_relative(gpu->logits(tokens), m.forward(tokens)), bound) << arch << " " << dtype << " T=" << T;
       }
+    }
+  }
+}
+
+// configs/flatquant.yaml's methods and bit settings (small calibration budgets), plus activation
+// scopes it does not use (per-tensor dynamic and static, per-group), as jobs on a tiny model.
+std::vector<std::pair<std::string, json>> method_jobs(Arch arch) {
+  auto flatten = [](json p) {  // a small calibration budget
+    p.update({{"calib_samples", 8}, {"calib_seqlen", 64}, {"check_windows", 0}});
+    return p;
+  };
+  std::vector<std::pair<std::string, json>> jobs = {
+      {"rtn", {{"w_bits", 4}, {"a_bits", 4}, {"kv_bits", 4}}},
+      {"rtn", {{"w_bits", 4}, {"a_bits", 8}}},
+      {"rtn", {{"w_bits", 8}, {"a_bits", 4}, {"a_granularity", "per_tensor"}, {"a_sym", false}}},
+      {"rtn", {{"w_bits", 8}, {"a_bits", 8}, {"a_granularity", "per_tensor"}, {"a_static", true}, {"calib_samples", 4}}},
+      {"smoothquant", {{"alpha", 0.85}, {"w_granularity", "per_channel"}, {"w_bits", 4}, {"a_bits", 4}, {"kv_bits", 4}}},
+      {"flattenquant", flatten({{"bits_mode", "int4"}, {"kv_bits", 4}, {"w_granularity", "per_channel"}})},
+      {"flattenquant", flatten({{"bits_mode", "int8"}, {"split", "staggered"}})},
+  };
+  if (arch == Arch::llama) {
+    jobs.push_back({"flatquant", {{"epochs", 1}, {"nsamples", 4}, {"seqlen", 32}, {"cali_bsz", 2}}});
+    jobs.push_back({"flatquant", {{"epochs", 1}, {"nsamples", 4}, {"seqlen", 32}, {"cali_bsz", 2}, {"a_bits", 8}, {"k_bits", 16}, {"v_bits", 16}}});
+  }
+  return jobs;
+}
+
+// Every method's deployed operators, run from their plans on the GPU, give the CPU's logits.
+TEST(CudaBackend, EveryMethodsOperatorsRunAsOnTheCpu) {
+  FB_REQUIRE_GPU();
+  for (const char* arch : {"llama-tiny", "opt-tiny"}) {
+    for (const auto& [method, params] : method_jobs(synthetic_config(arch).arch)) {
+      Model m = test::tiny_synthetic(arch, 3, 2);
+      test::run_method(method, m, nullptr, params);
+      // fp32: the same steps in the same order, so only a code that lands on a rounding boundary
+      // after a GEMM summed in another order can differ; fp16 adds its rounding of GEMM inputs.
+      for (const auto& [dtype, bound] : {std::pair{"fp32", 2e-3}, {"fp16", 3e-2}}) {
+        auto gpu = backend("cuda").make_runner(m, parse_placement("cuda", dtype));
+        for (int T : {33, 100}) {
+          const std::vector<int> tokens = random_tokens(T, m.cfg.vocab_size, uint64_t(T));
+          EXPECT_LE(max_relative(gpu->logits(tokens), m.forward(tokens)), bound)
+              << arch << " " << method << " " << params.dump() << " " << dtype << " T=" << T;
+        }
+      }
+    }
+  }
+}
+
+// Per-tensor activation ranges are per window: windows packed into one batch score as each
+// does alone on the CPU.
+TEST(CudaBackend, PerTensorRangesArePerPackedWindow) {
+  FB_REQUIRE_GPU();
+  Model m = test::tiny_synthetic("llama-tiny", 4, 2);
+  test::run_method("rtn", m, nullptr, {{"w_bits", 8}, {"a_bits", 4}, {"a_granularity", "per_tensor"}});
+  std::vector<std::vector<int>> inputs;
+  std::vector<ScoreRequest> requests;
+  for (int i = 0; i < 12; ++i) inputs.push_back(random_tokens(20 + 17 * i, m.cfg.vocab_size, uint64_t(100 + i)));
+  for (const auto& in : inputs) requests.push_back({in, 0, std::span<const int>(in).subspan(1)});
+  std::vector<std::vector<TokenScore>> cpu, gpu;
+  Progress quiet(true);
+  backend("cpu").make_runner(m, {})->score(requests, cpu, {}, quiet);
+  backend("cuda").make_runner(m, parse_placement("cuda", "fp32"))->score(requests, gpu, {}, quiet);
+  ASSERT_EQ(gpu.size(), cpu.size());
+  for (size_t i = 0; i < cpu.size(); ++i)
+    for (size_t j = 0; j < cpu[i].size(); ++j) EXPECT_NEAR(gpu[i][j].logprob, cpu[i][j].logprob, 2e-3) << i << "," << j;
+}
+
+// At LLaMA-2-7B's and OPT-6.7B's widths (one layer: the CPU side is the slow one), the GPU's
+// logits are the CPU's to fp16 tolerance, dense and with each method's operators installed.
+TEST(CudaBackend, SevenBShapesMatchTheCpuWithEachMethod) {
+  FB_REQUIRE_GPU();
+  for (const char* arch : {"llama-2-7b", "opt-6.7b"}) {
+    const bool llama = synthetic_config(arch).arch == Arch::llama;
+    std::vector<std::pair<std::string, json>> jobs = {{"fp16", json::object()},
+                                                      {"rtn", {{"w_bits", 4}, {"a_bits", 4}, {"kv_bits", 4}, {"calib_samples", 2}, {"calib_seqlen", 32}}},
+                                                      {"smoothquant", {{"alpha", 0.85}, {"w_bits", 8}, {"a_bits", 8}, {"calib_samples", 2}, {"calib_seqlen", 64}}},
+                                                      {"flattenquant", {{"bits_mode", "int4"}, {"w_quantizer", "rtn"}, {"calib_samples", 2}, {"calib_seqlen", 64}, {"check_windows", 0}}}};
+    if (llama) jobs.push_back({"flatquant", {{"epochs", 0}, {"nsamples", 2}, {"seqlen", 32}, {"cali_bsz", 2}}});
+    const std::vector<int> tokens = random_tokens(40, synthetic_config(arch).vocab_size, 7);
+    for (const auto& [method, params] : jobs) {
+      SyntheticOptions o;
+      o.layers = 1;
+      o.seed = 11;
+      Model m = make_synthetic_model(synthetic_config(arch), o);
+      if (method != "fp16") test::run_method(method, m, nullptr, params);
+      auto gpu = backend("cuda").make_runner(m, parse_placement("cuda", "fp16"));
+      EXPECT_LE(max_relative(gpu->logits(tokens), m.forward(tokens)), 3e-2) << arch << " " << method;
     }
   }
 }

@@ -8,6 +8,7 @@
 #include "methods/flatquant/deploy.h"
 #include "methods/flattenquant/flatten_linear.h"
 #include "methods/flattenquant/flatten_plan.h"
+#include "method_test_util.h"
 #include "models/op_plan.h"
 #include "test_util.h"
 
@@ -148,6 +149,34 @@ TEST(OpPlan, AttentionHooksChainedInOrder) {
   EXPECT_TRUE(attention_plan(AttentionHook{}, 0)->empty());
   const AttentionHook probe = [](int, Mat&, Mat&, Mat&) {};
   EXPECT_FALSE(attention_plan(chain_attention_hooks(AttentionOpHook{kv}, probe, false), 0).has_value());
+}
+
+// What a backend other than the CPU needs from each method of configs/flatquant.yaml: every site's
+// operator and every layer's attention edits as a plan, and each plan equal to its operator on
+// the inputs the site sees (random here).
+TEST(OpPlan, EveryMethodOfTheFlatQuantTableDeploysPlans) {
+  const std::vector<std::pair<std::string, json>> jobs = {
+      {"rtn", {{"w_bits", 4}, {"a_bits", 4}, {"kv_bits", 4}}},
+      {"smoothquant", {{"alpha", 0.85}, {"w_granularity", "per_channel"}, {"w_bits", 4}, {"a_bits", 4}, {"kv_bits", 4}}},
+      {"flattenquant",
+       {{"bits_mode", "int4"}, {"kv_bits", 4}, {"w_granularity", "per_channel"}, {"calib_samples", 8}, {"calib_seqlen", 64},
+        {"check_windows", 0}}},
+      {"flattenquant", {{"bits_mode", "int8"}, {"calib_samples", 8}, {"calib_seqlen", 64}, {"check_windows", 0}}},
+      {"flatquant", {{"epochs", 1}, {"nsamples", 4}, {"seqlen", 32}, {"cali_bsz", 2}}},
+  };
+  for (const auto& [method, params] : jobs) {
+    Model m = test::tiny_synthetic("llama-tiny", 3, 2);
+    test::run_method(method, m, nullptr, params);
+    int with_ops = 0;
+    for (const LinearSite* s : std::as_const(m).sites()) {
+      if (!s->op) continue;
+      ++with_ops;
+      expect_plan_matches(*s->op, activations(9, s->in_features(), 20 + with_ops));
+    }
+    EXPECT_GT(with_ops, 0) << method;
+    for (int l = 0; l < m.cfg.n_layers; ++l)
+      EXPECT_TRUE(attention_plan(m.attention_hook, l).has_value()) << method << " layer " << l;
+  }
 }
 
 }  // namespace

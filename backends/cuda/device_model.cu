@@ -41,6 +41,8 @@ template <> __device__ __forceinline__ float from_f<float>(float x) { return x; 
 template <> __device__ __forceinline__ __half from_f<__half>(float x) { return __float2half_rn(x); }
 template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
 
+#include "backends/cuda/plan_kernels.cuh"
+
 template <class T> constexpr cudaDataType_t cuda_type();
 template <> constexpr cudaDataType_t cuda_type<float>() { return CUDA_R_32F; }
 template <> constexpr cudaDataType_t cuda_type<__half>() { return CUDA_R_16F; }
@@ -324,10 +326,51 @@ struct Linear {
 struct NormW {
   long gamma = -1, beta = -1;  // offsets into the fp32 arena
 };
+// An operator's input steps on the device (HostInput, arrays in the arenas; -1: absent).
+struct DevInput {
+  bool any = false;
+  int k_in = 0, width = 0;  // the input's width and the prepared width (the GEMM's K)
+  long clip = -1, kron_left = -1, kron_right = -1, flat_src = -1, flat_div = -1;
+  int n1 = 0, n2 = 0, n_src = 0;
+  DevQuant quant;
+};
+// One GEMM of a group: one site, or several fused when they read the same prepared input,
+// writing columns [col, col + lin.N) of the group's output.
+struct Part {
+  Linear lin;
+  DevInput in;
+  int col = 0;
+};
+struct Group {
+  std::vector<Part> parts;
+  long bias = -1;  // the group's biases, fp32 arena
+  int N = 0;
+  bool steps() const {
+    for (const Part& p : parts)
+      if (p.in.any) return true;
+    return false;
+  }
+};
+struct DevAttentionStep {
+  int col0 = 0, heads = 0;
+  long transform = -1;
+  DevQuant quant;
+};
 struct Layer {
   NormW attn_norm, mlp_norm;
-  Linear qkv, o, gate_up, down, fc1, fc2;
+  Group qkv, o, gate_up, down, fc1, fc2;
+  std::vector<DevAttentionStep> attention;
 };
+
+// The shapes a TypedModel keeps of its HostModel (the host arrays are not kept after the upload).
+struct Shape {
+  bool llama = true;
+  int dim = 0, hidden = 0, n_heads = 0, n_kv_heads = 0, vocab = 0, max_seq = 0, rope_rows = 0;
+  float eps = 1e-5f;
+};
+Shape shape_of(const HostModel& m) {
+  return {m.llama, m.dim, m.hidden, m.n_heads, m.n_kv_heads, m.vocab, m.max_seq, m.rope_rows, m.eps};
+}
 
 class ModelBase {
  public:
@@ -341,7 +384,7 @@ class ModelBase {
 template <class T>
 class TypedModel final : public ModelBase {
  public:
-  TypedModel(const HostModel& m, int max_batch_tokens) : cfg_(m) {
+  TypedModel(const HostModel& m, int max_batch_tokens) : cfg_(shape_of(m)) {
     hd_ = m.dim / m.n_heads;
     nq_ = m.n_heads * hd_, nkv_ = m.n_kv_heads * hd_;
     max_tokens = std::max(max_batch_tokens, m.max_seq);
@@ -403,8 +446,13 @@ class TypedModel final : public ModelBase {
     for (const HostLayer& l : m.layers)
       for (const HostLinear* lin : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down, &l.fc1, &l.fc2})
         weights += size_t(lin->N) * lin->K;
+    size_t k_in = 0, prepared = 0;  // the operators' fp32 input, scratch and prepared widths
+    for (const HostLayer& l : m.layers)
+      for (const HostLinear* lin : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down, &l.fc1, &l.fc2})
+        k_in = std::max(k_in, size_t(lin->K_in)), prepared = lin->in.any() ? std::max({prepared, size_t(lin->K), size_t(lin->K_in)}) : prepared;
+    const size_t steps = prepared ? 4 * k_in + 8 * prepared + sizeof(T) * prepared : 0;
     const size_t act = size_t(max_tokens) * (4 * (3 * size_t(m.dim) + nq_ + 2 * nkv_ + 2 * size_t(m.hidden)) +
-                                            sizeof(T) * (2 * size_t(m.dim) + m.hidden) + 16);
+                                            sizeof(T) * (2 * size_t(m.dim) + m.hidden) + 48 + steps);
     chunk_rows_ = int(std::clamp<size_t>((size_t(512) << 20) / (size_t(m.vocab) * 4), 1, size_t(max_tokens)));
     const size_t need = weights * sizeof(T) + act + size_t(chunk_rows_) * m.vocab * 4 + (size_t(256) << 20);
     size_t free_b = 0, total_b = 0;
@@ -417,7 +465,8 @@ class TypedModel final : public ModelBase {
                                "resident; it does not stream layers from the checkpoint)");
   }
 
-  // Weights as one arena of T (matrices) and one of fp32 (norms, biases, RoPE tables).
+  // Weights as one arena of T (matrices), one of fp32 (norms, biases, RoPE tables, the plans'
+  // clip limits, factors and offsets) and one of ints (flatten sources).
   void upload_weights(const HostModel& m) {
     std::vector<std::pair<const float*, size_t>> mats;  // host source, count, in arena order
     size_t wn = 0;
@@ -428,30 +477,69 @@ class TypedModel final : public ModelBase {
       return at;
     };
     std::vector<float> fl;
+    std::vector<int> in;
     auto add_floats = [&](const float* src, size_t n) -> long {
-      if (!src) return -1;
+      if (!src || n == 0) return -1;
       const long at = long(fl.size());
       fl.insert(fl.end(), src, src + n);
       return at;
     };
-    auto linear = [&](std::initializer_list<const HostLinear*> parts) {
-      Linear out;
-      out.K = (*parts.begin())->K;
+    auto add_vec = [&](const std::vector<float>& v) { return add_floats(v.data(), v.size()); };
+    auto quant = [&](const HostQuant& h) {
+      DevQuant q;
+      q.scope = h.scope, q.bits = h.bits, q.group = h.group, q.sym = h.sym, q.reciprocal = h.reciprocal;
+      q.qmin = h.sym ? -(1 << (h.bits - 1)) : 0;
+      q.qmax = h.sym ? (1 << (h.bits - 1)) - 1 : (1 << h.bits) - 1;
+      q.hi = h.clip_hi, q.lo = h.clip_lo, q.scale = h.scale, q.zero = h.zero;
+      q.step_offset = add_vec(h.step_offset);
+      return q;
+    };
+    auto input = [&](const HostLinear& l) {
+      DevInput d;
+      d.any = l.in.any(), d.k_in = l.K_in, d.width = l.K;
+      d.clip = add_vec(l.in.clip_limit);
+      d.kron_left = add_vec(l.in.kron_left), d.kron_right = add_vec(l.in.kron_right);
+      d.n1 = l.in.n1, d.n2 = l.in.n2;
+      if (!l.in.flat_src.empty()) {
+        d.flat_src = long(in.size());
+        in.insert(in.end(), l.in.flat_src.begin(), l.in.flat_src.end());
+        d.flat_div = add_vec(l.in.flat_div);
+        d.n_src = int(l.in.flat_src.size());
+      }
+      d.quant = quant(l.in.quant);
+      max_k_in_ = std::max(max_k_in_, d.k_in);
+      if (d.any) max_prepared_ = std::max({max_prepared_, d.width, d.k_in});
+      return d;
+    };
+    // Sites of one fused GEMM stay fused when they read the same prepared input.
+    auto group = [&](std::initializer_list<const HostLinear*> sites) {
+      Group g;
+      const HostLinear& first = **sites.begin();
+      bool same = true;
+      for (const HostLinear* p : sites) same = same && p->K == first.K && p->K_in == first.K_in && same_input(p->in, first.in);
       bool any_bias = false;
-      for (const HostLinear* p : parts) any_bias |= p->b != nullptr;
-      for (const HostLinear* p : parts) {
+      for (const HostLinear* p : sites) any_bias |= p->b != nullptr;
+      for (const HostLinear* p : sites) {
         const size_t at = add_mat(p->W, size_t(p->N) * p->K);
-        if (p == *parts.begin()) out.w = at;
-        out.N += p->N;
+        if (same && !g.parts.empty()) {
+          g.parts.back().lin.N += p->N;
+        } else {
+          Part part;
+          part.lin.w = at, part.lin.N = p->N, part.lin.K = p->K;
+          part.in = input(*p);
+          part.col = g.N;
+          g.parts.push_back(part);
+        }
+        g.N += p->N;
       }
       if (any_bias) {
-        out.bias = long(fl.size());
-        for (const HostLinear* p : parts) {
+        g.bias = long(fl.size());
+        for (const HostLinear* p : sites) {
           if (p->b) fl.insert(fl.end(), p->b, p->b + p->N);
           else fl.insert(fl.end(), size_t(p->N), 0.f);
         }
       }
-      return out;
+      return g;
     };
     tok_ = add_mat(m.tok_embedding, size_t(m.vocab) * m.dim);
     cls_ = m.classifier == m.tok_embedding ? tok_ : add_mat(m.classifier, size_t(m.vocab) * m.dim);
@@ -460,14 +548,22 @@ class TypedModel final : public ModelBase {
       Layer l;
       l.attn_norm = {add_floats(hl.attn_norm.gamma, m.dim), add_floats(hl.attn_norm.beta, m.dim)};
       l.mlp_norm = {add_floats(hl.mlp_norm.gamma, m.dim), add_floats(hl.mlp_norm.beta, m.dim)};
-      l.qkv = linear({&hl.q, &hl.k, &hl.v});
-      l.o = linear({&hl.o});
+      l.qkv = group({&hl.q, &hl.k, &hl.v});
+      l.o = group({&hl.o});
       if (m.llama) {
-        l.gate_up = linear({&hl.gate, &hl.up});
-        l.down = linear({&hl.down});
+        l.gate_up = group({&hl.gate, &hl.up});
+        l.down = group({&hl.down});
       } else {
-        l.fc1 = linear({&hl.fc1});
-        l.fc2 = linear({&hl.fc2});
+        l.fc1 = group({&hl.fc1});
+        l.fc2 = group({&hl.fc2});
+      }
+      for (const HostAttentionStep& hs : hl.attention) {
+        DevAttentionStep st;
+        st.col0 = hs.tensor == 0 ? 0 : (hs.tensor == 1 ? nq_ : nq_ + nkv_);
+        st.heads = hs.tensor == 0 ? m.n_heads : m.n_kv_heads;
+        st.transform = add_vec(hs.head_transform);
+        st.quant = quant(hs.quant);
+        l.attention.push_back(st);
       }
       layers_.push_back(l);
     }
@@ -482,6 +578,8 @@ class TypedModel final : public ModelBase {
     for (auto [src, n] : mats) upload_converted(weights_.p + at, src, n, staging), at += n;
     floats_ = Buffer<float>(fl.size());
     floats_.upload(fl.data(), fl.size());
+    ints_ = Buffer<int>(in.size());
+    ints_.upload(in.data(), in.size());
     FB_CU(cudaDeviceSynchronize());
   }
 
@@ -493,6 +591,14 @@ class TypedModel final : public ModelBase {
     mlp_ = Buffer<float>(M * 2 * size_t(cfg_.hidden));
     hn_ = Buffer<T>(M * std::max(cfg_.dim, nq_));
     act_ = Buffer<T>(M * size_t(cfg_.hidden));
+    if (max_prepared_ > 0) {  // the operators' input steps run in fp32 (plan_kernels.cuh)
+      xf_ = Buffer<float>(M * size_t(max_k_in_));
+      s1_ = Buffer<float>(M * size_t(max_prepared_));
+      s2_ = Buffer<float>(M * size_t(max_prepared_));
+      gin_ = Buffer<T>(M * size_t(max_prepared_));
+    }
+    row_range_ = Buffer<float2>(M), seq_range_ = Buffer<float2>(M + 1);
+    seq_of_row_ = Buffer<int>(M), seq_offsets_ = Buffer<int>(M + 1);
     tokens_ = Buffer<int>(M), pos_idx_ = Buffer<int>(M), row_idx_ = Buffer<int>(M), targets_ = Buffer<int>(M);
     tiles_ = Buffer<AttentionTile>(M / kRowsPerBlock + 2 * M / std::max(1, cfg_.max_seq) + 64);
     logits_ = Buffer<float>(size_t(chunk_rows_) * cfg_.vocab);
@@ -503,84 +609,169 @@ class TypedModel final : public ModelBase {
     attn_smem_ = (kKeyTile * (hd_ + 1) + kKeyTile * hd_ + kRowsPerBlock * hd_) * int(sizeof(float));
   }
 
-  // Y[rows × N] = X[rows × K] · W[N × K]ᵀ, fp32 out and accumulation.
-  void gemm(const Linear& lin, const T* X, float* Y, int rows) {
+  // Y[rows × N] (row stride ldy) = X[rows × K] · W[N × K]ᵀ, fp32 out and accumulation.
+  void gemm(const Linear& lin, const T* X, float* Y, int rows, int ldy) {
     const float one = 1, zero = 0;
     FB_CUBLAS(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, lin.N, rows, lin.K, &one, w(lin.w), cuda_type<T>(), lin.K,
-                           X, cuda_type<T>(), lin.K, &zero, Y, CUDA_R_32F, lin.N, CUBLAS_COMPUTE_32F,
+                           X, cuda_type<T>(), lin.K, &zero, Y, CUDA_R_32F, ldy, CUBLAS_COMPUTE_32F,
                            CUBLAS_GEMM_DEFAULT));
+  }
+
+  // An operator's input steps on x (rows × k_in, fp32) into the GEMM's input (gin_, T), in the
+  // order of models/op_plan.cpp's run_linear_plan.
+  const T* prepare(const DevInput& in, const float* x, int rows) {
+    const float* cur = x;
+    int ld = in.k_in;
+    auto other = [&](const float* c) { return c == s1_.p ? s2_.p : s1_.p; };
+    const int grid = blocks_for(size_t(rows) * std::max(in.width, in.k_in));
+    if (in.clip >= 0) {
+      float* o = other(cur);
+      clip_columns_kernel<<<grid, 256>>>(cur, ld, f(in.clip), o, in.k_in, rows);
+      FB_LAUNCHED("clip columns");
+      cur = o;
+    }
+    if (in.kron_left >= 0) {  // Z = X·R over rows·n1 rows of n2, then Y_t = Lᵀ·Z_t per row t
+      const float one = 1, zero = 0;
+      float* z = other(cur);
+      float* y = other(z);
+      FB_CUBLAS(cublasSgemm(blas_, CUBLAS_OP_N, CUBLAS_OP_N, in.n2, rows * in.n1, in.n2, &one, f(in.kron_right), in.n2,
+                            cur, in.n2, &zero, z, in.n2));
+      FB_CUBLAS(cublasSgemmStridedBatched(blas_, CUBLAS_OP_N, CUBLAS_OP_T, in.n2, in.n1, in.n1, &one, z, in.n2,
+                                          long(in.k_in), f(in.kron_left), in.n1, 0, &zero, y, in.n2, long(in.k_in), rows));
+      cur = y;
+    }
+    if (in.flat_src >= 0) {
+      float* o = other(cur);
+      flatten_kernel<<<grid, 256>>>(cur, ld, ints_.p + in.flat_src, f(in.flat_div), in.n_src, o, in.width, rows);
+      FB_LAUNCHED("flatten");
+      cur = o, ld = in.width;
+    }
+    quantize(in.quant, cur, ld, gin_.p, in.width, in.width, rows);
+    return gin_.p;
+  }
+
+  // Fake-quantizes (or converts) rows × width of x into out.
+  template <class OutT>
+  void quantize(const DevQuant& q, const float* x, int ldx, OutT* out, int ldo, int width, int rows) {
+    if (q.scope == HostQuant::none) {
+      convert_rows_kernel<OutT><<<blocks_for(size_t(rows) * width), 256>>>(x, ldx, out, width, rows);
+      FB_LAUNCHED("convert rows");
+      return;
+    }
+    if (q.scope == HostQuant::sequence) {
+      row_range_kernel<<<rows, 256>>>(x, ldx, width, row_range_.p);
+      sequence_range_kernel<<<sequences_, 256>>>(row_range_.p, seq_offsets_.p, seq_range_.p);
+      FB_LAUNCHED("sequence ranges");
+    }
+    plan_quant_kernel<OutT><<<rows, 256>>>(x, ldx, out, ldo, width, q, floats_.p, seq_range_.p, seq_of_row_.p);
+    FB_LAUNCHED("fake-quant");
+  }
+
+  // A group's GEMMs into Y (row stride ldy): from xt (T) when no part has input steps, else from
+  // xf (fp32) through each part's steps.
+  void run_group(const Group& g, const T* xt, const float* xf, float* Y, int ldy, int rows) {
+    for (const Part& p : g.parts) gemm(p.lin, xf ? prepare(p.in, xf, rows) : xt, Y + p.col, rows, ldy);
+  }
+
+  void attention_steps(const Layer& l, int rows) {
+    const int width = nq_ + 2 * nkv_;
+    for (const DevAttentionStep& s : l.attention) {
+      if (s.transform >= 0) {
+        head_transform_kernel<<<dim3((rows + kHeadRows - 1) / kHeadRows, s.heads), hd_,
+                                kHeadRows * hd_ * int(sizeof(float))>>>(qkv_.p, width, s.col0, hd_, f(s.transform), rows);
+        FB_LAUNCHED("head transform");
+      }
+      if (s.quant.scope != HostQuant::none)
+        quantize(s.quant, qkv_.p + s.col0, width, qkv_.p + s.col0, width, s.heads * hd_, rows);
+    }
   }
 
   void norm(const float* x, const int* rows_idx, const NormW& n, T* out, int rows) {
     norm_kernel<T><<<rows, 256>>>(x, rows_idx, f(n.gamma), f(n.beta), out, cfg_.dim, cfg_.eps);
     FB_LAUNCHED("norm");
   }
+  // The norm of x into the group's input: T for plain GEMMs, fp32 for input steps.
+  void norm_for(const Group& g, const NormW& n, int rows) {
+    if (g.steps()) norm_kernel<float><<<rows, 256>>>(x_.p, nullptr, f(n.gamma), f(n.beta), xf_.p, cfg_.dim, cfg_.eps);
+    else norm_kernel<T><<<rows, 256>>>(x_.p, nullptr, f(n.gamma), f(n.beta), hn_.p, cfg_.dim, cfg_.eps);
+    FB_LAUNCHED("norm");
+  }
+  const float* fp32_input(const Group& g) const { return g.steps() ? xf_.p : nullptr; }
 
-  template <int kDpl>
-  void attention_dpl(int tiles, int rows) {
-    auto kernel = attention_kernel<T, kDpl>;
+  template <class OutT, int kDpl>
+  void attention_dpl(int tiles, OutT* out) {
+    auto kernel = attention_kernel<OutT, kDpl>;
     if (attn_smem_ > 48 * 1024) FB_CU(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, attn_smem_));
     const int ld = nq_ + 2 * nkv_;
-    kernel<<<dim3(tiles, cfg_.n_heads), kWarps * 32, attn_smem_>>>(qkv_.p, ld, nq_, nq_ + nkv_, hn_.p, nq_, tiles_.p,
+    kernel<<<dim3(tiles, cfg_.n_heads), kWarps * 32, attn_smem_>>>(qkv_.p, ld, nq_, nq_ + nkv_, out, nq_, tiles_.p,
                                                                   cfg_.n_heads / cfg_.n_kv_heads, hd_,
                                                                   1.0f / sqrtf(float(hd_)));
     FB_LAUNCHED("attention");
   }
-  void attention(int tiles, int rows) {
+  template <class OutT>
+  void attention(int tiles, OutT* out) {
     switch ((hd_ + 31) / 32) {
-      case 1: return attention_dpl<1>(tiles, rows);
-      case 2: return attention_dpl<2>(tiles, rows);
-      case 3: case 4: return attention_dpl<4>(tiles, rows);
-      default: return attention_dpl<8>(tiles, rows);
+      case 1: return attention_dpl<OutT, 1>(tiles, out);
+      case 2: return attention_dpl<OutT, 2>(tiles, out);
+      case 3: case 4: return attention_dpl<OutT, 4>(tiles, out);
+      default: return attention_dpl<OutT, 8>(tiles, out);
     }
+  }
+
+  // The packed batch's positions, attention tiles and sequences on the device.
+  int upload_batch(const Batch& b, int rows) {
+    std::vector<int> pos(static_cast<size_t>(rows)), seq_of_row(static_cast<size_t>(rows));
+    std::vector<AttentionTile> tiles;
+    for (size_t s = 0; s + 1 < b.offsets.size(); ++s) {
+      const int start = b.offsets[s], end = b.offsets[s + 1];
+      if (!cfg_.llama && end - start > cfg_.max_seq) throw std::runtime_error("cuda backend: sequence longer than OPT's positions");
+      if (cfg_.llama && end - start > cfg_.rope_rows) throw std::runtime_error("cuda backend: sequence longer than the RoPE table");
+      for (int r = start; r < end; ++r) pos[static_cast<size_t>(r)] = r - start, seq_of_row[static_cast<size_t>(r)] = int(s);
+      for (int q0 = start; q0 < end; q0 += kRowsPerBlock) tiles.push_back({start, end, q0, 0});
+    }
+    if (tiles.size() > tiles_.n) tiles_ = Buffer<AttentionTile>(tiles.size());
+    sequences_ = int(b.offsets.size()) - 1;
+    tokens_.upload(b.tokens.data(), size_t(rows));
+    pos_idx_.upload(pos.data(), size_t(rows));
+    seq_of_row_.upload(seq_of_row.data(), size_t(rows));
+    seq_offsets_.upload(b.offsets.data(), b.offsets.size());
+    tiles_.upload(tiles.data(), tiles.size());
+    return int(tiles.size());
   }
 
   // Runs the decoder over a packed batch, leaving the residual stream in x_; returns its rows.
   int forward(const Batch& b) {
     const int rows = int(b.tokens.size());
     if (rows > max_tokens) throw std::logic_error("cuda backend: batch larger than its buffers");
-    std::vector<int> pos(static_cast<size_t>(rows));
-    std::vector<AttentionTile> tiles;
-    for (size_t s = 0; s + 1 < b.offsets.size(); ++s) {
-      const int start = b.offsets[s], end = b.offsets[s + 1];
-      if (!cfg_.llama && end - start > cfg_.max_seq) throw std::runtime_error("cuda backend: sequence longer than OPT's positions");
-      if (cfg_.llama && end - start > cfg_.rope_rows) throw std::runtime_error("cuda backend: sequence longer than the RoPE table");
-      for (int r = start; r < end; ++r) pos[static_cast<size_t>(r)] = r - start;
-      for (int q0 = start; q0 < end; q0 += kRowsPerBlock) tiles.push_back({start, end, q0, 0});
-    }
-    if (tiles.size() > tiles_.n) tiles_ = Buffer<AttentionTile>(tiles.size());
-    tokens_.upload(b.tokens.data(), size_t(rows));
-    pos_idx_.upload(pos.data(), size_t(rows));
-    tiles_.upload(tiles.data(), tiles.size());
-
+    const int tiles = upload_batch(b, rows);
     embed_kernel<T><<<rows, 256>>>(tokens_.p, pos_idx_.p, w(tok_), pos_ >= 0 ? w(size_t(pos_)) : nullptr, x_.p, cfg_.dim);
     FB_LAUNCHED("embed");
     const int width = nq_ + 2 * nkv_;
     for (const Layer& l : layers_) {
-      norm(x_.p, nullptr, l.attn_norm, hn_.p, rows);
-      gemm(l.qkv, hn_.p, qkv_.p, rows);
+      norm_for(l.qkv, l.attn_norm, rows);
+      run_group(l.qkv, hn_.p, fp32_input(l.qkv), qkv_.p, width, rows);
       qkv_bias_rope_kernel<<<blocks_for(size_t(rows) * width / 2), 256>>>(
           qkv_.p, f(l.qkv.bias), cfg_.llama ? f(rope_cos_) : nullptr, cfg_.llama ? f(rope_sin_) : nullptr, pos_idx_.p,
           width, cfg_.llama ? nq_ + nkv_ : 0, hd_, rows);
       FB_LAUNCHED("qkv bias + rope");
-      attention(int(tiles.size()), rows);
-      gemm(l.o, hn_.p, y_.p, rows);
+      attention_steps(l, rows);
+      if (l.o.steps()) attention<float>(tiles, xf_.p);
+      else attention<T>(tiles, hn_.p);
+      run_group(l.o, hn_.p, fp32_input(l.o), y_.p, cfg_.dim, rows);
       residual_kernel<<<blocks_for(size_t(rows) * cfg_.dim), 256>>>(x_.p, y_.p, f(l.o.bias), cfg_.dim, rows);
       FB_LAUNCHED("residual");
-      norm(x_.p, nullptr, l.mlp_norm, hn_.p, rows);
-      if (cfg_.llama) {
-        gemm(l.gate_up, hn_.p, mlp_.p, rows);
-        swiglu_kernel<T><<<blocks_for(size_t(rows) * cfg_.hidden), 256>>>(mlp_.p, f(l.gate_up.bias), act_.p, cfg_.hidden, rows);
-        FB_LAUNCHED("swiglu");
-        gemm(l.down, act_.p, y_.p, rows);
-        residual_kernel<<<blocks_for(size_t(rows) * cfg_.dim), 256>>>(x_.p, y_.p, f(l.down.bias), cfg_.dim, rows);
-      } else {
-        gemm(l.fc1, hn_.p, mlp_.p, rows);
-        relu_kernel<T><<<blocks_for(size_t(rows) * cfg_.hidden), 256>>>(mlp_.p, f(l.fc1.bias), act_.p, cfg_.hidden, rows);
-        FB_LAUNCHED("relu");
-        gemm(l.fc2, act_.p, y_.p, rows);
-        residual_kernel<<<blocks_for(size_t(rows) * cfg_.dim), 256>>>(x_.p, y_.p, f(l.fc2.bias), cfg_.dim, rows);
-      }
+      const Group& up = cfg_.llama ? l.gate_up : l.fc1;
+      const Group& down = cfg_.llama ? l.down : l.fc2;
+      norm_for(up, l.mlp_norm, rows);
+      run_group(up, hn_.p, fp32_input(up), mlp_.p, up.N, rows);
+      const size_t n = size_t(rows) * cfg_.hidden;
+      if (cfg_.llama && down.steps()) swiglu_kernel<float><<<blocks_for(n), 256>>>(mlp_.p, f(up.bias), xf_.p, cfg_.hidden, rows);
+      else if (cfg_.llama) swiglu_kernel<T><<<blocks_for(n), 256>>>(mlp_.p, f(up.bias), act_.p, cfg_.hidden, rows);
+      else if (down.steps()) relu_kernel<float><<<blocks_for(n), 256>>>(mlp_.p, f(up.bias), xf_.p, cfg_.hidden, rows);
+      else relu_kernel<T><<<blocks_for(n), 256>>>(mlp_.p, f(up.bias), act_.p, cfg_.hidden, rows);
+      FB_LAUNCHED(cfg_.llama ? "swiglu" : "relu");
+      run_group(down, act_.p, fp32_input(down), y_.p, cfg_.dim, rows);
+      residual_kernel<<<blocks_for(size_t(rows) * cfg_.dim), 256>>>(x_.p, y_.p, f(down.bias), cfg_.dim, rows);
       FB_LAUNCHED("residual");
     }
     return rows;
@@ -591,10 +782,10 @@ class TypedModel final : public ModelBase {
     norm(x_.p, rows_idx, final_norm_, hn_.p, n);
     Linear cls;
     cls.w = cls_, cls.N = cfg_.vocab, cls.K = cfg_.dim;
-    gemm(cls, hn_.p, logits_.p, n);
+    gemm(cls, hn_.p, logits_.p, n, cfg_.vocab);
   }
 
-  HostModel cfg_;  // shapes only after the upload (its pointers are not kept)
+  Shape cfg_;
   int hd_ = 0, nq_ = 0, nkv_ = 0, chunk_rows_ = 1, attn_smem_ = 0;
   cublasHandle_t blas_ = nullptr;
   Buffer<T> weights_;
@@ -603,15 +794,28 @@ class TypedModel final : public ModelBase {
   long pos_ = -1, rope_cos_ = -1, rope_sin_ = -1;
   std::vector<Layer> layers_;
   NormW final_norm_;
+  Buffer<int> ints_;
+  int max_k_in_ = 0, max_prepared_ = 0, sequences_ = 0;
   Buffer<float> x_, y_, qkv_, mlp_, logits_;
-  Buffer<T> hn_, act_;
-  Buffer<int> tokens_, pos_idx_, row_idx_, targets_;
+  Buffer<float> xf_, s1_, s2_;  // fp32 input of the operators' steps and its two scratch copies
+  Buffer<T> hn_, act_, gin_;
+  Buffer<float2> row_range_, seq_range_;
+  Buffer<int> tokens_, pos_idx_, row_idx_, targets_, seq_of_row_, seq_offsets_;
   Buffer<AttentionTile> tiles_;
   Buffer<double> logprob_;
   Buffer<uint8_t> greedy_;
 };
 
 }  // namespace
+
+bool same_input(const HostInput& a, const HostInput& b) {
+  const HostQuant &p = a.quant, &q = b.quant;
+  return a.clip_limit == b.clip_limit && a.kron_left == b.kron_left && a.kron_right == b.kron_right && a.n1 == b.n1 &&
+         a.n2 == b.n2 && a.flat_src == b.flat_src && a.flat_div == b.flat_div && a.flat_out == b.flat_out &&
+         p.scope == q.scope && p.bits == q.bits && p.sym == q.sym && p.group == q.group && p.clip_hi == q.clip_hi &&
+         p.clip_lo == q.clip_lo && p.scale == q.scale && p.zero == q.zero && p.reciprocal == q.reciprocal &&
+         p.step_offset == q.step_offset;
+}
 
 int device_count(std::string* why) {
   int n = 0;

@@ -2,6 +2,10 @@
 // and run over packed batches of token sequences. Plain C++17 with no Eigen or harness types,
 // so nvcc compiles it alone; the host side converts a Model into HostModel.
 //
+// Methods' operators run as their plans (models/op_plan.h): per site, the input steps (clip,
+// Kronecker, flatten, fake-quant) in fp32 ahead of the GEMM; sites of one fused GEMM (q|k|v,
+// gate|up) stay fused when their input steps are the same, else each runs its own GEMM.
+//
 // Numerics (docs/backends.md#the-cuda-execution-backend): weights and GEMM inputs in the chosen
 // dtype (fp32 for exactness checks, fp16, bf16), every GEMM accumulating in fp32 (cuBLAS,
 // no TF32), the residual stream, norms, RoPE, attention and the log-softmax in fp32 (the
@@ -30,10 +34,42 @@ struct DeviceInfo {
 };
 DeviceInfo device_info(int device);
 
+// A fake-quantization step, by models/op_plan.h's PlanQuant rule (the host side copies it).
+struct HostQuant {
+  enum Scope { none = 0, row_groups = 1, sequence = 2, fixed = 3 };  // sequence: the plan's "tensor", one window
+  int scope = none;
+  int bits = 16;
+  bool sym = true;
+  int group = 0;  // row_groups: values per group, 0 = the whole row
+  float clip_hi = 1, clip_lo = 1, scale = 1, zero = 0;
+  bool reciprocal = false;
+  std::vector<float> step_offset;  // per column, or empty
+};
+// What an operator does to its input before the GEMM (models/op_plan.h's LinearPlan steps).
+struct HostInput {
+  std::vector<float> clip_limit;              // per input channel, or empty
+  std::vector<float> kron_left, kron_right;   // n1×n1 and n2×n2 row-major, or empty
+  int n1 = 0, n2 = 0;
+  std::vector<int> flat_src;                  // flatten: source channel of each column, or empty
+  std::vector<float> flat_div;
+  int flat_out = 0;                           // the padded width
+  HostQuant quant;
+  bool any() const { return !clip_limit.empty() || !kron_left.empty() || !flat_src.empty() || quant.scope != 0; }
+};
+bool same_input(const HostInput& a, const HostInput& b);
+
 struct HostLinear {
-  const float* W = nullptr;  // N × K, row-major (PyTorch layout)
+  const float* W = nullptr;  // N × K, row-major (PyTorch layout); K is the GEMM's width (after a flatten)
   const float* b = nullptr;  // N, or null
   int N = 0, K = 0;
+  int K_in = 0;              // the site's input width (K unless a flatten widens it)
+  HostInput in;
+};
+// One edit of q, k or v after RoPE (models/op_plan.h's AttentionStep).
+struct HostAttentionStep {
+  int tensor = 0;                    // 0 q, 1 k, 2 v
+  std::vector<float> head_transform; // head_dim × head_dim row-major, or empty
+  HostQuant quant;
 };
 struct HostNorm {
   const float* gamma = nullptr;
@@ -44,6 +80,7 @@ struct HostLayer {
   HostLinear q, k, v, o;
   HostLinear gate, up, down;  // LLaMA
   HostLinear fc1, fc2;        // OPT
+  std::vector<HostAttentionStep> attention;  // in order
 };
 struct HostModel {
   bool llama = true;
