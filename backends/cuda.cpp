@@ -82,7 +82,8 @@ cuda_exec::HostLinear host_linear(const LinearSite& s) {
 
 std::vector<cuda_exec::HostAttentionStep> host_attention(const Model& m, int layer) {
   std::vector<cuda_exec::HostAttentionStep> out;
-  for (const AttentionStep& s : *attention_plan(m.attention_hook, layer)) {
+  const std::optional<AttentionPlan> plan = attention_plan(m.attention_hook, layer);  // refuse_what_it_cannot_run: set
+  for (const AttentionStep& s : *plan) {
     cuda_exec::HostAttentionStep h;
     h.tensor = s.tensor == AttentionStep::Tensor::q ? 0 : (s.tensor == AttentionStep::Tensor::k ? 1 : 2);
     if (s.head_transform) h.head_transform = values(*s.head_transform);
@@ -174,7 +175,8 @@ class CudaRunner final : public ModelRunner {
             {"cuda_driver", info_.driver_version},
             {"dtype", placement_.dtype},
             {"weights_mib", device_.weight_bytes() >> 20},
-            {"batch_tokens", device_.max_batch_tokens()}};
+            {"batch_tokens", device_.max_batch_tokens()},
+            {"attention", device_.attention_kernel()}};
   }
 
  private:

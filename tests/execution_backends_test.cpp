@@ -309,6 +309,30 @@ TEST(CudaBackend, SevenBShapesMatchTheCpuWithEachMethod) {
   }
 }
 
+// The tensor-core attention (fp16 / bf16, head_dim 64 and 128) over one and many 64-key tiles,
+// GQA included: the CPU's logits to the dtype's tolerance; fp32 keeps the CUDA-core kernel.
+TEST(CudaBackend, TensorCoreAttentionMatchesTheCpuAcrossTiles) {
+  FB_REQUIRE_GPU();
+  for (const int head_dim : {64, 128}) {
+    ModelConfig c = synthetic_config("llama-tiny");
+    c.dim = 256, c.n_heads = 256 / head_dim, c.n_kv_heads = head_dim == 64 ? 2 : 1, c.hidden_dim = 512;
+    c.max_seq_len = 512;
+    SyntheticOptions o;
+    o.seed = 21;
+    const Model m = make_synthetic_model(c, o);
+    for (const auto& [dtype, bound] : {std::pair{"fp16", 5e-3}, {"bf16", 3e-2}}) {
+      auto gpu = backend("cuda").make_runner(m, parse_placement("cuda", dtype));
+      EXPECT_NE(gpu->where().value("attention", "").find("wmma"), std::string::npos) << gpu->where().dump();
+      for (int T : {1, 17, 64, 65, 200, 512}) {
+        const std::vector<int> tokens = random_tokens(T, m.cfg.vocab_size, uint64_t(T + head_dim));
+        EXPECT_LE(max_relative(gpu->logits(tokens), m.forward(tokens)), bound) << "hd " << head_dim << " " << dtype << " T=" << T;
+      }
+    }
+    auto exact = backend("cuda").make_runner(m, parse_placement("cuda", "fp32"));
+    EXPECT_NE(exact->where().value("attention", "").find("cuda-core"), std::string::npos) << exact->where().dump();
+  }
+}
+
 // Requests of different lengths packed into one batch score as each does alone on the CPU.
 TEST(CudaBackend, PackedRequestsScoreAsOnTheCpu) {
   FB_REQUIRE_GPU();

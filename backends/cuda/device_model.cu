@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <type_traits>
 #include <numeric>
 #include <stdexcept>
 #include <string>
@@ -248,6 +250,8 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
 }
 
+#include "backends/cuda/attention_wmma.cuh"
+
 // SwiGLU as silu_multiply does it: g / (1 + e^{-g}) · u, over [gate | up] rows (biases added first).
 template <class T>
 __global__ void swiglu_kernel(const float* gu, const float* bias, T* out, int hidden, int rows) {
@@ -379,6 +383,7 @@ class ModelBase {
   virtual std::vector<float> logits(const std::vector<int>& tokens) = 0;
   virtual size_t weight_bytes() const = 0;
   int max_tokens = 0;
+  std::string attention_name;  // which attention kernel runs (provenance)
 };
 
 template <class T>
@@ -390,6 +395,11 @@ class TypedModel final : public ModelBase {
     max_tokens = std::max(max_batch_tokens, m.max_seq);
     if (m.llama && m.rope_rows < max_tokens) throw std::logic_error("cuda backend: RoPE table shorter than a batch");
     check_fits(m);
+    // Tensor cores for fp16 / bf16 at the usual head sizes; FLATBENCH_CUDA_ATTENTION=reference
+    // keeps the CUDA-core kernel (A/B timing, or a check of the fast one).
+    const char* pick = std::getenv("FLATBENCH_CUDA_ATTENTION");
+    tc_attention_ = !std::is_same_v<T, float> && (hd_ == 64 || hd_ == 128) && !(pick && std::string(pick) == "reference");
+    attention_name = tc_attention_ ? "wmma flash (fp32 softmax, tensor-core products)" : "cuda-core online softmax (fp32)";
     FB_CUBLAS(cublasCreate(&blas_));
     FB_CUBLAS(cublasSetMathMode(blas_, CUBLAS_DEFAULT_MATH));  // fp32 GEMMs stay fp32: no TF32
     upload_weights(m);
@@ -708,8 +718,21 @@ class TypedModel final : public ModelBase {
                                                                   1.0f / sqrtf(float(hd_)));
     FB_LAUNCHED("attention");
   }
+  template <class OutT, int HD>
+  void attention_tc(int tiles, OutT* out) {
+    if constexpr (!std::is_same_v<T, float>) {
+      auto kernel = attention_wmma_kernel<T, OutT, HD>;
+      const int smem = int(TcLayout<HD>::bytes(sizeof(T)));
+      FB_CU(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+      const int ld = nq_ + 2 * nkv_;
+      kernel<<<dim3(tiles, cfg_.n_heads), kTcWarps * 32, smem>>>(qkv_.p, ld, nq_, nq_ + nkv_, out, nq_, tiles_.p,
+                                                              cfg_.n_heads / cfg_.n_kv_heads, 1.0f / sqrtf(float(HD)));
+      FB_LAUNCHED("attention (tensor cores)");
+    }
+  }
   template <class OutT>
   void attention(int tiles, OutT* out) {
+    if (tc_attention_) return hd_ == 64 ? attention_tc<OutT, 64>(tiles, out) : attention_tc<OutT, 128>(tiles, out);
     switch ((hd_ + 31) / 32) {
       case 1: return attention_dpl<OutT, 1>(tiles, out);
       case 2: return attention_dpl<OutT, 2>(tiles, out);
@@ -727,7 +750,8 @@ class TypedModel final : public ModelBase {
       if (!cfg_.llama && end - start > cfg_.max_seq) throw std::runtime_error("cuda backend: sequence longer than OPT's positions");
       if (cfg_.llama && end - start > cfg_.rope_rows) throw std::runtime_error("cuda backend: sequence longer than the RoPE table");
       for (int r = start; r < end; ++r) pos[static_cast<size_t>(r)] = r - start, seq_of_row[static_cast<size_t>(r)] = int(s);
-      for (int q0 = start; q0 < end; q0 += kRowsPerBlock) tiles.push_back({start, end, q0, 0});
+      const int tile_rows = tc_attention_ ? kTcRows : kRowsPerBlock;
+      for (int q0 = start; q0 < end; q0 += tile_rows) tiles.push_back({start, end, q0, 0});
     }
     if (tiles.size() > tiles_.n) tiles_ = Buffer<AttentionTile>(tiles.size());
     sequences_ = int(b.offsets.size()) - 1;
@@ -787,6 +811,7 @@ class TypedModel final : public ModelBase {
 
   Shape cfg_;
   int hd_ = 0, nq_ = 0, nkv_ = 0, chunk_rows_ = 1, attn_smem_ = 0;
+  bool tc_attention_ = false;
   cublasHandle_t blas_ = nullptr;
   Buffer<T> weights_;
   Buffer<float> floats_;
@@ -867,5 +892,6 @@ std::vector<float> DeviceModel::logits(const std::vector<int>& tokens) {
 }
 int DeviceModel::max_batch_tokens() const { return impl_->model->max_tokens; }
 size_t DeviceModel::weight_bytes() const { return impl_->model->weight_bytes(); }
+std::string DeviceModel::attention_kernel() const { return impl_->model->attention_name; }
 
 }  // namespace fb::cuda_exec

@@ -119,6 +119,7 @@ class DeviceModel {
 
   int max_batch_tokens() const;
   size_t weight_bytes() const;
+  std::string attention_kernel() const;  // which attention kernel runs
 
  private:
   struct Impl;
