@@ -222,6 +222,23 @@ TEST(CudaBackend, LogitsEqualTheCpuReference) {
   }
 }
 
+// How far the CPU's own logits move when its norm gains move by `eps` (relative). Fake-quantized
+// models are chaotic: a 1e-7 nudge flips a code that sat on a rounding boundary and the change
+// grows through the layers (llama-tiny W4A4KV4: 0.34 of the largest logit from a 1e-7 nudge), so
+// a backend is held to the CPU no closer than the CPU is to itself under a nudge of the backend's
+// rounding size. For dense or 8-bit settings this stays near zero and the fixed bound decides.
+double self_noise(const Model& m, const std::vector<int>& tokens, float eps) {
+  Model nudged = m;
+  for (Block& b : nudged.blocks) b.attn_norm.gamma *= 1 + eps, b.mlp_norm.gamma *= 1 - eps;
+  return max_relative(nudged.forward(tokens), m.forward(tokens));
+}
+
+// The bound for a dtype: its dense tolerance, or three times the CPU's own chaos at its rounding.
+double bound_for(const Model& m, const std::vector<int>& tokens, const std::string& dtype) {
+  return dtype == "fp32" ? std::max(2e-3, 3 * self_noise(m, tokens, 1e-7f))
+                         : std::max(3e-2, 3 * self_noise(m, tokens, 4.9e-4f));  // 2^-11: fp16's rounding
+}
+
 // configs/flatquant.yaml's methods and bit settings (small calibration budgets), plus activation
 // scopes it does not use (per-tensor dynamic and static, per-group), as jobs on a tiny model.
 std::vector<std::pair<std::string, json>> method_jobs(Arch arch) {
@@ -252,13 +269,13 @@ TEST(CudaBackend, EveryMethodsOperatorsRunAsOnTheCpu) {
     for (const auto& [method, params] : method_jobs(synthetic_config(arch).arch)) {
       Model m = test::tiny_synthetic(arch, 3, 2);
       test::run_method(method, m, nullptr, params);
-      // fp32: the same steps in the same order, so only a code that lands on a rounding boundary
-      // after a GEMM summed in another order can differ; fp16 adds its rounding of GEMM inputs.
-      for (const auto& [dtype, bound] : {std::pair{"fp32", 2e-3}, {"fp16", 3e-2}}) {
+      // fp32: the same steps in the same order, so only a code on a rounding boundary after a
+      // GEMM summed in another order can differ; fp16 adds its rounding of weights and inputs.
+      for (const std::string dtype : {"fp32", "fp16"}) {
         auto gpu = backend("cuda").make_runner(m, parse_placement("cuda", dtype));
         for (int T : {33, 100}) {
           const std::vector<int> tokens = random_tokens(T, m.cfg.vocab_size, uint64_t(T));
-          EXPECT_LE(max_relative(gpu->logits(tokens), m.forward(tokens)), bound)
+          EXPECT_LE(max_relative(gpu->logits(tokens), m.forward(tokens)), bound_for(m, tokens, dtype))
               << arch << " " << method << " " << params.dump() << " " << dtype << " T=" << T;
         }
       }
@@ -304,7 +321,7 @@ TEST(CudaBackend, SevenBShapesMatchTheCpuWithEachMethod) {
       Model m = make_synthetic_model(synthetic_config(arch), o);
       if (method != "fp16") test::run_method(method, m, nullptr, params);
       auto gpu = backend("cuda").make_runner(m, parse_placement("cuda", "fp16"));
-      EXPECT_LE(max_relative(gpu->logits(tokens), m.forward(tokens)), 3e-2) << arch << " " << method;
+      EXPECT_LE(max_relative(gpu->logits(tokens), m.forward(tokens)), bound_for(m, tokens, "fp16")) << arch << " " << method;
     }
   }
 }

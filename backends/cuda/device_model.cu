@@ -607,7 +607,7 @@ class TypedModel final : public ModelBase {
       s2_ = Buffer<float>(M * size_t(max_prepared_));
       gin_ = Buffer<T>(M * size_t(max_prepared_));
     }
-    row_range_ = Buffer<float2>(M), seq_range_ = Buffer<float2>(M + 1);
+    row_range_ = Buffer<float2>(M), seq_range_ = Buffer<float2>(M + 1), row_scale_ = Buffer<float>(M);
     seq_of_row_ = Buffer<int>(M), seq_offsets_ = Buffer<int>(M + 1);
     tokens_ = Buffer<int>(M), pos_idx_ = Buffer<int>(M), row_idx_ = Buffer<int>(M), targets_ = Buffer<int>(M);
     tiles_ = Buffer<AttentionTile>(M / kRowsPerBlock + 2 * M / std::max(1, cfg_.max_seq) + 64);
@@ -656,13 +656,24 @@ class TypedModel final : public ModelBase {
       FB_LAUNCHED("flatten");
       cur = o, ld = in.width;
     }
-    quantize(in.quant, cur, ld, gin_.p, in.width, in.width, rows);
+    quantize(in.quant, cur, ld, gin_.p, in.width, in.width, rows, factored(in) ? row_scale_.p : nullptr);
     return gin_.p;
+  }
+
+  // fp16 / bf16 GEMMs take the integer codes and scale their output rows (plan_quant_kernel)
+  // where one scale covers a row; fp32 multiplies s·(q − z) first, as the CPU does.
+  bool factored(const DevInput& in) const {
+    if (std::is_same_v<T, float>) return false;
+    const DevQuant& q = in.quant;
+    if (q.bits > 11) return false;  // codes beyond fp16's exact integers
+    return q.scope == HostQuant::sequence || q.scope == HostQuant::fixed ||
+           (q.scope == HostQuant::row_groups && (q.group <= 0 || q.group >= in.width));
   }
 
   // Fake-quantizes (or converts) rows × width of x into out.
   template <class OutT>
-  void quantize(const DevQuant& q, const float* x, int ldx, OutT* out, int ldo, int width, int rows) {
+  void quantize(const DevQuant& q, const float* x, int ldx, OutT* out, int ldo, int width, int rows,
+                float* row_scale = nullptr) {
     if (q.scope == HostQuant::none) {
       convert_rows_kernel<OutT><<<blocks_for(size_t(rows) * width), 256>>>(x, ldx, out, width, rows);
       FB_LAUNCHED("convert rows");
@@ -673,14 +684,20 @@ class TypedModel final : public ModelBase {
       sequence_range_kernel<<<sequences_, 256>>>(row_range_.p, seq_offsets_.p, seq_range_.p);
       FB_LAUNCHED("sequence ranges");
     }
-    plan_quant_kernel<OutT><<<rows, 256>>>(x, ldx, out, ldo, width, q, floats_.p, seq_range_.p, seq_of_row_.p);
+    plan_quant_kernel<OutT><<<rows, 256>>>(x, ldx, out, ldo, width, q, floats_.p, seq_range_.p, seq_of_row_.p, row_scale);
     FB_LAUNCHED("fake-quant");
   }
 
   // A group's GEMMs into Y (row stride ldy): from xt (T) when no part has input steps, else from
   // xf (fp32) through each part's steps.
   void run_group(const Group& g, const T* xt, const float* xf, float* Y, int ldy, int rows) {
-    for (const Part& p : g.parts) gemm(p.lin, xf ? prepare(p.in, xf, rows) : xt, Y + p.col, rows, ldy);
+    for (const Part& p : g.parts) {
+      gemm(p.lin, xf ? prepare(p.in, xf, rows) : xt, Y + p.col, rows, ldy);
+      if (xf && factored(p.in)) {
+        scale_rows_kernel<<<blocks_for(size_t(rows) * p.lin.N), 256>>>(Y + p.col, ldy, p.lin.N, row_scale_.p, rows);
+        FB_LAUNCHED("scale rows");
+      }
+    }
   }
 
   void attention_steps(const Layer& l, int rows) {
@@ -825,6 +842,7 @@ class TypedModel final : public ModelBase {
   Buffer<float> xf_, s1_, s2_;  // fp32 input of the operators' steps and its two scratch copies
   Buffer<T> hn_, act_, gin_;
   Buffer<float2> row_range_, seq_range_;
+  Buffer<float> row_scale_;
   Buffer<int> tokens_, pos_idx_, row_idx_, targets_, seq_of_row_, seq_offsets_;
   Buffer<AttentionTile> tiles_;
   Buffer<double> logprob_;

@@ -29,10 +29,13 @@ __device__ __forceinline__ ScaleZero2 plan_scale(float mx, float mn, const DevQu
   return {s, rintf(__fdiv_rn(-lo, s))};
 }
 
-__device__ __forceinline__ float plan_fake_quant(float x, ScaleZero2 sz, float inv, float off, const DevQuant& q) {
+// The grid code of x: clamp(round(v + offset) + z, qmin, qmax).
+__device__ __forceinline__ float plan_code(float x, ScaleZero2 sz, float inv, float off, const DevQuant& q) {
   const float v = q.reciprocal ? __fmul_rn(x, inv) : __fdiv_rn(x, sz.s);
-  const float code = fminf(fmaxf(__fadd_rn(rintf(__fadd_rn(v, off)), sz.z), float(q.qmin)), float(q.qmax));
-  return __fmul_rn(sz.s, __fsub_rn(code, sz.z));
+  return fminf(fmaxf(__fadd_rn(rintf(__fadd_rn(v, off)), sz.z), float(q.qmin)), float(q.qmax));
+}
+__device__ __forceinline__ float plan_fake_quant(float x, ScaleZero2 sz, float inv, float off, const DevQuant& q) {
+  return __fmul_rn(sz.s, __fsub_rn(plan_code(x, sz, inv, off, q), sz.z));
 }
 
 // Max and min (bracketing 0) over the block; every thread gets them.
@@ -51,10 +54,14 @@ __device__ void block_range(float& mx, float& mn, float* shared /* 64 */) {
 
 // One row per block: out[r, c] = fake-quant of x[r, c] over `width` columns. Row groups find
 // their range here; the sequence scope reads its window's range (seq_range, by seq_of_row);
-// fixed uses the given scale. In place (out == x, same ld) is allowed.
+// fixed uses the given scale. In place (out == x, same ld) is allowed. With row_scale (one
+// scale per row only), out holds the integers q − z, exact in fp16 / bf16, and row_scale[r] the
+// scale, which the GEMM's output rows take afterwards: ŷ = s·((q − z)·Ŵᵀ), the fake-quant
+// product without rounding s·(q − z) to the GEMM's dtype.
 template <class OutT>
 __global__ void plan_quant_kernel(const float* x, int ldx, OutT* out, int ldo, int width, DevQuant q,
-                                  const float* arena, const float2* seq_range, const int* seq_of_row) {
+                                  const float* arena, const float2* seq_range, const int* seq_of_row,
+                                  float* row_scale) {
   __shared__ float shared[64];
   const int r = blockIdx.x;
   const float* row = x + size_t(r) * ldx;
@@ -80,8 +87,23 @@ __global__ void plan_quant_kernel(const float* x, int ldx, OutT* out, int ldo, i
     sz = plan_scale(range.x, range.y, q);
   }
   const float inv = __frcp_rn(sz.s);
+  if (row_scale) {
+    if (threadIdx.x == 0) row_scale[r] = sz.s;
+    for (int c = threadIdx.x; c < width; c += blockDim.x)
+      o[c] = from_f<OutT>(__fsub_rn(plan_code(row[c], sz, inv, offs ? offs[c] : 0.f, q), sz.z));
+    return;
+  }
   for (int c = threadIdx.x; c < width; c += blockDim.x)
     o[c] = from_f<OutT>(plan_fake_quant(row[c], sz, inv, offs ? offs[c] : 0.f, q));
+}
+
+// y[r, 0…n) *= scale[r] (row stride ldy): the factored activation scale of plan_quant_kernel.
+__global__ void scale_rows_kernel(float* y, int ldy, int n, const float* scale, int rows) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < size_t(rows) * n;
+       i += size_t(gridDim.x) * blockDim.x) {
+    const int r = int(i / n);
+    y[size_t(r) * ldy + i % n] *= scale[r];
+  }
 }
 
 // (max, min) of each row, bracketing 0.
