@@ -76,6 +76,12 @@ __global__ void plan_quant_kernel(const float* x, int ldx, OutT* out, int ldo, i
       block_range(mx, mn, shared);
       const ScaleZero2 sz = plan_scale(mx, mn, q);
       const float inv = __frcp_rn(sz.s);
+      if (row_scale) {  // one group per row (the caller checks): the codes and the row's scale
+        if (threadIdx.x == 0) row_scale[r] = sz.s;
+        for (int i = threadIdx.x; i < n; i += blockDim.x)
+          o[c0 + i] = from_f<OutT>(__fsub_rn(plan_code(row[c0 + i], sz, inv, offs ? offs[c0 + i] : 0.f, q), sz.z));
+        continue;
+      }
       for (int i = threadIdx.x; i < n; i += blockDim.x)
         o[c0 + i] = from_f<OutT>(plan_fake_quant(row[c0 + i], sz, inv, offs ? offs[c0 + i] : 0.f, q));
     }
