@@ -566,7 +566,7 @@ Int4Share int4_share(const Store& store, const ReportRow& row) {
 // one row per backend, its PPL beside the CPU's of the spec that differs only in `backend`.
 std::vector<Table> backends_table(const Store& store) {
   Table t{"Execution backends — the same job spec on each backend (PPL, relative to the CPU's)",
-          {"model", "method", "dataset", "backend", "PPL", "Δ vs cpu", "tok/s"}, {}, {}};
+          {"model", "method", "dataset", "seqlen", "backend", "PPL", "Δ vs cpu", "tok/s"}, {}, {}};
   const auto rows = latest_rows(store, "", "ppl");
   auto without_backend = [](const json& spec) {
     json s = spec;
@@ -581,7 +581,8 @@ std::vector<Table> backends_table(const Store& store) {
     const auto cpu = cpu_ppl.find(without_backend(s));
     const std::string backend = s.value("backend", "cpu");
     const bool compared = backend != "cpu" && cpu != cpu_ppl.end();
-    t.add_row({model_cell(r), method_cell(s), text_param(s, "eval", {"dataset"}), backend, num_cell(r.value("ppl")),
+    t.add_row({model_cell(r), method_cell(s), text_param(s, "eval", {"dataset"}), num_cell(r.value("seqlen"), 0), backend,
+               num_cell(r.value("ppl")),
                compared ? fmt::format("{:+.2e}", r.value("ppl") / cpu->second - 1) : "", num_cell(r.value("tok_per_s"), 0)});
   }
   t.notes.push_back("Δ vs cpu = PPL ÷ the CPU job's PPL − 1, for the job spec that differs only in its backend");

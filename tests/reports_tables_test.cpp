@@ -414,3 +414,35 @@ TEST(ReportPaper, PrecisionClassesOfGemmDtypes) {
 
 }  // namespace
 }  // namespace fb
+
+namespace fb {
+namespace {
+// report --table backends: a spec's PPL on each backend beside the CPU's of the spec that differs
+// only in `backend` (issue 19's 0.5% check), nothing for a GPU row without a CPU twin.
+TEST(ReportBackendsTable, GpuRowsSitBesideTheCpuRowOfTheSameSpec) {
+  test::ReportDb db;
+  const std::string run = db.run();
+  auto ppl_job = [&](const std::string& backend, const std::string& model, double ppl) {
+    json spec = test::make_spec(model, "rtn", {{"w_bits", 4}}, "ppl", {{"dataset", "wikitext2"}});
+    spec["backend"] = backend;
+    JobResult r;
+    r.metrics = {test::metric("ppl", ppl), test::metric("seqlen", 512)};
+    db.job(run, spec, r);
+  };
+  ppl_job("cpu", "m", 100.0);
+  ppl_job("cuda/fp32", "m", 100.02);
+  ppl_job("cuda/fp16", "m", 99.5);
+  ppl_job("cuda/fp16", "alone", 7.0);
+  const Table t = build_tables(db.store, "backends").at(0);
+  ASSERT_EQ(t.rows.size(), 4u);
+  std::map<std::string, std::string> delta;
+  const size_t backend_col = size_t(std::find(t.headers.begin(), t.headers.end(), "backend") - t.headers.begin());
+  const size_t delta_col = size_t(std::find(t.headers.begin(), t.headers.end(), "Δ vs cpu") - t.headers.begin());
+  for (const auto& row : t.rows) delta[row.at(0) + " " + row.at(backend_col)] = row.at(delta_col);
+  EXPECT_EQ(delta["m cpu"], "");
+  EXPECT_EQ(delta["m cuda/fp32"], "+2.00e-04");
+  EXPECT_EQ(delta["m cuda/fp16"], "-5.00e-03");
+  EXPECT_EQ(delta["alone cuda/fp16"], "");
+}
+}  // namespace
+}  // namespace fb
