@@ -6,10 +6,11 @@
 #   2. configs/cuda_check.yaml: stories260K PPL and zero-shot on cpu, cuda/fp32, cuda/fp16;
 #      configs/cuda_methods.yaml (step "methods"): every method of configs/flatquant.yaml on each;
 #   3. configs/cuda_speed.yaml: LLaMA-2-7B / OPT-6.7B PPL-pass throughput, then Hugging Face
-#      transformers on the same shapes (gpu_anchors.py hf) side by side.
+#      transformers on the same shapes (gpu_anchors.py hf) side by side; step "speed_methods":
+#      configs/cuda_speed_methods.yaml, the same pass with each method's operators.
 # Everything lands in $OUT: tests.log, run.log, cuda.db (fold it in with `flatbench merge`),
 # anchors.json. Every step has a watchdog (timeout), so a hang costs minutes, not the session.
-#   bash backends/cuda/run_checks.sh [tests,check,methods,speed,anchors]
+#   bash backends/cuda/run_checks.sh [tests,check,methods,speed,speed_methods,anchors]
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 steps=${1:-tests,check,methods,speed,anchors}
@@ -33,6 +34,9 @@ if has methods; then
 fi
 if has speed; then
   timeout 420 /tmp/fb/bin/flatbench run configs/cuda_speed.yaml --db "$out/cuda.db" 2>&1 | tee -a "$out/run.log"
+fi
+if has speed_methods; then
+  timeout 540 /tmp/fb/bin/flatbench run configs/cuda_speed_methods.yaml --db "$out/cuda.db" 2>&1 | tee -a "$out/run.log"
 fi
 if has anchors; then
   timeout 300 python3 .device/tools/gpu_anchors.py /tmp hf 2>&1 | tee "$out/anchors.json"
