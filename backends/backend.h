@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -55,6 +56,8 @@ class ModelRunner {
   virtual Mat logits(std::span<const int> window) = 0;
   // Where the work runs, for the job's info: {"backend": "cuda", "device": "NVIDIA H200", ...}.
   virtual nlohmann::json where() const = 0;
+  // What the runner has held on its device so far, as metrics (name → MiB), e.g. the GPU's peak.
+  virtual std::map<std::string, double> usage_mib() const { return {}; }
 };
 
 // Where a job runs, as a config writes it: `cpu`, `cuda` or `cuda:N`, and the dtype the

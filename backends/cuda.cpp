@@ -124,7 +124,9 @@ class CudaRunner final : public ModelRunner {
  public:
   CudaRunner(const Model& m, const Placement& p)
       : cfg_(m.cfg), placement_(p), info_(cuda_exec::device_info(p.device)),
-        device_(host_model(m), p.device, dtype_of(p.dtype), kBatchTokens) {}
+        device_(host_model(m), p.device, dtype_of(p.dtype), kBatchTokens) {
+    note_memory();
+  }
 
   void score(std::span<const ScoreRequest> requests, std::vector<std::vector<TokenScore>>& out,
              const ScoreOptions& opt, Progress& progress) override {
@@ -154,8 +156,15 @@ class CudaRunner final : public ModelRunner {
       for (size_t i = first; i < next; ++i)
         for (size_t j = 0; j < requests[i].targets.size(); ++j, ++at) out[i].push_back({logprob[at], greedy[at] != 0});
       progress.step(long(next));
+      note_memory();
     }
     progress.end();
+  }
+
+  // Device memory this runner took: free before the upload less the least free seen since (the
+  // buffers are sized once, so after a batch the cuBLAS workspace is all that can be added).
+  std::map<std::string, double> usage_mib() const override {
+    return {{"gpu_peak_mib", double(info_.free_bytes - std::min(info_.free_bytes, min_free_)) / (1 << 20)}};
   }
 
   Mat logits(std::span<const int> window) override {
@@ -180,10 +189,13 @@ class CudaRunner final : public ModelRunner {
   }
 
  private:
+  void note_memory() { min_free_ = std::min(min_free_, cuda_exec::device_info(placement_.device).free_bytes); }
+
   ModelConfig cfg_;
   Placement placement_;
-  cuda_exec::DeviceInfo info_;
+  cuda_exec::DeviceInfo info_;  // taken before the upload: free_bytes is the baseline
   cuda_exec::DeviceModel device_;
+  size_t min_free_ = info_.free_bytes;
 };
 
 std::string cuda_unavailable() {

@@ -124,6 +124,7 @@ JobResult run_job(const Job& job, const Config& cfg, ModelCache& cache, Progress
   if (runner) {
     result.info["ran_on"] = runner->where();
     result.info["method_ran_on"] = "cpu";  // methods prepare (and calibrate) the model on the CPU
+    for (const auto& [metric, mib] : runner->usage_mib()) result.add(metric, mib, "MiB");
   }
   if (prep) {  // the method's decisions and metrics follow the evaluator's own
     const JobResult& m = prep->method_result;
