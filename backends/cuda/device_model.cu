@@ -665,7 +665,7 @@ class TypedModel final : public ModelBase {
   bool factored(const DevInput& in) const {
     if (std::is_same_v<T, float>) return false;
     const DevQuant& q = in.quant;
-    if (q.bits > 11) return false;  // codes beyond fp16's exact integers
+    if (q.bits > 8) return false;  // q − z must be an exact integer in bf16 too (|q − z| ≤ 256)
     return q.scope == HostQuant::sequence || q.scope == HostQuant::fixed ||
            (q.scope == HostQuant::row_groups && (q.group <= 0 || q.group >= in.width));
   }
