@@ -2,6 +2,8 @@
 // (kernels/fused_quant.h). The fast kernels are in kernels/fused_quant_avx512.cpp.
 #include "kernels/fused_quant.h"
 
+#include <fmt/format.h>
+
 #include "kernels/kron_dims.h"
 
 #include "kernels/fused_quant_tiles.h"
@@ -206,6 +208,31 @@ void kron_quantize(const float* X, long T, const KronFactors& f, int bits, ClipR
       scales[t] = quantize_row_avx512(Y.data(), K, qmax, clip, Q + t * K);
     }
   }
+}
+
+Mat flatten_activations(const Mat& X, const FlattenPlan& plan) {
+  if (X.cols() != plan.k_in)
+    throw std::invalid_argument(fmt::format("flatten_activations: input has {} channels, plan expects {}", X.cols(),
+                                            plan.k_in));
+  Mat out = Mat::Zero(X.rows(), plan.k_out);
+  const long kf = long(plan.src.size());
+  for (long t = 0; t < X.rows(); ++t) {
+    const float* x = X.row(t).data();
+    float* o = out.row(t).data();
+    for (long j = 0; j < kf; ++j) o[j] = x[plan.src[size_t(j)]] * plan.inv_div[size_t(j)];
+  }
+  return out;
+}
+
+Mat clip_columns(const Mat& x, const std::vector<float>& limit) {
+  if (long(limit.size()) != x.cols())
+    throw std::invalid_argument(fmt::format("clip_columns: {} limits for {} columns", limit.size(), x.cols()));
+  Mat out = x;
+  for (long t = 0; t < out.rows(); ++t) {
+    float* row = out.row(t).data();
+    for (long k = 0; k < out.cols(); ++k) row[k] = std::clamp(row[k], -limit[size_t(k)], limit[size_t(k)]);
+  }
+  return out;
 }
 
 }  // namespace fb

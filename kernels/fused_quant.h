@@ -16,6 +16,7 @@
 // versions, so the fast kernels match the references exactly, not just closely.
 #pragma once
 
+#include "core/tensor.h"
 #include "kernels/lac.h"
 
 #include <cstdint>
@@ -48,6 +49,13 @@ SplitMode parse_split_mode(const std::string& name);  // throws naming the choic
 FlattenPlan make_flatten_plan(const std::vector<int>& copies, long pad_to = 32, SplitMode split = SplitMode::equal);
 // Throws std::invalid_argument naming the first inconsistency.
 void validate_flatten_plan(const FlattenPlan& plan);
+
+// x with every column k clamped to ±limit[k] (FlattenQuant's outlier suppression before the flatten).
+Mat clip_columns(const Mat& x, const std::vector<float>& limit);
+
+// X' (T × K''): column j = X[:, src[j]] · inv_div[j], zero for the padding (the float reference
+// of the runtime op; models/op_plan.cpp runs a plan's flatten with it).
+Mat flatten_activations(const Mat& X, const FlattenPlan& plan);
 
 // Q (T × k_out int8 codes) from A (T × k_in fp32). bits ∈ {4, 8}; scale > 0.
 void flatten_quantize_ref(const float* A, long T, const FlattenPlan& plan, float scale, int bits, int8_t* Q);

@@ -1,5 +1,7 @@
 #include "models/op_plan.h"
 
+#include "kernels/kron_apply.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -71,28 +73,13 @@ void fake_quantize_plan(Mat& x, const PlanQuant& q) {
 Mat run_linear_plan(const LinearPlan& p, const Mat& x) {
   if (!p.weight) throw std::invalid_argument("run_linear_plan: the plan has no weight");
   Mat a = x;
-  if (!p.clip_limit.empty()) {
-    if (long(p.clip_limit.size()) != a.cols()) throw std::invalid_argument("run_linear_plan: clip limits ≠ input width");
-    for (long r = 0; r < a.rows(); ++r)
-      for (long c = 0; c < a.cols(); ++c) a(r, c) = std::clamp(a(r, c), -p.clip_limit[size_t(c)], p.clip_limit[size_t(c)]);
-  }
+  if (!p.clip_limit.empty()) a = clip_columns(a, p.clip_limit);
   if (p.kron_left) {
-    const Mat& L = *p.kron_left;
-    const Mat& R = *p.kron_right;
-    const long n1 = L.rows(), n2 = R.rows();
-    if (n1 * n2 != a.cols()) throw std::invalid_argument("run_linear_plan: Kronecker factors ≠ input width");
-    Mat z = Eigen::Map<const Mat>(a.data(), a.rows() * n1, n2) * R;  // every token's X·R, then Lᵀ·(X·R)
-    for (long t = 0; t < a.rows(); ++t)
-      Eigen::Map<Mat>(a.data() + t * a.cols(), n1, n2).noalias() = L.transpose() * Eigen::Map<const Mat>(z.data() + t * a.cols(), n1, n2);
+    Mat t;
+    kron_apply<float>(a, *p.kron_left, *p.kron_right, t);
+    a = std::move(t);
   }
-  if (p.flatten) {
-    const FlattenPlan& f = *p.flatten;
-    if (f.k_in != a.cols()) throw std::invalid_argument("run_linear_plan: flatten plan ≠ input width");
-    Mat flat = Mat::Zero(a.rows(), f.k_out);
-    for (long r = 0; r < a.rows(); ++r)
-      for (size_t j = 0; j < f.src.size(); ++j) flat(r, long(j)) = a(r, f.src[j]) * f.inv_div[j];
-    a = std::move(flat);
-  }
+  if (p.flatten) a = flatten_activations(a, *p.flatten);
   fake_quantize_plan(a, p.quant);
   if (p.weight->cols() != a.cols()) throw std::invalid_argument("run_linear_plan: weight width ≠ the prepared input");
   Mat y = a * p.weight->transpose();

@@ -453,14 +453,14 @@ class TypedModel final : public ModelBase {
   void check_fits(const HostModel& m) {
     size_t weights = size_t(m.vocab) * m.dim * (m.classifier == m.tok_embedding ? 1 : 2) +
                      (m.pos_embedding ? size_t(m.max_seq + 2) * m.dim : 0);
+    // … and the widths of the operators' fp32 input, scratch and prepared buffers.
     for (const HostLayer& l : m.layers)
-      for (const HostLinear* lin : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down, &l.fc1, &l.fc2})
+      for (const HostLinear* lin : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down, &l.fc1, &l.fc2}) {
         weights += size_t(lin->N) * lin->K;
-    size_t k_in = 0, prepared = 0;  // the operators' fp32 input, scratch and prepared widths
-    for (const HostLayer& l : m.layers)
-      for (const HostLinear* lin : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down, &l.fc1, &l.fc2})
-        k_in = std::max(k_in, size_t(lin->K_in)), prepared = lin->in.any() ? std::max({prepared, size_t(lin->K), size_t(lin->K_in)}) : prepared;
-    const size_t steps = prepared ? 4 * k_in + 8 * prepared + sizeof(T) * prepared : 0;
+        max_k_in_ = std::max(max_k_in_, lin->K_in);
+        if (lin->in.any()) max_prepared_ = std::max({max_prepared_, lin->K, lin->K_in});
+      }
+    const size_t steps = max_prepared_ ? 4 * size_t(max_k_in_) + (8 + sizeof(T)) * size_t(max_prepared_) : 0;
     const size_t act = size_t(max_tokens) * (4 * (3 * size_t(m.dim) + nq_ + 2 * nkv_ + 2 * size_t(m.hidden)) +
                                             sizeof(T) * (2 * size_t(m.dim) + m.hidden) + 48 + steps);
     chunk_rows_ = int(std::clamp<size_t>((size_t(512) << 20) / (size_t(m.vocab) * 4), 1, size_t(max_tokens)));
@@ -517,8 +517,6 @@ class TypedModel final : public ModelBase {
         d.n_src = int(l.in.flat_src.size());
       }
       d.quant = quant(l.in.quant);
-      max_k_in_ = std::max(max_k_in_, d.k_in);
-      if (d.any) max_prepared_ = std::max({max_prepared_, d.width, d.k_in});
       return d;
     };
     // Sites of one fused GEMM stay fused when they read the same prepared input.
@@ -713,15 +711,15 @@ class TypedModel final : public ModelBase {
     }
   }
 
-  void norm(const float* x, const int* rows_idx, const NormW& n, T* out, int rows) {
-    norm_kernel<T><<<rows, 256>>>(x, rows_idx, f(n.gamma), f(n.beta), out, cfg_.dim, cfg_.eps);
+  template <class OutT>
+  void norm(const float* x, const int* rows_idx, const NormW& n, OutT* out, int rows) {
+    norm_kernel<OutT><<<rows, 256>>>(x, rows_idx, f(n.gamma), f(n.beta), out, cfg_.dim, cfg_.eps);
     FB_LAUNCHED("norm");
   }
   // The norm of x into the group's input: T for plain GEMMs, fp32 for input steps.
   void norm_for(const Group& g, const NormW& n, int rows) {
-    if (g.steps()) norm_kernel<float><<<rows, 256>>>(x_.p, nullptr, f(n.gamma), f(n.beta), xf_.p, cfg_.dim, cfg_.eps);
-    else norm_kernel<T><<<rows, 256>>>(x_.p, nullptr, f(n.gamma), f(n.beta), hn_.p, cfg_.dim, cfg_.eps);
-    FB_LAUNCHED("norm");
+    if (g.steps()) norm(x_.p, nullptr, n, xf_.p, rows);
+    else norm(x_.p, nullptr, n, hn_.p, rows);
   }
   const float* fp32_input(const Group& g) const { return g.steps() ? xf_.p : nullptr; }
 

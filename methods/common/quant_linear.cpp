@@ -34,10 +34,11 @@ PlanQuant plan_quant_of(const QuantSpec& spec) {
 }
 
 PlanQuant ActQuantizer::plan() const {
-  if (!enabled() || !is_static) return plan_quant_of(spec);
   PlanQuant q = plan_quant_of(spec);
-  const QuantParams p = static_params(static_lo, static_hi, 1, 1, spec);
-  q.scope = PlanQuant::Scope::fixed, q.scale = p.scale[0], q.zero = p.zero[0];
+  if (enabled() && is_static) {
+    const QuantParams p = static_params(static_lo, static_hi, 1, 1, spec);
+    q.scope = PlanQuant::Scope::fixed, q.scale = p.scale[0], q.zero = p.zero[0];
+  }
   return q;
 }
 

@@ -3,6 +3,8 @@
 // deployed operators (float) share one definition.
 #pragma once
 
+#include "kernels/kron_apply.h"
+
 #include <Eigen/Core>
 
 #include <stdexcept>
@@ -22,19 +24,8 @@ using VecD = Eigen::VectorXd;
 // n1·n2 = n, n1 ≤ n2, as square as possible; throws for n ≡ 2 (mod 4).
 std::pair<int, int> decompose_dim(int n);
 
-// y = x·(A⊗B) for every row of x (T×K, K = n1·n2, element k = i·n2 + j ↦ X[i, j]).
-template <class S>
-void kron_apply(const MatX<S>& x, const MatX<S>& A, const MatX<S>& B, MatX<S>& y) {
-  using Map = Eigen::Map<MatX<S>>;
-  using CMap = Eigen::Map<const MatX<S>>;
-  const long T = x.rows(), n1 = A.rows(), n2 = B.rows(), K = n1 * n2;
-  if (x.cols() != K || A.cols() != n1 || B.cols() != n2)
-    throw std::invalid_argument("kron_apply: x has " + std::to_string(x.cols()) + " columns, factors give " +
-                                std::to_string(K));
-  MatX<S> z = CMap(x.data(), T * n1, n2) * B;  // every token's X·B in one GEMM
-  y.resize(T, K);
-  for (long t = 0; t < T; ++t) Map(y.data() + t * K, n1, n2).noalias() = A.transpose() * CMap(z.data() + t * K, n1, n2);
-}
+// kron_apply (y = x·(A⊗B), any scalar) is kernels/kron_apply.h, shared with models/op_plan.cpp.
+
 
 // Backward of y = x·(A⊗B): gx = gy·(A⊗B)ᵀ (overwritten when gx != null), gA and gB
 // accumulated (when non-null).

@@ -12,15 +12,7 @@ namespace fb {
 
 // ---- activation side --------------------------------------------------------
 
-Mat FlattenActivation::clipped(const Mat& x) const {
-  if (clip_limit.empty()) return x;
-  Mat out = x;
-  for (long t = 0; t < out.rows(); ++t) {
-    float* row = out.row(t).data();
-    for (long k = 0; k < out.cols(); ++k) row[k] = std::clamp(row[k], -clip_limit[size_t(k)], clip_limit[size_t(k)]);
-  }
-  return out;
-}
+Mat FlattenActivation::clipped(const Mat& x) const { return clip_limit.empty() ? x : clip_columns(x, clip_limit); }
 
 float FlattenActivation::scale_for(const Mat& x) const {
   if (!dynamic) return range > 0 ? range / qmax() : 1.0f;

@@ -66,18 +66,4 @@ Mat expand_weight(const Mat& W, const FlattenPlan& plan) {
   return out;
 }
 
-Mat flatten_activations(const Mat& X, const FlattenPlan& plan) {
-  if (X.cols() != plan.k_in)
-    throw std::invalid_argument(fmt::format("flattenquant: input has {} channels, plan expects {}", X.cols(),
-                                            plan.k_in));
-  Mat out = Mat::Zero(X.rows(), plan.k_out);
-  const long kf = flat_width(plan);
-  for (long t = 0; t < X.rows(); ++t) {
-    const float* x = X.row(t).data();
-    float* o = out.row(t).data();
-    for (long j = 0; j < kf; ++j) o[j] = x[plan.src[size_t(j)]] * plan.inv_div[size_t(j)];
-  }
-  return out;
-}
-
 }  // namespace fb

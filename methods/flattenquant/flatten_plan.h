@@ -37,8 +37,7 @@ float flattened_range(const Vec& magnitudes, const FlattenPlan& plan);
 
 // W' (N × K''): column j = W[:, src[j]] for j < K', zero for the padding (weights are repeated, not divided).
 Mat expand_weight(const Mat& W, const FlattenPlan& plan);
-// X' (T × K''): column j = X[:, src[j]] · inv_div[j], zero for the padding (float reference of the runtime op).
-Mat flatten_activations(const Mat& X, const FlattenPlan& plan);
+// flatten_activations (X' = the flattened input, float) is in kernels/fused_quant.h beside the plan.
 
 // Per input channel k: how many copies the plan holds (n_k).
 std::vector<int> plan_copies(const FlattenPlan& plan);
