@@ -58,6 +58,8 @@ class ModelRunner {
   virtual nlohmann::json where() const = 0;
   // What the runner has held on its device so far, as metrics (name → MiB), e.g. the GPU's peak.
   virtual std::map<std::string, double> usage_mib() const { return {}; }
+  // A job starts on this runner: what where() tallies per job (a GPU's time per stage) restarts.
+  virtual void begin_job() {}
 };
 
 // Where a job runs, as a config writes it: `cpu`, `cuda` or `cuda:N`, and the dtype the

@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 
 namespace fb {
@@ -173,6 +174,8 @@ class CudaRunner final : public ModelRunner {
     return Eigen::Map<const Mat>(l.data(), Eigen::Index(window.size()), cfg_.vocab_size);
   }
 
+  void begin_job() override { device_.reset_stage_ms(); }
+
   nlohmann::json where() const override {
     return {{"backend", "cuda"},
             {"device_index", placement_.device},
@@ -185,10 +188,17 @@ class CudaRunner final : public ModelRunner {
             {"dtype", placement_.dtype},
             {"weights_mib", device_.weight_bytes() >> 20},
             {"batch_tokens", device_.max_batch_tokens()},
-            {"attention", device_.attention_kernel()}};
+            {"attention", device_.attention_kernel()},
+            {"stage_ms", stage_ms()}};
   }
 
  private:
+  // Device time per stage so far, to the microsecond (device_model.cu's StageClock).
+  nlohmann::json stage_ms() const {
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& [stage, ms] : device_.stage_ms()) j[stage] = std::round(ms * 1000) / 1000;
+    return j;
+  }
   void note_memory() { min_free_ = std::min(min_free_, cuda_exec::device_info(placement_.device).free_bytes); }
 
   ModelConfig cfg_;

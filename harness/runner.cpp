@@ -120,6 +120,7 @@ JobResult run_job(const Job& job, const Config& cfg, ModelCache& cache, Progress
   ModelRunner* runner = prep ? &cache.runner(*prep, where) : nullptr;
   EvalContext ctx{eval.params, cfg.data_dir, prep ? &prep->model : nullptr,
                   prep ? prep->tokenizer.get() : nullptr, uint64_t(job.spec.seed), progress, runner};
+  if (runner) runner->begin_job();
   info->run(ctx, result);
   if (runner) {
     result.info["ran_on"] = runner->where();

@@ -44,6 +44,7 @@ template <> __device__ __forceinline__ __half from_f<__half>(float x) { return _
 template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
 
 #include "backends/cuda/plan_kernels.cuh"
+#include "backends/cuda/stage_clock.cuh"
 
 template <class T> constexpr cudaDataType_t cuda_type();
 template <> constexpr cudaDataType_t cuda_type<float>() { return CUDA_R_32F; }
@@ -112,15 +113,52 @@ __device__ float block_sum(float v, float* shared) {
   return total;
 }
 
+// Row-wise kernels walk rows by block and columns by thread: no index division (64-bit
+// division dominated these memory-bound kernels when they ran as flat grid-stride loops).
+constexpr int kRowThreads = 256;
+int row_blocks(int rows) { return std::max(1, std::min(rows, 132 * 16)); }
+
 // RMSNorm (beta null) or LayerNorm of row rows[i] (or i) of x into out row i, as apply_norm does.
+// Rows up to kRowThreads·kNormHeld wide are read once into registers, all loads in flight before
+// the first sum; wider rows are read twice. Both sum in the same order.
+constexpr int kNormHeld = 32;
 template <class T>
-__global__ void norm_kernel(const float* x, const int* rows, const float* gamma, const float* beta, T* out, int dim,
-                            float eps) {
+__global__ void __launch_bounds__(kRowThreads)
+    norm_kernel(const float* x, const int* rows, const float* gamma, const float* beta, T* out, int dim, float eps) {
   __shared__ float shared[32];
   const size_t src = rows ? size_t(rows[blockIdx.x]) : blockIdx.x;
   const float* row = x + src * dim;
   T* o = out + size_t(blockIdx.x) * dim;
   const float inv_n = 1.0f / float(dim);
+  if (dim <= kRowThreads * kNormHeld) {
+    float v[kNormHeld];
+#pragma unroll
+    for (int i = 0; i < kNormHeld; ++i) {
+      const int c = threadIdx.x + i * kRowThreads;
+      v[i] = c < dim ? row[c] : 0.f;
+    }
+    float s = 0;
+    float mean = 0;
+    if (beta) {
+#pragma unroll
+      for (int i = 0; i < kNormHeld; ++i) s += v[i];
+      mean = block_sum(s, shared) * inv_n;
+      s = 0;
+#pragma unroll
+      for (int i = 0; i < kNormHeld; ++i)
+        if (threadIdx.x + i * kRowThreads < dim) s += (v[i] - mean) * (v[i] - mean);
+    } else {
+#pragma unroll
+      for (int i = 0; i < kNormHeld; ++i) s += v[i] * v[i];
+    }
+    const float inv = 1.0f / sqrtf(block_sum(s, shared) * inv_n + eps);
+#pragma unroll
+    for (int i = 0; i < kNormHeld; ++i) {
+      const int c = threadIdx.x + i * kRowThreads;
+      if (c < dim) o[c] = beta ? from_f<T>((v[i] - mean) * inv * gamma[c] + beta[c]) : from_f<T>(gamma[c] * (v[i] * inv));
+    }
+    return;
+  }
   if (beta) {
     float s = 0;
     for (int c = threadIdx.x; c < dim; c += blockDim.x) s += row[c];
@@ -137,23 +175,31 @@ __global__ void norm_kernel(const float* x, const int* rows, const float* gamma,
   }
 }
 
-// Adds the q/k/v biases and rotates q and k by llama2.c's RoPE (pairs 2j, 2j+1 of each head).
-__global__ void qkv_bias_rope_kernel(float* qkv, const float* bias, const float* cos_t, const float* sin_t,
-                                     const int* pos, int width, int rope_width, int hd, int rows) {
-  const int pairs = width / 2;
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < size_t(rows) * pairs;
-       i += size_t(gridDim.x) * blockDim.x) {
-    const int r = int(i / pairs), c = int(i % pairs) * 2;
-    float* row = qkv + size_t(r) * width;
-    float a = row[c], b = row[c + 1];
-    if (bias) a += bias[c], b += bias[c + 1];
-    if (c < rope_width) {
-      const int j = (c % hd) / 2;
-      const float cs = cos_t[size_t(pos[r]) * (hd / 2) + j], sn = sin_t[size_t(pos[r]) * (hd / 2) + j];
-      const float a2 = a * cs - b * sn, b2 = a * sn + b * cs;
-      a = a2, b = b2;
+// Adds the q/k/v biases and rotates q and k by llama2.c's RoPE (pairs 2j, 2j+1 of each head),
+// from qkv into out (the same buffer, or the tensor-core attention's input in the model's dtype,
+// whose first q_cols columns are scaled by q_scale before their rounding, as the CPU scales its
+// query rows). Without bias and tables it is that conversion alone.
+template <class OutT>
+__global__ void qkv_bias_rope_kernel(const float* qkv, OutT* out, const float* bias, const float* cos_t,
+                                     const float* sin_t, const int* pos, int width, int rope_width, int hd, int rows,
+                                     int q_cols, float q_scale) {
+  for (int r = blockIdx.x; r < rows; r += gridDim.x) {
+    const float2* row = reinterpret_cast<const float2*>(qkv + size_t(r) * width);  // width is even
+    const float* cos_r = cos_t ? cos_t + size_t(pos[r]) * (hd / 2) : nullptr;
+    const float* sin_r = sin_t ? sin_t + size_t(pos[r]) * (hd / 2) : nullptr;
+    OutT* o = out + size_t(r) * width;
+    for (int c = 2 * threadIdx.x; c < width; c += 2 * blockDim.x) {
+      const float2 v = row[c / 2];
+      float a = v.x, b = v.y;
+      if (bias) a += bias[c], b += bias[c + 1];
+      if (c < rope_width) {
+        const int j = (c % hd) / 2;
+        const float a2 = a * cos_r[j] - b * sin_r[j], b2 = a * sin_r[j] + b * cos_r[j];
+        a = a2, b = b2;
+      }
+      if (c < q_cols) a *= q_scale, b *= q_scale;
+      o[c] = from_f<OutT>(a), o[c + 1] = from_f<OutT>(b);
     }
-    row[c] = a, row[c + 1] = b;
   }
 }
 
@@ -250,35 +296,36 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
 }
 
-#include "backends/cuda/attention_wmma.cuh"
+#include "backends/cuda/attention_mma.cuh"
 
 // SwiGLU as silu_multiply does it: g / (1 + e^{-g}) · u, over [gate | up] rows (biases added first).
 template <class T>
 __global__ void swiglu_kernel(const float* gu, const float* bias, T* out, int hidden, int rows) {
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < size_t(rows) * hidden;
-       i += size_t(gridDim.x) * blockDim.x) {
-    const int r = int(i / hidden), c = int(i % hidden);
-    float g = gu[size_t(r) * 2 * hidden + c], u = gu[size_t(r) * 2 * hidden + hidden + c];
-    if (bias) g += bias[c], u += bias[hidden + c];
-    out[i] = from_f<T>(g / (1.0f + expf(-g)) * u);
-  }
+  for (int r = blockIdx.x; r < rows; r += gridDim.x)
+    for (int c = threadIdx.x; c < hidden; c += blockDim.x) {
+      float g = gu[size_t(r) * 2 * hidden + c], u = gu[size_t(r) * 2 * hidden + hidden + c];
+      if (bias) g += bias[c], u += bias[hidden + c];
+      out[size_t(r) * hidden + c] = from_f<T>(g / (1.0f + expf(-g)) * u);
+    }
 }
 
 // OPT's fc1 epilogue: ReLU(y + b).
 template <class T>
 __global__ void relu_kernel(const float* y, const float* bias, T* out, int width, int rows) {
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < size_t(rows) * width;
-       i += size_t(gridDim.x) * blockDim.x) {
-    const float v = y[i] + (bias ? bias[i % width] : 0.f);
-    out[i] = from_f<T>(fmaxf(v, 0.f));
-  }
+  for (int r = blockIdx.x; r < rows; r += gridDim.x)
+    for (int c = threadIdx.x; c < width; c += blockDim.x) {
+      const size_t i = size_t(r) * width + c;
+      out[i] = from_f<T>(fmaxf(y[i] + (bias ? bias[c] : 0.f), 0.f));
+    }
 }
 
 // x += y + b (the sub-layer's output, its bias added first as LinearSite::forward does).
 __global__ void residual_kernel(float* x, const float* y, const float* bias, int width, int rows) {
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < size_t(rows) * width;
-       i += size_t(gridDim.x) * blockDim.x)
-    x[i] += bias ? y[i] + bias[i % width] : y[i];
+  for (int r = blockIdx.x; r < rows; r += gridDim.x)
+    for (int c = threadIdx.x; c < width; c += blockDim.x) {
+      const size_t i = size_t(r) * width + c;
+      x[i] += bias ? y[i] + bias[c] : y[i];
+    }
 }
 
 // One logits row → the target's log-softmax (sum of exponentials in double, as score_row) and
@@ -384,6 +431,7 @@ class ModelBase {
   virtual size_t weight_bytes() const = 0;
   int max_tokens = 0;
   std::string attention_name;  // which attention kernel runs (provenance)
+  StageClock clock;            // device time per stage (provenance)
 };
 
 template <class T>
@@ -398,8 +446,12 @@ class TypedModel final : public ModelBase {
     // Tensor cores for fp16 / bf16 at the usual head sizes; FLATBENCH_CUDA_ATTENTION=reference
     // keeps the CUDA-core kernel (A/B timing, or a check of the fast one).
     const char* pick = std::getenv("FLATBENCH_CUDA_ATTENTION");
+    // FLATBENCH_CUDA_ATTENTION=mma64 runs 64-row blocks (4 warps) instead of 128 (8 warps).
     tc_attention_ = !std::is_same_v<T, float> && (hd_ == 64 || hd_ == 128) && !(pick && std::string(pick) == "reference");
-    attention_name = tc_attention_ ? "wmma flash (fp32 softmax, tensor-core products)" : "cuda-core online softmax (fp32)";
+    tc_warps_ = pick && std::string(pick) == "mma64" ? 4 : 8;
+    attention_name = tc_attention_ ? "mma.sync flash, " + std::to_string(16 * tc_warps_) +
+                                         "-row blocks, cp.async K/V (fp32 softmax, tensor-core products)"
+                                   : "cuda-core online softmax (fp32)";
     FB_CUBLAS(cublasCreate(&blas_));
     FB_CUBLAS(cublasSetMathMode(blas_, CUBLAS_DEFAULT_MATH));  // fp32 GEMMs stay fp32: no TF32
     upload_weights(m);
@@ -420,11 +472,14 @@ class TypedModel final : public ModelBase {
       row_idx_.upload(scored.data() + at, size_t(n));
       targets_.upload(targets.data() + at, size_t(n));
       classify(row_idx_.p, n);
+      clock.enter("log-softmax");
       score_rows_kernel<<<n, 256>>>(logits_.p, cfg_.vocab, targets_.p, logprob_.p, greedy_.p);
       FB_LAUNCHED("score rows");
+      clock.enter("copies");
       FB_CU(cudaMemcpy(logprob.data() + at, logprob_.p, size_t(n) * sizeof(double), cudaMemcpyDeviceToHost));
       FB_CU(cudaMemcpy(greedy.data() + at, greedy_.p, size_t(n), cudaMemcpyDeviceToHost));
     }
+    clock.settle();
   }
 
   std::vector<float> logits(const std::vector<int>& tokens) override {
@@ -443,6 +498,7 @@ class TypedModel final : public ModelBase {
       FB_CU(cudaMemcpy(out.data() + size_t(at) * cfg_.vocab, logits_.p, size_t(n) * cfg_.vocab * sizeof(float),
                        cudaMemcpyDeviceToHost));
     }
+    clock.settle();
     return out;
   }
 
@@ -462,7 +518,7 @@ class TypedModel final : public ModelBase {
       }
     const size_t steps = max_prepared_ ? 4 * size_t(max_k_in_) + (8 + sizeof(T)) * size_t(max_prepared_) : 0;
     const size_t act = size_t(max_tokens) * (4 * (3 * size_t(m.dim) + nq_ + 2 * nkv_ + 2 * size_t(m.hidden)) +
-                                            sizeof(T) * (2 * size_t(m.dim) + m.hidden) + 48 + steps);
+                                            sizeof(T) * (2 * size_t(m.dim) + m.hidden + nq_ + 2 * nkv_) + 48 + steps);
     chunk_rows_ = int(std::clamp<size_t>((size_t(512) << 20) / (size_t(m.vocab) * 4), 1, size_t(max_tokens)));
     const size_t need = weights * sizeof(T) + act + size_t(chunk_rows_) * m.vocab * 4 + (size_t(256) << 20);
     size_t free_b = 0, total_b = 0;
@@ -596,6 +652,7 @@ class TypedModel final : public ModelBase {
     x_ = Buffer<float>(M * cfg_.dim);
     y_ = Buffer<float>(M * cfg_.dim);
     qkv_ = Buffer<float>(M * (nq_ + 2 * nkv_));
+    if (tc_attention_) qkvt_ = Buffer<T>(M * (nq_ + 2 * nkv_));
     mlp_ = Buffer<float>(M * 2 * size_t(cfg_.hidden));
     hn_ = Buffer<T>(M * std::max(cfg_.dim, nq_));
     act_ = Buffer<T>(M * size_t(cfg_.hidden));
@@ -617,17 +674,19 @@ class TypedModel final : public ModelBase {
     attn_smem_ = (kKeyTile * (hd_ + 1) + kKeyTile * hd_ + kRowsPerBlock * hd_) * int(sizeof(float));
   }
 
-  // Y[rows × N] (row stride ldy) = X[rows × K] · W[N × K]ᵀ, fp32 out and accumulation.
-  void gemm(const Linear& lin, const T* X, float* Y, int rows, int ldy) {
-    const float one = 1, zero = 0;
+  // Y[rows × N] (row stride ldy) = X[rows × K] · W[N × K]ᵀ (+ Y when accumulating), fp32 out
+  // and accumulation.
+  void gemm(const Linear& lin, const T* X, float* Y, int rows, int ldy, bool accumulate = false) {
+    const float one = 1, beta = accumulate ? 1.f : 0.f;
     FB_CUBLAS(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, lin.N, rows, lin.K, &one, w(lin.w), cuda_type<T>(), lin.K,
-                           X, cuda_type<T>(), lin.K, &zero, Y, CUDA_R_32F, ldy, CUBLAS_COMPUTE_32F,
+                           X, cuda_type<T>(), lin.K, &beta, Y, CUDA_R_32F, ldy, CUBLAS_COMPUTE_32F,
                            CUBLAS_GEMM_DEFAULT));
   }
 
   // An operator's input steps on x (rows × k_in, fp32) into the GEMM's input (gin_, T), in the
   // order of models/op_plan.cpp's run_linear_plan.
   const T* prepare(const DevInput& in, const float* x, int rows) {
+    clock.enter("input steps");
     const float* cur = x;
     int ld = in.k_in;
     auto other = [&](const float* c) { return c == s1_.p ? s2_.p : s1_.p; };
@@ -688,17 +747,34 @@ class TypedModel final : public ModelBase {
 
   // A group's GEMMs into Y (row stride ldy): from xt (T) when no part has input steps, else from
   // xf (fp32) through each part's steps.
-  void run_group(const Group& g, const T* xt, const float* xf, float* Y, int ldy, int rows) {
+  void run_group(const char* stage, const Group& g, const T* xt, const float* xf, float* Y, int ldy, int rows,
+                 bool accumulate = false) {
     for (const Part& p : g.parts) {
-      gemm(p.lin, xf ? prepare(p.in, xf, rows) : xt, Y + p.col, rows, ldy);
+      const T* input = xf ? prepare(p.in, xf, rows) : xt;
+      clock.enter(stage);
+      gemm(p.lin, input, Y + p.col, rows, ldy, accumulate);
       if (xf && factored(p.in)) {
+        clock.enter("input steps");
         scale_rows_kernel<<<blocks_for(size_t(rows) * p.lin.N), 256>>>(Y + p.col, ldy, p.lin.N, row_scale_.p, rows);
         FB_LAUNCHED("scale rows");
       }
     }
   }
 
+  // x += the group's output (+ its bias): in the GEMM itself (β = 1: x + acc, the residual
+  // kernel's sum) unless a bias or a row scale has to come between the two.
+  void residual_group(const char* stage, const Group& g, const T* xt, int rows) {
+    bool scaled = false;
+    for (const Part& p : g.parts) scaled |= g.steps() && factored(p.in);
+    if (g.bias < 0 && !scaled) return run_group(stage, g, xt, fp32_input(g), x_.p, cfg_.dim, rows, true);
+    run_group(stage, g, xt, fp32_input(g), y_.p, cfg_.dim, rows);
+    clock.enter("residual");
+    residual_kernel<<<row_blocks(rows), kRowThreads>>>(x_.p, y_.p, f(g.bias), cfg_.dim, rows);
+    FB_LAUNCHED("residual");
+  }
+
   void attention_steps(const Layer& l, int rows) {
+    if (!l.attention.empty()) clock.enter("attention steps");
     const int width = nq_ + 2 * nkv_;
     for (const DevAttentionStep& s : l.attention) {
       if (s.transform >= 0) {
@@ -713,7 +789,8 @@ class TypedModel final : public ModelBase {
 
   template <class OutT>
   void norm(const float* x, const int* rows_idx, const NormW& n, OutT* out, int rows) {
-    norm_kernel<OutT><<<rows, 256>>>(x, rows_idx, f(n.gamma), f(n.beta), out, cfg_.dim, cfg_.eps);
+    clock.enter("norm");
+    norm_kernel<OutT><<<rows, kRowThreads>>>(x, rows_idx, f(n.gamma), f(n.beta), out, cfg_.dim, cfg_.eps);
     FB_LAUNCHED("norm");
   }
   // The norm of x into the group's input: T for plain GEMMs, fp32 for input steps.
@@ -733,27 +810,53 @@ class TypedModel final : public ModelBase {
                                                                   1.0f / sqrtf(float(hd_)));
     FB_LAUNCHED("attention");
   }
-  template <class OutT, int HD>
+  // From qkvt_: q|k|v after RoPE and the attention steps, in T, q scaled (qkv_bias_rope_kernel).
+  template <class OutT, int HD, int WARPS>
   void attention_tc(int tiles, OutT* out) {
     if constexpr (!std::is_same_v<T, float>) {
-      auto kernel = attention_wmma_kernel<T, OutT, HD>;
-      const int smem = int(TcLayout<HD>::bytes(sizeof(T)));
+      auto kernel = attention_mma_kernel<T, OutT, HD, WARPS>;
+      const int smem = int(TcLayout<HD, WARPS>::bytes(sizeof(T)));
       FB_CU(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
       const int ld = nq_ + 2 * nkv_;
-      kernel<<<dim3(tiles, cfg_.n_heads), kTcWarps * 32, smem>>>(qkv_.p, ld, nq_, nq_ + nkv_, out, nq_, tiles_.p,
-                                                              cfg_.n_heads / cfg_.n_kv_heads, 1.0f / sqrtf(float(HD)));
+      kernel<<<dim3(tiles, cfg_.n_heads), WARPS * 32, smem>>>(qkvt_.p, ld, nq_, nq_ + nkv_, out, nq_, tiles_.p,
+                                                           cfg_.n_heads / cfg_.n_kv_heads);
       FB_LAUNCHED("attention (tensor cores)");
     }
   }
   template <class OutT>
   void attention(int tiles, OutT* out) {
-    if (tc_attention_) return hd_ == 64 ? attention_tc<OutT, 64>(tiles, out) : attention_tc<OutT, 128>(tiles, out);
+    clock.enter("attention");
+    if (tc_attention_ && tc_warps_ == 4)
+      return hd_ == 64 ? attention_tc<OutT, 64, 4>(tiles, out) : attention_tc<OutT, 128, 4>(tiles, out);
+    if (tc_attention_) return hd_ == 64 ? attention_tc<OutT, 64, 8>(tiles, out) : attention_tc<OutT, 128, 8>(tiles, out);
     switch ((hd_ + 31) / 32) {
       case 1: return attention_dpl<OutT, 1>(tiles, out);
       case 2: return attention_dpl<OutT, 2>(tiles, out);
       case 3: case 4: return attention_dpl<OutT, 4>(tiles, out);
       default: return attention_dpl<OutT, 8>(tiles, out);
     }
+  }
+
+  // q|k|v biases and RoPE: in place in fp32, or straight into the tensor-core attention's input
+  // when no attention step edits q|k|v in fp32 first.
+  void bias_rope(const Layer& l, int rows) {
+    clock.enter("bias + rope");
+    const float* cs = cfg_.llama ? f(rope_cos_) : nullptr;
+    const float* sn = cfg_.llama ? f(rope_sin_) : nullptr;
+    const int rope_width = cfg_.llama ? nq_ + nkv_ : 0;
+    if (tc_attention_ && l.attention.empty()) return attention_input(f(l.qkv.bias), cs, sn, pos_idx_.p, rope_width, rows);
+    const int width = nq_ + 2 * nkv_;
+    qkv_bias_rope_kernel<float><<<row_blocks(rows), kRowThreads>>>(qkv_.p, qkv_.p, f(l.qkv.bias), cs, sn,
+                                                                               pos_idx_.p, width, rope_width, hd_, rows,
+                                                                               0, 1.f);
+    FB_LAUNCHED("qkv bias + rope");
+  }
+  void attention_input(const float* bias, const float* cs, const float* sn, const int* pos, int rope_width, int rows) {
+    clock.enter("bias + rope");
+    const int width = nq_ + 2 * nkv_;
+    qkv_bias_rope_kernel<T><<<row_blocks(rows), kRowThreads>>>(
+        qkv_.p, qkvt_.p, bias, cs, sn, pos, width, rope_width, hd_, rows, nq_, 1.0f / sqrtf(float(hd_)));
+    FB_LAUNCHED("attention input");
   }
 
   // The packed batch's positions, attention tiles and sequences on the device.
@@ -765,9 +868,13 @@ class TypedModel final : public ModelBase {
       if (!cfg_.llama && end - start > cfg_.max_seq) throw std::runtime_error("cuda backend: sequence longer than OPT's positions");
       if (cfg_.llama && end - start > cfg_.rope_rows) throw std::runtime_error("cuda backend: sequence longer than the RoPE table");
       for (int r = start; r < end; ++r) pos[static_cast<size_t>(r)] = r - start, seq_of_row[static_cast<size_t>(r)] = int(s);
-      const int tile_rows = tc_attention_ ? kTcRows : kRowsPerBlock;
+      const int tile_rows = tc_attention_ ? 16 * tc_warps_ : kRowsPerBlock;
       for (int q0 = start; q0 < end; q0 += tile_rows) tiles.push_back({start, end, q0, 0});
     }
+    // The longest tiles (last rows of each sequence: most keys) are scheduled first, so the
+    // short ones fill the last wave instead of one long tile running alone.
+    std::stable_sort(tiles.begin(), tiles.end(),
+                     [](const AttentionTile& a, const AttentionTile& b) { return a.q0 - a.seq_start > b.q0 - b.seq_start; });
     if (tiles.size() > tiles_.n) tiles_ = Buffer<AttentionTile>(tiles.size());
     sequences_ = int(b.offsets.size()) - 1;
     tokens_.upload(b.tokens.data(), size_t(rows));
@@ -782,36 +889,33 @@ class TypedModel final : public ModelBase {
   int forward(const Batch& b) {
     const int rows = int(b.tokens.size());
     if (rows > max_tokens) throw std::logic_error("cuda backend: batch larger than its buffers");
+    clock.enter("batch upload");
     const int tiles = upload_batch(b, rows);
+    clock.enter("embed");
     embed_kernel<T><<<rows, 256>>>(tokens_.p, pos_idx_.p, w(tok_), pos_ >= 0 ? w(size_t(pos_)) : nullptr, x_.p, cfg_.dim);
     FB_LAUNCHED("embed");
     const int width = nq_ + 2 * nkv_;
     for (const Layer& l : layers_) {
       norm_for(l.qkv, l.attn_norm, rows);
-      run_group(l.qkv, hn_.p, fp32_input(l.qkv), qkv_.p, width, rows);
-      qkv_bias_rope_kernel<<<blocks_for(size_t(rows) * width / 2), 256>>>(
-          qkv_.p, f(l.qkv.bias), cfg_.llama ? f(rope_cos_) : nullptr, cfg_.llama ? f(rope_sin_) : nullptr, pos_idx_.p,
-          width, cfg_.llama ? nq_ + nkv_ : 0, hd_, rows);
-      FB_LAUNCHED("qkv bias + rope");
+      run_group("gemm qkv", l.qkv, hn_.p, fp32_input(l.qkv), qkv_.p, width, rows);
+      bias_rope(l, rows);
       attention_steps(l, rows);
+      if (tc_attention_ && !l.attention.empty()) attention_input(nullptr, nullptr, nullptr, nullptr, 0, rows);  // conversion only
       if (l.o.steps()) attention<float>(tiles, xf_.p);
       else attention<T>(tiles, hn_.p);
-      run_group(l.o, hn_.p, fp32_input(l.o), y_.p, cfg_.dim, rows);
-      residual_kernel<<<blocks_for(size_t(rows) * cfg_.dim), 256>>>(x_.p, y_.p, f(l.o.bias), cfg_.dim, rows);
-      FB_LAUNCHED("residual");
+      residual_group("gemm o", l.o, hn_.p, rows);
       const Group& up = cfg_.llama ? l.gate_up : l.fc1;
       const Group& down = cfg_.llama ? l.down : l.fc2;
       norm_for(up, l.mlp_norm, rows);
-      run_group(up, hn_.p, fp32_input(up), mlp_.p, up.N, rows);
-      const size_t n = size_t(rows) * cfg_.hidden;
-      if (cfg_.llama && down.steps()) swiglu_kernel<float><<<blocks_for(n), 256>>>(mlp_.p, f(up.bias), xf_.p, cfg_.hidden, rows);
-      else if (cfg_.llama) swiglu_kernel<T><<<blocks_for(n), 256>>>(mlp_.p, f(up.bias), act_.p, cfg_.hidden, rows);
-      else if (down.steps()) relu_kernel<float><<<blocks_for(n), 256>>>(mlp_.p, f(up.bias), xf_.p, cfg_.hidden, rows);
-      else relu_kernel<T><<<blocks_for(n), 256>>>(mlp_.p, f(up.bias), act_.p, cfg_.hidden, rows);
+      run_group("gemm up", up, hn_.p, fp32_input(up), mlp_.p, up.N, rows);
+      clock.enter(cfg_.llama ? "swiglu" : "relu");
+      const int nb = row_blocks(rows);
+      if (cfg_.llama && down.steps()) swiglu_kernel<float><<<nb, kRowThreads>>>(mlp_.p, f(up.bias), xf_.p, cfg_.hidden, rows);
+      else if (cfg_.llama) swiglu_kernel<T><<<nb, kRowThreads>>>(mlp_.p, f(up.bias), act_.p, cfg_.hidden, rows);
+      else if (down.steps()) relu_kernel<float><<<nb, kRowThreads>>>(mlp_.p, f(up.bias), xf_.p, cfg_.hidden, rows);
+      else relu_kernel<T><<<nb, kRowThreads>>>(mlp_.p, f(up.bias), act_.p, cfg_.hidden, rows);
       FB_LAUNCHED(cfg_.llama ? "swiglu" : "relu");
-      run_group(down, act_.p, fp32_input(down), y_.p, cfg_.dim, rows);
-      residual_kernel<<<blocks_for(size_t(rows) * cfg_.dim), 256>>>(x_.p, y_.p, f(down.bias), cfg_.dim, rows);
-      FB_LAUNCHED("residual");
+      residual_group("gemm down", down, act_.p, rows);
     }
     return rows;
   }
@@ -821,12 +925,14 @@ class TypedModel final : public ModelBase {
     norm(x_.p, rows_idx, final_norm_, hn_.p, n);
     Linear cls;
     cls.w = cls_, cls.N = cfg_.vocab, cls.K = cfg_.dim;
+    clock.enter("gemm classifier");
     gemm(cls, hn_.p, logits_.p, n, cfg_.vocab);
   }
 
   Shape cfg_;
   int hd_ = 0, nq_ = 0, nkv_ = 0, chunk_rows_ = 1, attn_smem_ = 0;
   bool tc_attention_ = false;
+  int tc_warps_ = 8;  // the tensor-core attention's warps per block (16 query rows each)
   cublasHandle_t blas_ = nullptr;
   Buffer<T> weights_;
   Buffer<float> floats_;
@@ -838,7 +944,7 @@ class TypedModel final : public ModelBase {
   int max_k_in_ = 0, max_prepared_ = 0, sequences_ = 0;
   Buffer<float> x_, y_, qkv_, mlp_, logits_;
   Buffer<float> xf_, s1_, s2_;  // fp32 input of the operators' steps and its two scratch copies
-  Buffer<T> hn_, act_, gin_;
+  Buffer<T> hn_, act_, gin_, qkvt_;  // qkvt_: the tensor-core attention's q|k|v
   Buffer<float2> row_range_, seq_range_;
   Buffer<float> row_scale_;
   Buffer<int> tokens_, pos_idx_, row_idx_, targets_, seq_of_row_, seq_offsets_;
@@ -909,5 +1015,7 @@ std::vector<float> DeviceModel::logits(const std::vector<int>& tokens) {
 int DeviceModel::max_batch_tokens() const { return impl_->model->max_tokens; }
 size_t DeviceModel::weight_bytes() const { return impl_->model->weight_bytes(); }
 std::string DeviceModel::attention_kernel() const { return impl_->model->attention_name; }
+std::map<std::string, double> DeviceModel::stage_ms() const { return impl_->model->clock.totals_ms(); }
+void DeviceModel::reset_stage_ms() { impl_->model->clock.reset(); }
 
 }  // namespace fb::cuda_exec

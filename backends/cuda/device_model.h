@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -120,6 +121,9 @@ class DeviceModel {
   int max_batch_tokens() const;
   size_t weight_bytes() const;
   std::string attention_kernel() const;  // which attention kernel runs
+  // Device milliseconds per stage of the forward and scoring so far (gemm qkv, attention, …).
+  std::map<std::string, double> stage_ms() const;
+  void reset_stage_ms();
 
  private:
   struct Impl;

@@ -11,6 +11,7 @@
 # Everything lands in $OUT: tests.log, run.log, cuda.db (fold it in with `flatbench merge`),
 # anchors.json. Every step has a watchdog (timeout), so a hang costs minutes, not the session.
 #   bash backends/cuda/run_checks.sh [tests,check,methods,speed,speed_methods,anchors]
+# FB_TEST_FILTER narrows the tests step (a gtest filter; default: every backend test).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 steps=${1:-tests,check,methods,speed,anchors}
@@ -24,7 +25,7 @@ export FLATBENCH_DATA_DIR=$PWD/.device/data FLATBENCH_CACHE_DIR=/tmp/fb/cache
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv | tee "$out/gpu.txt"
 has() { [[ ",$steps," == *",$1,"* ]]; }
 if has tests; then
-  timeout 420 /tmp/fb/bin/flatbench_tests --gtest_filter='ExecutionBackends.*:CudaBackend.*:OpPlan.*' 2>&1 | tee "$out/tests.log"
+  timeout 420 /tmp/fb/bin/flatbench_tests --gtest_filter="${FB_TEST_FILTER:-ExecutionBackends.*:CudaBackend.*:OpPlan.*}" 2>&1 | tee "$out/tests.log"
 fi
 if has check; then
   timeout 300 /tmp/fb/bin/flatbench run configs/cuda_check.yaml --db "$out/cuda.db" 2>&1 | tee "$out/run.log"
