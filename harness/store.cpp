@@ -511,6 +511,7 @@ bool process_exists(long pid) { return pid > 0 && (kill(static_cast<pid_t>(pid),
 struct KeyRow {
   long id = 0;
   std::string status, owner, heartbeat_at, ended_at;
+  bool by_live_run = false;  // written by a run that has not ended, in a process still alive
 };
 
 // The outcome a claim settles on without running the job, or claimed when it must run.
@@ -524,7 +525,11 @@ ClaimOutcome settled_outcome(const std::vector<KeyRow>& rows, const ClaimPolicy&
   }
   if (any_done && !policy.redo_done) return ClaimOutcome::done;
   if (!newest_finished) return ClaimOutcome::claimed;
-  const bool fresh = !policy.fresh_since.empty() && newest_finished->ended_at >= policy.fresh_since;
+  // A sibling forced run that finished a job before this one even began still counts: two
+  // "concurrent" forced runs start moments apart, and the later must not redo what the earlier
+  // redid in between (StoreConcurrency.ForcedRerunsByTwoProcessesRedoEachJobOnce).
+  const bool fresh = !policy.fresh_since.empty() &&
+                     (newest_finished->ended_at >= policy.fresh_since || newest_finished->by_live_run);
   if (fresh) return newest_finished->status == "done" ? ClaimOutcome::done : ClaimOutcome::failed;
   if (!any_done && newest_finished->status == "failed" && !policy.redo_failed) return ClaimOutcome::failed;
   return ClaimOutcome::claimed;
@@ -770,11 +775,15 @@ Claim Store::claim_job(const std::string& run_uuid, const std::string& key, cons
   Transaction tx(db_);  // IMMEDIATE: no other process claims between our check and our insert
   std::vector<KeyRow> rows;
   {
-    Stmt s(db_, "SELECT id, status, owner, heartbeat_at, ended_at FROM jobs WHERE key = ? ORDER BY id");
+    Stmt s(db_,
+           "SELECT j.id, j.status, j.owner, j.heartbeat_at, j.ended_at, r.uuid IS NOT NULL AND r.ended_at IS NULL "
+           "FROM jobs j LEFT JOIN runs r ON r.uuid = j.run_uuid WHERE j.key = ? ORDER BY j.id");
     s.bind(1, key);
     while (s.step()) {
       KeyRow r;
-      read_columns(s, r.id, r.status, r.owner, r.heartbeat_at, r.ended_at);
+      bool run_open = false;
+      read_columns(s, r.id, r.status, r.owner, r.heartbeat_at, r.ended_at, run_open);
+      r.by_live_run = run_open && r.status != "running" && owner_is_alive(r.owner, r.heartbeat_at);
       rows.push_back(std::move(r));
     }
   }

@@ -73,9 +73,9 @@ enum class ClaimOutcome {
 struct ClaimPolicy {
   bool redo_done = false;    // --force
   bool redo_failed = false;  // --retry-failed (and --force)
-  // A done or failed row that ended at or after this time (ISO-8601) is this sweep's own
-  // outcome, by whichever process: it is not redone even with redo_done / redo_failed, so
-  // concurrent forced runs redo each job once. Empty: no such row.
+  // A done or failed row that ended at or after this time (ISO-8601), or that a run still in
+  // progress in a live process wrote, is this sweep's own outcome: it is not redone even with
+  // redo_done / redo_failed, so concurrent forced runs redo each job once. Empty: no such row.
   std::string fresh_since;
 };
 

@@ -229,7 +229,12 @@ TEST(StoreClaims, DoneAndFailedRowsFollowThePolicy) {
   const ClaimPolicy forced_since_long_ago{true, true, "2000-01-01T00:00:00.000Z"};
   EXPECT_EQ(s.claim_job("r2", "k-done", kSpec, "", forced_since_long_ago).outcome, ClaimOutcome::done);
   EXPECT_EQ(s.claim_job("r2", "k-failed", kSpec, "", forced_since_long_ago).outcome, ClaimOutcome::failed);
+  // Older rows of a run still going on in a live process (a sibling forced run that began
+  // moments earlier) are the sweep's own too; once that run has ended, they are redone.
   const ClaimPolicy forced{true, true, after};
+  EXPECT_EQ(s.claim_job("r2", "k-done", kSpec, "", forced).outcome, ClaimOutcome::done);
+  EXPECT_EQ(s.claim_job("r2", "k-failed", kSpec, "", forced).outcome, ClaimOutcome::failed);
+  s.end_run("r1");
   EXPECT_EQ(s.claim_job("r2", "k-done", kSpec, "", forced).outcome, ClaimOutcome::claimed);
   EXPECT_EQ(s.claim_job("r2", "k-failed", kSpec, "", forced).outcome, ClaimOutcome::claimed);
 }
