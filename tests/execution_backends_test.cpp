@@ -296,6 +296,22 @@ TEST(CudaBackend, EveryMethodsOperatorsRunAsOnTheCpu) {
   }
 }
 
+// Every next token of each input, scored by `gpu` in one packed batch, against the CPU
+// scoring each input alone: log-probabilities within `tolerance`.
+void expect_packed_scores_as_cpu(const Model& m, ModelRunner& gpu, const std::vector<std::vector<int>>& inputs,
+                                 double tolerance, const std::string& what) {
+  std::vector<ScoreRequest> requests;
+  for (const auto& in : inputs) requests.push_back({in, 0, std::span<const int>(in).subspan(1)});
+  std::vector<std::vector<TokenScore>> want, got;
+  Progress quiet(true);
+  backend("cpu").make_runner(m, {})->score(requests, want, {}, quiet);
+  gpu.score(requests, got, {}, quiet);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i)
+    for (size_t j = 0; j < want[i].size(); ++j)
+      EXPECT_NEAR(got[i][j].logprob, want[i][j].logprob, tolerance) << what << " window " << i << " target " << j;
+}
+
 // Per-tensor activation ranges are per window: windows packed into one batch score as each
 // does alone on the CPU.
 TEST(CudaBackend, PerTensorRangesArePerPackedWindow) {
@@ -303,16 +319,8 @@ TEST(CudaBackend, PerTensorRangesArePerPackedWindow) {
   Model m = test::tiny_synthetic("llama-tiny", 4, 2);
   test::run_method("rtn", m, nullptr, {{"w_bits", 8}, {"a_bits", 4}, {"a_granularity", "per_tensor"}});
   std::vector<std::vector<int>> inputs;
-  std::vector<ScoreRequest> requests;
   for (int i = 0; i < 12; ++i) inputs.push_back(random_tokens(20 + 17 * i, m.cfg.vocab_size, uint64_t(100 + i)));
-  for (const auto& in : inputs) requests.push_back({in, 0, std::span<const int>(in).subspan(1)});
-  std::vector<std::vector<TokenScore>> cpu, gpu;
-  Progress quiet(true);
-  backend("cpu").make_runner(m, {})->score(requests, cpu, {}, quiet);
-  backend("cuda").make_runner(m, parse_placement("cuda", "fp32"))->score(requests, gpu, {}, quiet);
-  ASSERT_EQ(gpu.size(), cpu.size());
-  for (size_t i = 0; i < cpu.size(); ++i)
-    for (size_t j = 0; j < cpu[i].size(); ++j) EXPECT_NEAR(gpu[i][j].logprob, cpu[i][j].logprob, 2e-3) << i << "," << j;
+  expect_packed_scores_as_cpu(m, *backend("cuda").make_runner(m, parse_placement("cuda", "fp32")), inputs, 2e-3, "");
 }
 
 // At LLaMA-2-7B's and OPT-6.7B's widths (one layer: the CPU side is the slow one), the GPU's
@@ -360,18 +368,9 @@ TEST(CudaBackend, TensorCoreAttentionMatchesTheCpuAcrossTiles) {
       // Windows of many lengths packed into one batch (tiles of several sequences, the longest
       // scheduled first): each attends to itself only, as the CPU scores it alone.
       std::vector<std::vector<int>> inputs;
-      std::vector<ScoreRequest> requests;
       for (int i = 0; i < 9; ++i) inputs.push_back(random_tokens(2 + 61 * i, m.cfg.vocab_size, uint64_t(50 + i)));
-      for (const auto& in : inputs) requests.push_back({in, 0, std::span<const int>(in).subspan(1)});
-      std::vector<std::vector<TokenScore>> want, got;
-      Progress quiet(true);
-      backend("cpu").make_runner(m, {})->score(requests, want, {}, quiet);
-      gpu->score(requests, got, {}, quiet);
-      ASSERT_EQ(got.size(), want.size());
-      const double tolerance = std::string(dtype) == "fp16" ? 2e-2 : 8e-2;
-      for (size_t i = 0; i < want.size(); ++i)
-        for (size_t j = 0; j < want[i].size(); ++j)
-          EXPECT_NEAR(got[i][j].logprob, want[i][j].logprob, tolerance) << "hd " << head_dim << " " << dtype << " window " << i << " target " << j;
+      expect_packed_scores_as_cpu(m, *gpu, inputs, std::string(dtype) == "fp16" ? 2e-2 : 8e-2,
+                                  "hd " + std::to_string(head_dim) + " " + dtype);
     }
     auto exact = backend("cuda").make_runner(m, parse_placement("cuda", "fp32"));
     EXPECT_NE(exact->where().value("attention", "").find("cuda-core"), std::string::npos) << exact->where().dump();
