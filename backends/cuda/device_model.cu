@@ -43,6 +43,11 @@ template <> __device__ __forceinline__ float from_f<float>(float x) { return x; 
 template <> __device__ __forceinline__ __half from_f<__half>(float x) { return __float2half_rn(x); }
 template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
 
+// Row-wise kernels walk rows by block and columns by thread: no index division (64-bit
+// division dominated these memory-bound kernels when they ran as flat grid-stride loops).
+constexpr int kRowThreads = 256, kMaxRowBlocks = 2048;  // blocks loop over rows past the cap
+int row_blocks(int rows) { return std::max(1, std::min(rows, kMaxRowBlocks)); }
+
 #include "backends/cuda/plan_kernels.cuh"
 #include "backends/cuda/stage_clock.cuh"
 
@@ -112,11 +117,6 @@ __device__ float block_sum(float v, float* shared) {
   for (int w = 0; w < int(blockDim.x / 32); ++w) total += shared[w];
   return total;
 }
-
-// Row-wise kernels walk rows by block and columns by thread: no index division (64-bit
-// division dominated these memory-bound kernels when they ran as flat grid-stride loops).
-constexpr int kRowThreads = 256;
-int row_blocks(int rows) { return std::max(1, std::min(rows, 132 * 16)); }
 
 // RMSNorm (beta null) or LayerNorm of row rows[i] (or i) of x into out row i, as apply_norm does.
 // Rows up to kRowThreads·kNormHeld wide are read once into registers, all loads in flight before
@@ -442,16 +442,16 @@ class TypedModel final : public ModelBase {
     nq_ = m.n_heads * hd_, nkv_ = m.n_kv_heads * hd_;
     max_tokens = std::max(max_batch_tokens, m.max_seq);
     if (m.llama && m.rope_rows < max_tokens) throw std::logic_error("cuda backend: RoPE table shorter than a batch");
-    check_fits(m);
     // Tensor cores for fp16 / bf16 at the usual head sizes; FLATBENCH_CUDA_ATTENTION=reference
-    // keeps the CUDA-core kernel (A/B timing, or a check of the fast one).
+    // keeps the CUDA-core kernel (A/B timing, or a check of the fast one), =mma64 runs 64-row
+    // blocks (4 warps) instead of 128 (8 warps).
     const char* pick = std::getenv("FLATBENCH_CUDA_ATTENTION");
-    // FLATBENCH_CUDA_ATTENTION=mma64 runs 64-row blocks (4 warps) instead of 128 (8 warps).
     tc_attention_ = !std::is_same_v<T, float> && (hd_ == 64 || hd_ == 128) && !(pick && std::string(pick) == "reference");
     tc_warps_ = pick && std::string(pick) == "mma64" ? 4 : 8;
     attention_name = tc_attention_ ? "mma.sync flash, " + std::to_string(16 * tc_warps_) +
                                          "-row blocks, cp.async K/V (fp32 softmax, tensor-core products)"
                                    : "cuda-core online softmax (fp32)";
+    check_fits(m);
     FB_CUBLAS(cublasCreate(&blas_));
     FB_CUBLAS(cublasSetMathMode(blas_, CUBLAS_DEFAULT_MATH));  // fp32 GEMMs stay fp32: no TF32
     upload_weights(m);
@@ -518,7 +518,8 @@ class TypedModel final : public ModelBase {
       }
     const size_t steps = max_prepared_ ? 4 * size_t(max_k_in_) + (8 + sizeof(T)) * size_t(max_prepared_) : 0;
     const size_t act = size_t(max_tokens) * (4 * (3 * size_t(m.dim) + nq_ + 2 * nkv_ + 2 * size_t(m.hidden)) +
-                                            sizeof(T) * (2 * size_t(m.dim) + m.hidden + nq_ + 2 * nkv_) + 48 + steps);
+                                            sizeof(T) * (2 * size_t(m.dim) + m.hidden + (tc_attention_ ? nq_ + 2 * nkv_ : 0)) +
+                                            48 + steps);
     chunk_rows_ = int(std::clamp<size_t>((size_t(512) << 20) / (size_t(m.vocab) * 4), 1, size_t(max_tokens)));
     const size_t need = weights * sizeof(T) + act + size_t(chunk_rows_) * m.vocab * 4 + (size_t(256) << 20);
     size_t free_b = 0, total_b = 0;
@@ -690,10 +691,9 @@ class TypedModel final : public ModelBase {
     const float* cur = x;
     int ld = in.k_in;
     auto other = [&](const float* c) { return c == s1_.p ? s2_.p : s1_.p; };
-    const int grid = blocks_for(size_t(rows) * std::max(in.width, in.k_in));
     if (in.clip >= 0) {
       float* o = other(cur);
-      clip_columns_kernel<<<grid, 256>>>(cur, ld, f(in.clip), o, in.k_in, rows);
+      clip_columns_kernel<<<row_blocks(rows), kRowThreads>>>(cur, ld, f(in.clip), o, in.k_in, rows);
       FB_LAUNCHED("clip columns");
       cur = o;
     }
@@ -709,7 +709,7 @@ class TypedModel final : public ModelBase {
     }
     if (in.flat_src >= 0) {
       float* o = other(cur);
-      flatten_kernel<<<grid, 256>>>(cur, ld, ints_.p + in.flat_src, f(in.flat_div), in.n_src, o, in.width, rows);
+      flatten_kernel<<<row_blocks(rows), kRowThreads>>>(cur, ld, ints_.p + in.flat_src, f(in.flat_div), in.n_src, o, in.width, rows);
       FB_LAUNCHED("flatten");
       cur = o, ld = in.width;
     }
@@ -732,7 +732,7 @@ class TypedModel final : public ModelBase {
   void quantize(const DevQuant& q, const float* x, int ldx, OutT* out, int ldo, int width, int rows,
                 float* row_scale = nullptr) {
     if (q.scope == HostQuant::none) {
-      convert_rows_kernel<OutT><<<blocks_for(size_t(rows) * width), 256>>>(x, ldx, out, width, rows);
+      convert_rows_kernel<OutT><<<row_blocks(rows), kRowThreads>>>(x, ldx, out, width, rows);
       FB_LAUNCHED("convert rows");
       return;
     }
@@ -755,7 +755,7 @@ class TypedModel final : public ModelBase {
       gemm(p.lin, input, Y + p.col, rows, ldy, accumulate);
       if (xf && factored(p.in)) {
         clock.enter("input steps");
-        scale_rows_kernel<<<blocks_for(size_t(rows) * p.lin.N), 256>>>(Y + p.col, ldy, p.lin.N, row_scale_.p, rows);
+        scale_rows_kernel<<<row_blocks(rows), kRowThreads>>>(Y + p.col, ldy, p.lin.N, row_scale_.p, rows);
         FB_LAUNCHED("scale rows");
       }
     }
@@ -823,12 +823,14 @@ class TypedModel final : public ModelBase {
       FB_LAUNCHED("attention (tensor cores)");
     }
   }
+  template <class OutT, int WARPS>
+  void attention_tc_hd(int tiles, OutT* out) {
+    return hd_ == 64 ? attention_tc<OutT, 64, WARPS>(tiles, out) : attention_tc<OutT, 128, WARPS>(tiles, out);
+  }
   template <class OutT>
   void attention(int tiles, OutT* out) {
     clock.enter("attention");
-    if (tc_attention_ && tc_warps_ == 4)
-      return hd_ == 64 ? attention_tc<OutT, 64, 4>(tiles, out) : attention_tc<OutT, 128, 4>(tiles, out);
-    if (tc_attention_) return hd_ == 64 ? attention_tc<OutT, 64, 8>(tiles, out) : attention_tc<OutT, 128, 8>(tiles, out);
+    if (tc_attention_) return tc_warps_ == 4 ? attention_tc_hd<OutT, 4>(tiles, out) : attention_tc_hd<OutT, 8>(tiles, out);
     switch ((hd_ + 31) / 32) {
       case 1: return attention_dpl<OutT, 1>(tiles, out);
       case 2: return attention_dpl<OutT, 2>(tiles, out);
@@ -851,8 +853,8 @@ class TypedModel final : public ModelBase {
                                                                                0, 1.f);
     FB_LAUNCHED("qkv bias + rope");
   }
+  // q|k|v into qkvt_ (q scaled), through the biases and RoPE when given them.
   void attention_input(const float* bias, const float* cs, const float* sn, const int* pos, int rope_width, int rows) {
-    clock.enter("bias + rope");
     const int width = nq_ + 2 * nkv_;
     qkv_bias_rope_kernel<T><<<row_blocks(rows), kRowThreads>>>(
         qkv_.p, qkvt_.p, bias, cs, sn, pos, width, rope_width, hd_, rows, nq_, 1.0f / sqrtf(float(hd_)));
@@ -900,7 +902,10 @@ class TypedModel final : public ModelBase {
       run_group("gemm qkv", l.qkv, hn_.p, fp32_input(l.qkv), qkv_.p, width, rows);
       bias_rope(l, rows);
       attention_steps(l, rows);
-      if (tc_attention_ && !l.attention.empty()) attention_input(nullptr, nullptr, nullptr, nullptr, 0, rows);  // conversion only
+      if (tc_attention_ && !l.attention.empty()) {  // the steps edited q|k|v in fp32: convert only
+        clock.enter("attention input");
+        attention_input(nullptr, nullptr, nullptr, nullptr, 0, rows);
+      }
       if (l.o.steps()) attention<float>(tiles, xf_.p);
       else attention<T>(tiles, hn_.p);
       residual_group("gemm o", l.o, hn_.p, rows);

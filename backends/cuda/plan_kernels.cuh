@@ -105,11 +105,8 @@ __global__ void plan_quant_kernel(const float* x, int ldx, OutT* out, int ldo, i
 
 // y[r, 0…n) *= scale[r] (row stride ldy): the factored activation scale of plan_quant_kernel.
 __global__ void scale_rows_kernel(float* y, int ldy, int n, const float* scale, int rows) {
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < size_t(rows) * n;
-       i += size_t(gridDim.x) * blockDim.x) {
-    const int r = int(i / n);
-    y[size_t(r) * ldy + i % n] *= scale[r];
-  }
+  for (int r = blockIdx.x; r < rows; r += gridDim.x)
+    for (int c = threadIdx.x; c < n; c += blockDim.x) y[size_t(r) * ldy + c] *= scale[r];
 }
 
 // (max, min) of each row, bracketing 0.
@@ -134,28 +131,23 @@ __global__ void sequence_range_kernel(const float2* rows, const int* offsets, fl
 
 // out = clamp(x, −limit, limit) per column (FlattenQuant's outlier suppression).
 __global__ void clip_columns_kernel(const float* x, int ldx, const float* limit, float* out, int width, int rows) {
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < size_t(rows) * width;
-       i += size_t(gridDim.x) * blockDim.x) {
-    const int r = int(i / width), c = int(i % width);
-    out[i] = fminf(fmaxf(x[size_t(r) * ldx + c], -limit[c]), limit[c]);
-  }
+  for (int r = blockIdx.x; r < rows; r += gridDim.x)
+    for (int c = threadIdx.x; c < width; c += blockDim.x)
+      out[size_t(r) * width + c] = fminf(fmaxf(x[size_t(r) * ldx + c], -limit[c]), limit[c]);
 }
 
 // FlattenQuant's gather: out[r, j] = x[r, src[j]]·div[j] for j < n_src, 0 up to `width`.
 __global__ void flatten_kernel(const float* x, int ldx, const int* src, const float* div, int n_src, float* out,
                                int width, int rows) {
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < size_t(rows) * width;
-       i += size_t(gridDim.x) * blockDim.x) {
-    const int r = int(i / width), j = int(i % width);
-    out[i] = j < n_src ? __fmul_rn(x[size_t(r) * ldx + src[j]], div[j]) : 0.f;
-  }
+  for (int r = blockIdx.x; r < rows; r += gridDim.x)
+    for (int j = threadIdx.x; j < width; j += blockDim.x)
+      out[size_t(r) * width + j] = j < n_src ? __fmul_rn(x[size_t(r) * ldx + src[j]], div[j]) : 0.f;
 }
 
 template <class OutT>
 __global__ void convert_rows_kernel(const float* x, int ldx, OutT* out, int width, int rows) {
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < size_t(rows) * width;
-       i += size_t(gridDim.x) * blockDim.x)
-    out[i] = from_f<OutT>(x[size_t(i / width) * ldx + i % width]);
+  for (int r = blockIdx.x; r < rows; r += gridDim.x)
+    for (int c = threadIdx.x; c < width; c += blockDim.x) out[size_t(r) * width + c] = from_f<OutT>(x[size_t(r) * ldx + c]);
 }
 
 // x_h ← x_h·M for every head h of the region (columns col0 + h·hd …) of 16 rows per block; M is
